@@ -1,0 +1,199 @@
+"""Base classes: config handling, ``recommend`` on top of ``score``, embedding models.
+
+A model file defines a frozen ``@dataclass`` config and a subclass of :class:`BaseRecommender`
+(or :class:`EmbeddingRecommender`) that sets ``config_class``. ``__init__`` only stores the
+config; all work happens in ``fit``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from recsys_coldstart.exceptions import NotFittedError
+
+
+def topk(scores: np.ndarray, k: int, *, exclude: sp.csr_matrix | None = None,
+         candidates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top-``k`` of each row of ``scores`` after masking excluded items.
+
+    Parameters
+    ----------
+    scores : np.ndarray of float32, shape (b, n_cols)
+        Scores over all items (``candidates is None``) or over ``candidates`` (n_cols = len(candidates)).
+    k : int
+        Cutoff; clipped to the number of columns.
+    exclude : scipy CSR of shape (b, n_items), optional
+        Items never to return (rows aligned with ``scores``), in *item index* space.
+    candidates : np.ndarray of int64, shape (n_cols,), optional
+        Item indices of the columns of ``scores``.
+
+    Returns
+    -------
+    ids : np.ndarray of int64, shape (b, k)
+        Item indices, best first. Excluded items come back only when fewer than ``k`` remain,
+        with score ``-inf``.
+    scores : np.ndarray of float32, shape (b, k)
+    """
+    import torch
+
+    s = torch.as_tensor(np.asarray(scores, dtype=np.float32)).clone()
+    b, n_cols = s.shape
+    if exclude is not None and exclude.nnz:
+        ex = sp.csr_matrix(exclude)
+        if ex.shape[0] != b:
+            raise ValueError(f"exclude has {ex.shape[0]} rows for {b} users")
+        rows = np.repeat(np.arange(b), np.diff(ex.indptr))
+        cols = ex.indices
+        if candidates is not None:
+            pos = np.full(max(int(ex.shape[1]), int(candidates.max(initial=0)) + 1), -1, np.int64)
+            pos[candidates] = np.arange(len(candidates))
+            cols = pos[cols]
+            keep = cols >= 0
+            rows, cols = rows[keep], cols[keep]
+        s[torch.from_numpy(rows), torch.from_numpy(np.asarray(cols, np.int64))] = -torch.inf
+    kk = min(int(k), n_cols)
+    vals, idx = torch.topk(s, kk, dim=1)
+    idx_np = idx.numpy().astype(np.int64)
+    if candidates is not None:
+        idx_np = np.asarray(candidates, np.int64)[idx_np]
+    return idx_np, vals.numpy()
+
+
+class BaseRecommender:
+    """Shared plumbing for recommenders: config, fitted checks, ``recommend``.
+
+    Subclasses set ``config_class`` and implement ``fit`` and ``score``; they may implement
+    ``score_new_users`` for users unseen at fit time.
+    """
+
+    config_class: ClassVar[type | None] = None
+
+    def __init__(self, config: Any = None, **kwargs: Any) -> None:
+        cls = self.config_class
+        if cls is None:
+            if config is not None or kwargs:
+                raise TypeError(f"{type(self).__name__} takes no configuration")
+            self.config = None
+            return
+        if config is None:
+            try:
+                config = cls(**kwargs)
+            except TypeError as e:
+                fields = [f.name for f in dataclasses.fields(cls)]
+                raise TypeError(f"{type(self).__name__}: {e}; valid options: {fields}") from None
+        elif kwargs:
+            config = dataclasses.replace(config, **kwargs)
+        if not isinstance(config, cls):
+            raise TypeError(f"{type(self).__name__} expects a {cls.__name__}, got {type(config).__name__}")
+        self.config = config
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config!r})" if self.config is not None else f"{type(self).__name__}()"
+
+    # -- fitted state -------------------------------------------------------------------
+    def _check_fitted(self, attr: str = "n_items_") -> None:
+        if not hasattr(self, attr):
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet: call fit(train) first")
+
+    # -- scoring ------------------------------------------------------------------------
+    def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
+        """Scores, float32 of shape (len(user_idx), n_items or len(item_idx))."""
+        raise NotImplementedError
+
+    def score_new_users(self, observed: sp.csr_matrix, features: np.ndarray | None = None,
+                        item_idx: np.ndarray | None = None) -> np.ndarray:
+        """Scores for users unseen at fit time.
+
+        Parameters
+        ----------
+        observed : scipy CSR of shape (b, n_items)
+            Each new user's revealed positives (rows may be empty).
+        features : np.ndarray of float32, shape (b, d_user), optional
+            Their side features.
+        item_idx : np.ndarray of int64, optional
+            Score only these items.
+
+        Returns
+        -------
+        np.ndarray of float32, shape (b, n_items or len(item_idx))
+        """
+        raise NotImplementedError(f"{type(self).__name__} cannot score new users")
+
+    def recommend(self, user_idx: np.ndarray | int, *, k: int = 10, exclude: sp.csr_matrix | None = None,
+                  candidates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` items for known users.
+
+        Parameters
+        ----------
+        user_idx : int or np.ndarray of int64, shape (b,)
+        k : int
+        exclude : scipy CSR of shape (b, n_items), optional
+            Items not to recommend, rows aligned with ``user_idx`` (e.g. ``train.user_items[user_idx]``).
+        candidates : np.ndarray of int64, optional
+            Restrict the ranking to these items.
+
+        Returns
+        -------
+        ids : np.ndarray of int64, shape (b, k) (or (k,) for a scalar ``user_idx``)
+        scores : np.ndarray of float32, same shape
+        """
+        scalar = np.isscalar(user_idx)
+        users = np.atleast_1d(np.asarray(user_idx, dtype=np.int64))
+        s = self.score(users, candidates)
+        ids, vals = topk(s, k, exclude=exclude, candidates=candidates)
+        return (ids[0], vals[0]) if scalar else (ids, vals)
+
+    def recommend_new_users(self, observed: sp.csr_matrix, features: np.ndarray | None = None, *, k: int = 10,
+                            exclude_observed: bool = True,
+                            candidates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` items for new users from what they revealed (see :meth:`score_new_users`).
+
+        Returns
+        -------
+        ids : np.ndarray of int64, shape (b, k)
+        scores : np.ndarray of float32, shape (b, k)
+        """
+        observed = sp.csr_matrix(observed)
+        s = self.score_new_users(observed, features, candidates)
+        return topk(s, k, exclude=observed if exclude_observed else None, candidates=candidates)
+
+
+class EmbeddingRecommender(BaseRecommender):
+    """A recommender that scores by ``user_factors_ @ item_factors_.T``.
+
+    Subclasses set ``user_factors_`` (n_users, d) and ``item_factors_`` (n_items, d), float32
+    numpy, in ``fit``, and implement :meth:`embed_users` for new users.
+    """
+
+    user_factors_: np.ndarray
+    item_factors_: np.ndarray
+
+    @property
+    def n_items_(self) -> int:  # type: ignore[override]
+        """Number of items seen at fit time."""
+        if not hasattr(self, "item_factors_"):
+            raise AttributeError("n_items_")
+        return self.item_factors_.shape[0]
+
+    def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
+        """Dot-product scores, float32 of shape (len(user_idx), n_items or len(item_idx))."""
+        self._check_fitted("item_factors_")
+        u = self.user_factors_[np.asarray(user_idx, dtype=np.int64)]
+        v = self.item_factors_ if item_idx is None else self.item_factors_[np.asarray(item_idx, np.int64)]
+        return (u @ v.T).astype(np.float32, copy=False)
+
+    def embed_users(self, observed: sp.csr_matrix | None = None, features: np.ndarray | None = None) -> np.ndarray:
+        """Vectors for new users, shape (b, d); see :class:`recsys_coldstart.types.ColdStartModel`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot embed new users")
+
+    def score_new_users(self, observed: sp.csr_matrix, features: np.ndarray | None = None,
+                        item_idx: np.ndarray | None = None) -> np.ndarray:
+        """``embed_users(observed, features) @ item_factors_.T``, shape (b, n_items or len(item_idx))."""
+        self._check_fitted("item_factors_")
+        u = self.embed_users(observed=observed, features=features)
+        v = self.item_factors_ if item_idx is None else self.item_factors_[np.asarray(item_idx, np.int64)]
+        return (u @ v.T).astype(np.float32, copy=False)

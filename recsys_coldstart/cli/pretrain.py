@@ -1,0 +1,9 @@
+"""`coldstart` commands of this stage (registered by `register`)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add this module's commands to `app`."""

@@ -1,0 +1,56 @@
+"""Shared fixtures: the real-data folder (env var or ../shared/data), small synthetic data.
+
+Dataset tests skip with a reason on a user's machine when the data is absent, but *fail* under
+CI (``CI=true``), so a wrong path can never turn the suite green by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from recsys_coldstart.data import make_synthetic
+
+REPO = Path(__file__).resolve().parents[1]
+DATA_ENV = "RECSYS_COLDSTART_DATA"
+
+
+def shared_data_dir() -> Path | None:
+    """The real-data folder: $RECSYS_COLDSTART_DATA, else ../shared/data beside the repo."""
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return Path(env)
+    cand = REPO.parent / "shared" / "data"
+    return cand if cand.is_dir() else None
+
+
+def _missing(reason: str):
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"{reason} (CI=true: dataset tests must not skip; set {DATA_ENV})")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    """Folder holding the public datasets (ml-100k/, gowalla/, ...)."""
+    d = shared_data_dir()
+    if d is None or not d.is_dir():
+        _missing(f"real datasets not found: set {DATA_ENV} or place them in ../shared/data")
+    return d
+
+
+@pytest.fixture(scope="session")
+def ml100k_dir(data_dir: Path) -> Path:
+    """The MovieLens 100K folder."""
+    d = data_dir / "ml-100k"
+    if not (d / "u.data").is_file():
+        _missing(f"{d}/u.data not found")
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def synthetic():
+    """A small synthetic dataset with planted clusters and side features (seed 0)."""
+    return make_synthetic(n_users=400, n_items=300, mean_ratings=30, random_state=0)
