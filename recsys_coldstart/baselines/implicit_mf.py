@@ -1,0 +1,359 @@
+"""Matrix factorisation baselines wrapping the ``implicit`` library: ALS and BPR.
+
+Both are :class:`~recsys_coldstart.base.EmbeddingRecommender` s: after ``fit`` they hold
+``user_factors_`` / ``item_factors_`` (float32 numpy, CPU) and score by dot product. New users
+are folded in from what they revealed by a batched weighted-ridge solve against the fixed item
+factors (:func:`recsys_coldstart.baselines._common.ridge_fold_in`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from recsys_coldstart._utils import check_random_state, resolve_device
+from recsys_coldstart.base import EmbeddingRecommender
+from recsys_coldstart.baselines._common import as_observed, binary_csr, ridge_fold_in, val_ndcg_at_k
+from recsys_coldstart.data.interactions import Interactions
+
+logger = logging.getLogger(__name__)
+
+
+def _implicit_gpu_available() -> bool:
+    try:
+        import implicit.gpu
+
+        return bool(implicit.gpu.HAS_CUDA)
+    except Exception:  # pragma: no cover - depends on the implicit build
+        return False
+
+
+def _blas_single_thread():
+    """Context manager limiting BLAS to one thread (implicit's solvers run their own threads)."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(1, "blas")
+
+
+def _mean_user(user_factors: np.ndarray, train: sp.csr_matrix) -> np.ndarray:
+    active = np.diff(train.indptr) > 0
+    if not active.any():
+        return np.zeros(user_factors.shape[1], np.float32)
+    return user_factors[active].mean(axis=0).astype(np.float32)
+
+
+class _ImplicitMF(EmbeddingRecommender):
+    """Shared fit loop: one ``implicit`` iteration per epoch so ``callback`` can stop training."""
+
+    def _make_model(self, gpu: bool, rng: np.random.Generator) -> Any:
+        raise NotImplementedError
+
+    def _confidence(self, train: sp.csr_matrix) -> sp.csr_matrix:
+        return train
+
+    def _extract(self, model: Any) -> tuple[np.ndarray, np.ndarray]:
+        if hasattr(model, "to_cpu"):
+            model = model.to_cpu()
+        return (np.ascontiguousarray(model.user_factors, dtype=np.float32),
+                np.ascontiguousarray(model.item_factors, dtype=np.float32))
+
+    def fit(self, train: Interactions, *, val: Interactions | None = None, callback=None):
+        """Factorise ``train.user_items`` (users x items, binarised).
+
+        Parameters
+        ----------
+        train : Interactions
+        val : Interactions, optional
+            When given together with ``callback``, ``val_ndcg@20`` on warm users is added to the
+            per-epoch logs.
+        callback : callable, optional
+            ``callback(epoch, logs) -> bool | None``; ``logs`` has ``seconds`` (and
+            ``val_ndcg@20``); returning True stops training.
+
+        Returns
+        -------
+        self
+        """
+        cfg = self.config
+        rng = check_random_state(cfg.random_state)
+        device = resolve_device(cfg.device)
+        gpu = device.type == "cuda" and _implicit_gpu_available()
+        if device.type == "cuda" and not gpu:
+            logger.warning("implicit has no CUDA support in this install; fitting %s on the CPU", type(self).__name__)
+        x = binary_csr(train.user_items)
+        conf = self._confidence(x)
+        with _blas_single_thread():
+            model = self._make_model(gpu, rng)
+            if gpu:  # pragma: no cover - needs an implicit CUDA build
+                import implicit.gpu
+
+                conf_fit = implicit.gpu.CuCSRMatrix(conf)
+            else:
+                conf_fit = conf
+            self.epochs_run_ = 0
+            for epoch in range(cfg.n_epochs):
+                t0 = time.perf_counter()
+                model.fit(conf_fit, show_progress=False)
+                self.epochs_run_ = epoch + 1
+                logs = {"seconds": time.perf_counter() - t0}
+                if callback is not None:
+                    if val is not None:
+                        uf, itf = self._extract(model)
+                        logs["val_ndcg@20"] = val_ndcg_at_k(lambda u, uf=uf, itf=itf: uf[u] @ itf.T, x,
+                                                            binary_csr(val.user_items))
+                    if callback(epoch, logs):
+                        logger.info("%s: callback stopped training after epoch %d", type(self).__name__, epoch)
+                        break
+        self.user_factors_, self.item_factors_ = self._extract(model)
+        self.mean_user_ = _mean_user(self.user_factors_, x)
+        self.item_counts_ = np.asarray(x.sum(axis=0)).ravel().astype(np.float32)
+        return self
+
+    def _fold_in_factors(self) -> np.ndarray:
+        return self.item_factors_
+
+    def embed_users(self, observed: sp.csr_matrix | None = None, features: np.ndarray | None = None) -> np.ndarray:
+        """Fold new users in from their revealed positives (``features`` are ignored).
+
+        Users with at least one revealed positive get the weighted-ridge solution against the
+        fixed item factors (Hu et al. 2008, eq. 4, with confidence ``1 + fold_in_alpha``);
+        users who revealed nothing get ``mean_user_``, the mean train-user vector, whose scores
+        are a popularity-like ranking.
+
+        Parameters
+        ----------
+        observed : scipy CSR, shape (b, n_items)
+        features : np.ndarray, shape (b, d_user), optional
+            Ignored.
+
+        Returns
+        -------
+        np.ndarray of float32, shape (b, d)
+        """
+        self._check_fitted("item_factors_")
+        n_rows = None if features is None else len(features)
+        obs = as_observed(observed, n_rows, self.n_items_)
+        u = ridge_fold_in(obs, self._fold_in_factors(), alpha=self._fold_in_alpha(),
+                          regularization=self._fold_in_reg())
+        u = self._finish_fold_in(u)
+        empty = np.diff(obs.indptr) == 0
+        u[empty] = self.mean_user_
+        return u
+
+    def _fold_in_alpha(self) -> float:
+        raise NotImplementedError
+
+    def _fold_in_reg(self) -> float:
+        raise NotImplementedError
+
+    def _finish_fold_in(self, u: np.ndarray) -> np.ndarray:
+        return u
+
+
+@dataclass(frozen=True)
+class ALSConfig:
+    """Configuration of :class:`ALS`.
+
+    Attributes
+    ----------
+    factors : int
+        Embedding size ``d``.
+    regularization : float
+        L2 weight ``lambda``.
+    alpha : float
+        Confidence of a positive: ``c_ui = 1 + alpha * r_ui`` (Hu et al. 2008).
+    n_epochs : int
+        ALS sweeps (each solves users then items).
+    use_cg : bool
+        Conjugate-gradient solver (faster) instead of Cholesky.
+    num_threads : int
+        implicit's threads (0 = all cores). ALS is deterministic for any thread count.
+    random_state : int or None
+        Seeds the factor initialisation.
+    device : str
+        ``"auto"``, ``"cpu"`` or ``"cuda"``; CUDA is used only when implicit was built with it.
+    """
+
+    factors: int = 64
+    regularization: float = 0.05
+    alpha: float = 10.0
+    n_epochs: int = 15
+    use_cg: bool = True
+    num_threads: int = 0
+    random_state: int | None = 0
+    device: str = "auto"
+
+
+class ALS(_ImplicitMF):
+    """Weighted matrix factorisation for implicit feedback by alternating least squares.
+
+    Hu, Koren & Volinsky, "Collaborative Filtering for Implicit Feedback Datasets", ICDM 2008;
+    conjugate-gradient solver of Takács, Pilászy & Tikk, RecSys 2011 (as implemented by the
+    ``implicit`` library, which this class wraps). Minimises
+
+    ``sum_{u,i} c_ui (p_ui - x_u . y_i)^2 + lambda (sum_u ||x_u||^2 + sum_i ||y_i||^2)``
+
+    with ``p_ui = 1`` for train positives, ``c_ui = 1 + alpha`` for positives and 1 otherwise.
+
+    New users (:meth:`embed_users`) are folded in exactly as ALS updates a user: the closed-form
+    weighted-ridge solve against the fixed item factors, batched; empty users get the mean
+    train-user vector.
+
+    Attributes
+    ----------
+    user_factors_ : np.ndarray of float32, shape (n_users, factors)
+    item_factors_ : np.ndarray of float32, shape (n_items, factors)
+    mean_user_ : np.ndarray of float32, shape (factors,)
+        Mean vector of users with train positives (the vector of a user who revealed nothing).
+    item_counts_ : np.ndarray of float32, shape (n_items,)
+    epochs_run_ : int
+    """
+
+    config_class = ALSConfig
+
+    def _make_model(self, gpu: bool, rng: np.random.Generator) -> Any:
+        cfg = self.config
+        seed = int(rng.integers(0, 2**31 - 1))
+        if gpu:  # pragma: no cover - needs an implicit CUDA build
+            from implicit.gpu.als import AlternatingLeastSquares
+
+            return AlternatingLeastSquares(factors=cfg.factors, regularization=cfg.regularization, alpha=1.0,
+                                           iterations=1, random_state=seed)
+        from implicit.cpu.als import AlternatingLeastSquares
+
+        return AlternatingLeastSquares(factors=cfg.factors, regularization=cfg.regularization, alpha=1.0,
+                                       iterations=1, use_cg=cfg.use_cg, num_threads=cfg.num_threads,
+                                       random_state=seed)
+
+    def _confidence(self, train: sp.csr_matrix) -> sp.csr_matrix:
+        # implicit uses the stored value as the confidence c_ui itself (unobserved: 1)
+        conf = train.copy()
+        conf.data = (1.0 + self.config.alpha * conf.data).astype(np.float32)
+        return conf
+
+    def _fold_in_alpha(self) -> float:
+        return float(self.config.alpha)
+
+    def _fold_in_reg(self) -> float:
+        return float(self.config.regularization)
+
+    @classmethod
+    def search_space(cls, trial) -> dict[str, Any]:
+        """Optuna search space: config keyword arguments drawn from ``trial``."""
+        return {
+            "factors": trial.suggest_categorical("factors", [32, 64, 128, 256]),
+            "regularization": trial.suggest_float("regularization", 1e-3, 1.0, log=True),
+            "alpha": trial.suggest_float("alpha", 1.0, 100.0, log=True),
+            "n_epochs": trial.suggest_int("n_epochs", 5, 30),
+        }
+
+
+@dataclass(frozen=True)
+class BPRConfig:
+    """Configuration of :class:`BPR`.
+
+    Attributes
+    ----------
+    factors : int
+        Embedding size ``d`` (implicit adds one item-bias column, so the fitted factors have
+        ``d + 1`` columns; the user's extra column is the constant 1).
+    learning_rate : float
+        SGD step size.
+    regularization : float
+        L2 weight.
+    n_epochs : int
+        Passes over the train positives.
+    verify_negative_samples : bool
+        Resample a negative that is a train positive.
+    num_threads : int
+        implicit's threads; more than 1 runs Hogwild SGD, which is *not* deterministic, so the
+        default is 1.
+    fold_in_alpha, fold_in_regularization : float
+        Confidence and ridge weight of the fold-in solve for new users (see :meth:`BPR.embed_users`).
+    random_state : int or None
+    device : str
+    """
+
+    factors: int = 64
+    learning_rate: float = 0.05
+    regularization: float = 0.01
+    n_epochs: int = 50
+    verify_negative_samples: bool = True
+    num_threads: int = 1
+    fold_in_alpha: float = 10.0
+    fold_in_regularization: float = 1.0
+    random_state: int | None = 0
+    device: str = "auto"
+
+
+class BPR(_ImplicitMF):
+    """Bayesian Personalised Ranking matrix factorisation (SGD on sampled triples).
+
+    Rendle, Freudenthaler, Gantner & Schmidt-Thieme, "BPR: Bayesian Personalized Ranking from
+    Implicit Feedback", UAI 2009; wraps ``implicit``'s implementation. Maximises
+
+    ``sum_{(u,i,j)} log sigma(x_u . y_i - x_u . y_j) - lambda ||Theta||^2``
+
+    over triples of a user, a train positive ``i`` and a sampled negative ``j``. The fitted item
+    factors carry an item-bias column and the user factors a constant-1 column.
+
+    New users (:meth:`embed_users`): BPR has no closed-form user update, so a user is folded in
+    with the same weighted-ridge solve as ALS against the fixed BPR item vectors (bias column
+    excluded, user's bias column set to 1; ``fold_in_alpha``, ``fold_in_regularization``), a
+    cheap and deterministic approximation. Users who revealed nothing get the mean user vector.
+
+    Attributes
+    ----------
+    user_factors_ : np.ndarray of float32, shape (n_users, factors + 1)
+    item_factors_ : np.ndarray of float32, shape (n_items, factors + 1)
+    mean_user_ : np.ndarray of float32, shape (factors + 1,)
+    item_counts_ : np.ndarray of float32, shape (n_items,)
+    epochs_run_ : int
+    """
+
+    config_class = BPRConfig
+
+    def _make_model(self, gpu: bool, rng: np.random.Generator) -> Any:
+        cfg = self.config
+        # a Generator (not an int) so successive one-epoch fits draw fresh negatives
+        seed_rng = np.random.default_rng(int(rng.integers(0, 2**31 - 1)))
+        if gpu:  # pragma: no cover - needs an implicit CUDA build
+            from implicit.gpu.bpr import BayesianPersonalizedRanking
+
+            return BayesianPersonalizedRanking(factors=cfg.factors, learning_rate=cfg.learning_rate,
+                                               regularization=cfg.regularization, iterations=1,
+                                               verify_negative_samples=cfg.verify_negative_samples,
+                                               random_state=seed_rng)
+        from implicit.cpu.bpr import BayesianPersonalizedRanking
+
+        return BayesianPersonalizedRanking(factors=cfg.factors, learning_rate=cfg.learning_rate,
+                                           regularization=cfg.regularization, iterations=1,
+                                           verify_negative_samples=cfg.verify_negative_samples,
+                                           num_threads=cfg.num_threads, random_state=seed_rng)
+
+    def _fold_in_factors(self) -> np.ndarray:
+        return self.item_factors_[:, :-1]
+
+    def _fold_in_alpha(self) -> float:
+        return float(self.config.fold_in_alpha)
+
+    def _fold_in_reg(self) -> float:
+        return float(self.config.fold_in_regularization)
+
+    def _finish_fold_in(self, u: np.ndarray) -> np.ndarray:
+        return np.hstack([u, np.ones((len(u), 1), np.float32)])
+
+    @classmethod
+    def search_space(cls, trial) -> dict[str, Any]:
+        """Optuna search space: config keyword arguments drawn from ``trial``."""
+        return {
+            "factors": trial.suggest_categorical("factors", [32, 64, 128, 256]),
+            "learning_rate": trial.suggest_float("learning_rate", 1e-3, 0.2, log=True),
+            "regularization": trial.suggest_float("regularization", 1e-5, 0.1, log=True),
+            "n_epochs": trial.suggest_int("n_epochs", 20, 200, log=True),
+        }
