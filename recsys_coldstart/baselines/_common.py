@@ -63,7 +63,8 @@ def as_observed(observed: sp.spmatrix | np.ndarray | None, n_rows: int | None, n
 
 
 def ridge_fold_in(observed: sp.csr_matrix, item_factors: np.ndarray, *, alpha: float, regularization: float,
-                  gram: np.ndarray | None = None, max_floats: int = 1 << 25) -> np.ndarray:
+                  gram: np.ndarray | None = None, prior: np.ndarray | None = None, prior_weight: float = 0.0,
+                  max_floats: int = 1 << 25) -> np.ndarray:
     """Closed-form implicit-feedback user vectors for fixed item factors (Hu, Koren & Volinsky 2008).
 
     Solves, for every row ``u`` of ``observed``,
@@ -72,8 +73,11 @@ def ridge_fold_in(observed: sp.csr_matrix, item_factors: np.ndarray, *, alpha: f
 
     with ``p_ui = 1`` for observed items (0 otherwise) and confidence ``c_ui = 1 + alpha`` for
     observed items (1 otherwise), i.e. ``x_u = (Y^T Y + alpha Y_u^T Y_u + lambda I)^{-1} (1 + alpha) Y_u^T 1``.
+    With ``prior_weight = beta > 0`` the penalty ``beta ||x - mu||^2`` toward a prior vector ``mu``
+    (e.g. the mean train user) is added: ``A += beta I``, ``b += beta mu``, which pulls a user
+    who revealed little toward the population (popularity-like) vector.
     Batched: one ``(b, d, d)`` system solve; the per-user Gram terms are accumulated in chunks
-    of at most ``max_floats`` floats. Empty rows give the zero vector.
+    of at most ``max_floats`` floats. Empty rows give the zero vector (callers substitute a prior).
 
     Parameters
     ----------
@@ -86,6 +90,10 @@ def ridge_fold_in(observed: sp.csr_matrix, item_factors: np.ndarray, *, alpha: f
         ``lambda``.
     gram : np.ndarray, shape (d, d), optional
         Precomputed ``Y^T Y``.
+    prior : np.ndarray, shape (d,), optional
+        ``mu``; required when ``prior_weight > 0``.
+    prior_weight : float
+        ``beta``.
     max_floats : int
         Memory bound for the per-interaction outer products.
 
@@ -97,7 +105,7 @@ def ridge_fold_in(observed: sp.csr_matrix, item_factors: np.ndarray, *, alpha: f
     b, d = observed.shape[0], y.shape[1]
     if gram is None:
         gram = y.T @ y
-    base = gram + regularization * np.eye(d)
+    base = gram + (regularization + prior_weight) * np.eye(d)
     out = np.zeros((b, d), np.float32)
     deg = np.diff(observed.indptr)
     rows = np.flatnonzero(deg > 0)
@@ -105,6 +113,8 @@ def ridge_fold_in(observed: sp.csr_matrix, item_factors: np.ndarray, *, alpha: f
         return out
     # right-hand side: (1 + alpha) * sum of observed item vectors
     rhs = (1.0 + alpha) * (observed[rows] @ y)
+    if prior_weight > 0:
+        rhs = rhs + prior_weight * np.asarray(prior, np.float64)[None, :]
     a = np.broadcast_to(base, (len(rows), d, d)).copy()
     # accumulate alpha * Y_u^T Y_u per user in chunks of users so nnz * d * d stays bounded
     sub = observed[rows]
@@ -126,11 +136,12 @@ def ridge_fold_in(observed: sp.csr_matrix, item_factors: np.ndarray, *, alpha: f
     return out
 
 
-def val_ndcg_at_k(score_fn, train: sp.csr_matrix, val: sp.csr_matrix, *, k: int = 20,
-                  max_users: int = 2000, seed: int = 0) -> float:
-    """NDCG@k on (up to ``max_users``) users with both train and val positives, train excluded.
+def val_metrics(score_fn, train: sp.csr_matrix, val: sp.csr_matrix, *, k: int = 20,
+                max_users: int = 2000, seed: int = 0) -> dict[str, float]:
+    """``val_ndcg@k`` and ``val_recall@k`` on (up to ``max_users``) users with both train and val
+    positives, train positives excluded.
 
-    Used to feed ``val_ndcg@20`` to per-epoch callbacks (early stopping / optuna pruning).
+    Feeds per-epoch callbacks (early stopping / optuna pruning) cheaply.
 
     Parameters
     ----------
@@ -144,16 +155,17 @@ def val_ndcg_at_k(score_fn, train: sp.csr_matrix, val: sp.csr_matrix, *, k: int 
 
     Returns
     -------
-    float
+    dict
+        ``{"val_ndcg@k": float, "val_recall@k": float}`` (empty if no user qualifies).
     """
     from recsys_coldstart.evaluate.protocol import rank_and_score
 
     ok = (np.diff(train.indptr) > 0) & (np.diff(val.indptr) > 0)
     users = np.flatnonzero(ok)
     if len(users) == 0:
-        return float("nan")
+        return {}
     if len(users) > max_users:
         users = np.sort(np.random.default_rng(seed).choice(users, max_users, replace=False))
     res = rank_and_score(lambda rows: score_fn(users[rows]), val[users], exclude=train[users], candidates=None,
                          ks=(k,))
-    return float(np.mean(res[("ndcg", k)]))
+    return {f"val_{m}@{k}": float(np.mean(res[(m, k)])) for m in ("ndcg", "recall")}

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 
 from recsys_coldstart._utils import check_random_state, resolve_device
 from recsys_coldstart.base import EmbeddingRecommender
-from recsys_coldstart.baselines._common import as_observed, binary_csr, ridge_fold_in, val_ndcg_at_k
+from recsys_coldstart.baselines._common import as_observed, binary_csr, ridge_fold_in, val_metrics
 from recsys_coldstart.data.interactions import Interactions
 
 logger = logging.getLogger(__name__)
@@ -35,6 +35,9 @@ def _implicit_gpu_available() -> bool:
 
 def _blas_single_thread():
     """Context manager limiting BLAS to one thread (implicit's solvers run their own threads)."""
+    # import implicit's extensions first: a BLAS library loaded after the limit is set is not limited
+    import implicit.cpu.als  # noqa: F401
+    import implicit.cpu.bpr  # noqa: F401
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(1, "blas")
@@ -69,11 +72,11 @@ class _ImplicitMF(EmbeddingRecommender):
         ----------
         train : Interactions
         val : Interactions, optional
-            When given together with ``callback``, ``val_ndcg@20`` on warm users is added to the
-            per-epoch logs.
+            When given together with ``callback``, ``val_ndcg@20`` and ``val_recall@20`` (users
+            with train and val positives, at most 2,000) are added to the per-epoch logs.
         callback : callable, optional
-            ``callback(epoch, logs) -> bool | None``; ``logs`` has ``seconds`` (and
-            ``val_ndcg@20``); returning True stops training.
+            ``callback(epoch, logs) -> bool | None``; ``logs`` has ``seconds`` (and the val
+            metrics); returning True stops training.
 
         Returns
         -------
@@ -104,8 +107,8 @@ class _ImplicitMF(EmbeddingRecommender):
                 if callback is not None:
                     if val is not None:
                         uf, itf = self._extract(model)
-                        logs["val_ndcg@20"] = val_ndcg_at_k(lambda u, uf=uf, itf=itf: uf[u] @ itf.T, x,
-                                                            binary_csr(val.user_items))
+                        logs.update(val_metrics(lambda u, uf=uf, itf=itf: uf[u] @ itf.T, x,
+                                                binary_csr(val.user_items)))
                     if callback(epoch, logs):
                         logger.info("%s: callback stopped training after epoch %d", type(self).__name__, epoch)
                         break
@@ -121,9 +124,11 @@ class _ImplicitMF(EmbeddingRecommender):
         """Fold new users in from their revealed positives (``features`` are ignored).
 
         Users with at least one revealed positive get the weighted-ridge solution against the
-        fixed item factors (Hu et al. 2008, eq. 4, with confidence ``1 + fold_in_alpha``);
-        users who revealed nothing get ``mean_user_``, the mean train-user vector, whose scores
-        are a popularity-like ranking.
+        fixed item factors (Hu et al. 2008, eq. 4) plus a pull ``fold_in_prior * ||x - mean_user_||^2``
+        toward the mean train user, so a user who revealed one or two items is not scored from
+        those alone (on ml-100k user-cold with 5 support items this lifts ALS's cold-user
+        NDCG@20 from 0.226 to 0.307; 0 gives the plain ALS user update). Users who revealed
+        nothing get ``mean_user_``, whose scores are a popularity-like ranking.
 
         Parameters
         ----------
@@ -138,8 +143,9 @@ class _ImplicitMF(EmbeddingRecommender):
         self._check_fitted("item_factors_")
         n_rows = None if features is None else len(features)
         obs = as_observed(observed, n_rows, self.n_items_)
-        u = ridge_fold_in(obs, self._fold_in_factors(), alpha=self._fold_in_alpha(),
-                          regularization=self._fold_in_reg())
+        y = self._fold_in_factors()
+        u = ridge_fold_in(obs, y, alpha=self._fold_in_alpha(), regularization=self._fold_in_reg(),
+                          prior=self.mean_user_[: y.shape[1]], prior_weight=float(self.config.fold_in_prior))
         u = self._finish_fold_in(u)
         empty = np.diff(obs.indptr) == 0
         u[empty] = self.mean_user_
@@ -169,6 +175,8 @@ class ALSConfig:
         Confidence of a positive: ``c_ui = 1 + alpha * r_ui`` (Hu et al. 2008).
     n_epochs : int
         ALS sweeps (each solves users then items).
+    fold_in_prior : float
+        Weight of the pull toward the mean user when folding in new users (see :meth:`ALS.embed_users`).
     use_cg : bool
         Conjugate-gradient solver (faster) instead of Cholesky.
     num_threads : int
@@ -183,6 +191,7 @@ class ALSConfig:
     regularization: float = 0.05
     alpha: float = 10.0
     n_epochs: int = 15
+    fold_in_prior: float = 10.0
     use_cg: bool = True
     num_threads: int = 0
     random_state: int | None = 0
@@ -250,6 +259,7 @@ class ALS(_ImplicitMF):
             "regularization": trial.suggest_float("regularization", 1e-3, 1.0, log=True),
             "alpha": trial.suggest_float("alpha", 1.0, 100.0, log=True),
             "n_epochs": trial.suggest_int("n_epochs", 5, 30),
+            "fold_in_prior": trial.suggest_float("fold_in_prior", 0.1, 1000.0, log=True),
         }
 
 
@@ -273,20 +283,22 @@ class BPRConfig:
     num_threads : int
         implicit's threads; more than 1 runs Hogwild SGD, which is *not* deterministic, so the
         default is 1.
-    fold_in_alpha, fold_in_regularization : float
-        Confidence and ridge weight of the fold-in solve for new users (see :meth:`BPR.embed_users`).
+    fold_in_alpha, fold_in_regularization, fold_in_prior : float
+        Confidence, ridge weight and mean-user pull of the fold-in solve for new users (see
+        :meth:`BPR.embed_users`).
     random_state : int or None
     device : str
     """
 
     factors: int = 64
-    learning_rate: float = 0.05
+    learning_rate: float = 0.01
     regularization: float = 0.01
     n_epochs: int = 50
     verify_negative_samples: bool = True
     num_threads: int = 1
     fold_in_alpha: float = 10.0
     fold_in_regularization: float = 1.0
+    fold_in_prior: float = 10.0
     random_state: int | None = 0
     device: str = "auto"
 
@@ -304,8 +316,9 @@ class BPR(_ImplicitMF):
 
     New users (:meth:`embed_users`): BPR has no closed-form user update, so a user is folded in
     with the same weighted-ridge solve as ALS against the fixed BPR item vectors (bias column
-    excluded, user's bias column set to 1; ``fold_in_alpha``, ``fold_in_regularization``), a
-    cheap and deterministic approximation. Users who revealed nothing get the mean user vector.
+    excluded, user's bias column set to 1; ``fold_in_alpha``, ``fold_in_regularization``,
+    ``fold_in_prior``), a cheap and deterministic approximation. Users who revealed nothing get
+    the mean user vector.
 
     Attributes
     ----------

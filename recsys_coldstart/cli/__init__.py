@@ -48,9 +48,19 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     _STATE["debug"] = "--debug" in args
     try:
-        app(args=args, standalone_mode=False)
-    except SystemExit as e:  # typer/click exit
+        rc = app(args=args, standalone_mode=False)
+    except SystemExit as e:
         return int(e.code or 0)
+    except typer.Exit as e:
+        return int(getattr(e, "exit_code", 0) or 0)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        return 1
+    except typer.TyperException as e:  # click usage errors: bad option, missing argument, no args
+        if hasattr(e, "show"):
+            e.show()
+        code = getattr(e, "exit_code", 2)
+        return 0 if type(e).__name__ == "NoArgsIsHelpError" else int(code)
     except (DataError, FileNotFoundError, ValueError, KeyError) as e:
         if _STATE["debug"]:
             raise
@@ -62,18 +72,11 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"error: {_one_line(e)}", err=True)
         return 1
     except Exception as e:  # noqa: BLE001 - the CLI's last line of defence
-        import click
-
-        if isinstance(e, click.exceptions.Abort):
-            typer.echo("aborted", err=True)
-            return 1
-        if isinstance(e, click.ClickException):
-            e.show()
-            return 2
         if _STATE["debug"]:
             raise
         typer.echo(f"error: {type(e).__name__}: {_one_line(e)} (run with --debug for the traceback)", err=True)
         return 1
+    return int(rc) if isinstance(rc, int) else 0
     return 0
 
 

@@ -1,9 +1,137 @@
-"""`coldstart` commands of this stage (registered by `register`)."""
+"""`coldstart bench`, `coldstart report`, `coldstart tune`."""
 
 from __future__ import annotations
 
+import json
+import logging
+from pathlib import Path
+
 import typer
+
+from recsys_coldstart.exceptions import DataError
+
+logger = logging.getLogger(__name__)
+
+
+def bench(config: Path = typer.Argument(..., help="Suite TOML file (models x datasets x splits x seeds)."),
+          data_dir: str = typer.Option(None, "--data-dir", help="Folder holding the datasets (default: "
+                                       "$RECSYS_COLDSTART_DATA)."),
+          out: Path = typer.Option(None, "--out", "-o", help="Results folder (default: results/<suite name>)."),
+          resume: bool = typer.Option(True, "--resume/--no-resume", help="Skip cells already finished in --out."),
+          only: str = typer.Option(None, "--only", help="Run only cells whose id matches this glob, e.g. "
+                                   "'ml-100k__warm__*'."),
+          device: str = typer.Option(None, "--device", help="Override the suite's device (auto, cpu, cuda)."),
+          report: bool = typer.Option(False, "--report/--no-report", help="Render OUT/report afterwards."),
+          progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar with time left.")) -> None:
+    """Run a benchmark suite; one JSON records file per cell under OUT/cells/ (resumable)."""
+    from recsys_coldstart.evaluate.runner import load_suite, run_suite, suite_cells
+
+    suite = load_suite(config)
+    out_dir = out or Path("results") / suite.name
+    n = len(suite_cells(suite))
+    typer.echo(f"suite {suite.name}: {n} cells -> {out_dir}")
+    summary = run_suite(suite, out_dir, data_dir=data_dir, resume=resume, only=only, device=device,
+                        show_progress=progress)
+    typer.echo(f"done in {summary.seconds:.0f}s: {len(summary.ok)} ok, {len(summary.failed)} failed, "
+               f"{len(summary.skipped)} skipped (already finished)")
+    for cid in summary.failed:
+        recs = json.loads((out_dir / "cells" / f"{cid}.json").read_text())
+        typer.echo(f"  FAILED {cid}: {recs[0].get('error', '?')}", err=True)
+    if report:
+        from recsys_coldstart.report import render_report
+
+        md, page = render_report(out_dir, out_dir / "report", title=f"Benchmark report: {suite.name}")
+        typer.echo(f"report: {md} and {page}")
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+def report(results_dir: Path = typer.Argument(..., help="Folder of JSON records (searched recursively)."),
+           out: Path = typer.Option(..., "--out", "-o", help="Output folder for report.md, report.html, figures/."),
+           title: str = typer.Option(None, "--title", help="Report title."),
+           notes: str = typer.Option("", "--notes", help="A paragraph for the overview (e.g. what a CPU run "
+                                     "shortened)."),
+           notes_file: Path = typer.Option(None, "--notes-file", help="Read the overview paragraph from a file.")) -> None:
+    """Render benchmark records into report.md and one self-contained report.html."""
+    from recsys_coldstart.report import render_report
+
+    if not results_dir.is_dir():
+        raise DataError(f"{results_dir}: not a folder of results")
+    if notes_file is not None:
+        notes = (notes + "\n\n" + notes_file.read_text()).strip()
+    md, page = render_report(results_dir, out, title=title, notes=notes)
+    typer.echo(f"wrote {md} and {page}")
+
+
+def tune(model: str = typer.Option(..., "--model", "-m", help="Model name (see the registry)."),
+         dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name, or 'synthetic'."),
+         data_dir: str = typer.Option(None, "--data-dir", help="Folder holding the datasets."),
+         split: str = typer.Option("warm", "--split", "-s", help="Split kind: warm, user-cold, item-cold."),
+         n_support: int = typer.Option(0, "--k-support", help="User-cold: positives each cold user reveals."),
+         predefined: bool = typer.Option(False, "--predefined/--no-predefined",
+                                         help="Use the dataset's own split (LightGCN sets, CiteULike)."),
+         metric: str = typer.Option("ndcg@20", "--metric", help="Validation metric to maximise, e.g. ndcg@20."),
+         segment: str = typer.Option(None, "--segment", help="Segment scored (default: the split's first)."),
+         trials: int = typer.Option(20, "--trials", "-n", help="Total trials of the study (resumed ones count)."),
+         storage: str = typer.Option(None, "--storage", help="Optuna storage, e.g. sqlite:///study.db (resumable)."),
+         study_name: str = typer.Option(None, "--study-name", help="Study name in the storage."),
+         timeout: float = typer.Option(None, "--timeout", help="Stop starting trials after this many seconds."),
+         seed: int = typer.Option(0, "--seed", help="Seed of the split, the sampler and the models."),
+         config_json: str = typer.Option("{}", "--config", help="Fixed config overrides as JSON, e.g. "
+                                         "'{\"n_epochs\": 30}'."),
+         device: str = typer.Option(None, "--device", help="Model device (auto, cpu, cuda)."),
+         prune: bool = typer.Option(True, "--prune/--no-prune", help="Median pruning from per-epoch val logs."),
+         out: Path = typer.Option(Path("best.toml"), "--out", "-o", help="Write the best config here, as a suite "
+                                  "TOML that `coldstart bench` runs."),
+         results: Path = typer.Option(None, "--results", help="Write report records (default vs tuned, val and "
+                                      "test) to this JSON file (default: next to --out)."),
+         progress: bool = typer.Option(True, "--progress/--no-progress")) -> None:
+    """Tune a model's hyper-parameters on the validation set with optuna (TPE + median pruning)."""
+    import optuna
+
+    from recsys_coldstart.evaluate.results import current_command
+    from recsys_coldstart.evaluate.runner import SplitSpec, load_split, make_model, resolve_model, resolved_device
+    from recsys_coldstart.tune import tune as run_tune
+    from recsys_coldstart.tune import tune_records, write_best_toml
+
+    try:
+        base = json.loads(config_json)
+    except json.JSONDecodeError as e:
+        raise DataError(f"--config is not valid JSON ({e})") from None
+    if not isinstance(base, dict):
+        raise DataError("--config must be a JSON object")
+    cls = resolve_model(model)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    spec = SplitSpec(name=split if not n_support else f"{split}-k{n_support}", kind=split, n_support=n_support,
+                     predefined=predefined)
+    sp = load_split(dataset, spec, seed, data_dir=data_dir)
+    res = run_tune(cls, sp, metric=metric, segment=segment, n_trials=trials, storage=storage, study_name=study_name,
+                   timeout=timeout, random_state=seed, base_config=base, device=device, prune=prune,
+                   show_progress=progress)
+    cmd = current_command()
+    path = write_best_toml(res, out, model=model, dataset=dataset, split_kind=split, n_support=n_support,
+                           command=cmd)
+    if predefined:
+        text = path.read_text().replace(f'kind = "{split}"', f'kind = "{split}"\npredefined = true', 1)
+        path.write_text(text)
+    dev = resolved_device(make_model(cls, base, seed=seed, device=device))
+    recs = tune_records(res, model=f"{model}", dataset=dataset, split=spec.name, seed=seed, command=cmd, device=dev)
+    from recsys_coldstart.evaluate.results import write_json
+
+    rpath = write_json(recs, results or out.with_name(out.stem + "_tune.json"))
+    typer.echo(f"{res.n_complete} complete, {res.n_pruned} pruned, {res.n_failed} failed trials in {res.seconds:.0f}s")
+    typer.echo(f"val {metric} ({res.segment}): default {_f(res.default_value)} -> tuned {res.best_value:.5f}; "
+               f"test: default {_f(res.default_test_value)} -> tuned {_f(res.test_value)}")
+    typer.echo(f"best params: {json.dumps(res.best_params)}")
+    typer.echo(f"wrote {path} (run it with `coldstart bench {path}`) and {rpath}")
+
+
+def _f(v: float | None) -> str:
+    return "—" if v is None else f"{v:.5f}"
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to `app`."""
+    """Add ``bench``, ``report`` and ``tune`` to `app`."""
+    app.command("bench")(bench)
+    app.command("report")(report)
+    app.command("tune")(tune)

@@ -93,15 +93,12 @@ def get_split(data: Interactions, kind: str, seed: int = 0, n_support: int = 0,
     (LightGCN sets' train/test, CiteULike's DropoutNet split), else a seeded protocol split."""
     if kind not in SPLIT_KINDS:
         raise DataError(f"unknown split {kind!r}; choose one of {', '.join(SPLIT_KINDS)}")
-    if data.name and data.name != "synthetic":
-        try:
-            from recsys_coldstart.data.datasets import load_predefined_split
-        except ImportError:  # pragma: no cover
-            load_predefined_split = None
-        if load_predefined_split is not None:
-            pre = load_predefined_split(data.name, kind, data_dir, random_state=seed)
-            if pre is not None:
-                return pre
+    from recsys_coldstart.data.datasets import DATASETS, load_predefined_split
+
+    if data.name in DATASETS:
+        pre = load_predefined_split(data.name, kind, data_dir, random_state=seed)
+        if pre is not None:
+            return pre
     return make_split(data, kind, random_state=seed, n_support=n_support if kind == "user-cold" else 0)
 
 

@@ -17,13 +17,22 @@ MODELS: dict[str, str] = {
     "als": "recsys_coldstart.baselines.implicit_mf:ALS",
     "bpr": "recsys_coldstart.baselines.implicit_mf:BPR",
     "itemknn": "recsys_coldstart.baselines.knn:ItemKNN",
+    "random": "recsys_coldstart.baselines.random:RandomRecommender",
     "lightgcn": "recsys_coldstart.pretrain.lightgcn:LightGCN",
     "sgl": "recsys_coldstart.pretrain.sgl:SGL",
     "simgcl": "recsys_coldstart.pretrain.simgcl:SimGCL",
     "xsimgcl": "recsys_coldstart.pretrain.xsimgcl:XSimGCL",
 }
 
-POLICIES: dict[str, str] = {}
+POLICIES: dict[str, str] = {
+    "random": "recsys_coldstart.elicit.random_policy:RandomPolicy",
+    "popularity": "recsys_coldstart.elicit.popularity:PopularityPolicy",
+    "pop-entropy": "recsys_coldstart.elicit.pop_entropy:PopEntropyPolicy",
+    "greedy": "recsys_coldstart.elicit.greedy:GreedyPolicy",
+    "linucb": "recsys_coldstart.elicit.linucb:LinUCBPolicy",
+    "thompson": "recsys_coldstart.elicit.thompson:ThompsonPolicy",
+    "info-gain": "recsys_coldstart.elicit.info_gain:InfoGainPolicy",
+}
 
 
 def _load(spec: str) -> Any:

@@ -231,6 +231,8 @@ class Interactions:
         """
         if not isinstance(df, pd.DataFrame):
             raise DataError(f"{source}: expected a pandas DataFrame, got {type(df).__name__}")
+        if duplicates not in ("last", "first", "max", "sum", "error"):
+            raise ValueError(f"duplicates must be 'last', 'first', 'max', 'sum' or 'error', not {duplicates!r}")
         needed = [c for c in (user_col, item_col, rating_col, timestamp_col) if c is not None]
         missing = [c for c in needed if c not in df.columns]
         if missing:
@@ -239,6 +241,9 @@ class Interactions:
             )
         if len(df) == 0:
             raise DataError(f"{source}: the interaction table is empty")
+        for col in needed:
+            if isinstance(df[col], pd.DataFrame):
+                raise DataError(f"{source}: column {col!r} appears more than once")
         for col in (user_col, item_col):
             nulls = df[col].isna().to_numpy()
             if nulls.any():
@@ -250,12 +255,15 @@ class Interactions:
             work["t"] = _timestamp_column(df, timestamp_col, source)
 
         n_before = len(work)
-        dup_mask = work.duplicated(["u", "i"], keep=False).to_numpy()
+        try:
+            dup_mask = work.duplicated(["u", "i"], keep=False).to_numpy()
+        except TypeError as e:  # unhashable cells (lists, dicts) in an id column
+            raise DataError(f"{source}: user and item ids must be scalars (int or str): {e}") from e
         if dup_mask.any():
             if duplicates == "error":
                 first = int(np.argmax(dup_mask))
                 raise DataError(
-                    f"{source}: duplicated (user, item) pair {work.u.iloc[first]!r}, {work.i.iloc[first]!r} "
+                    f"{source}: duplicated (user, item) pair {_py(work.u.iloc[first])!r}, {_py(work.i.iloc[first])!r} "
                     f"at row {first} ({int(dup_mask.sum())} rows involved); pass duplicates='last'|'first'|'max'|'sum'"
                 )
             work = _merge_duplicates(work, duplicates)
@@ -305,6 +313,11 @@ class Interactions:
                    user_features=user_features, item_features=item_features, name=name)
 
 
+def _py(x):
+    """A numpy scalar as the Python scalar, so messages read ``5`` rather than ``np.int64(5)``."""
+    return x.item() if isinstance(x, np.generic) else x
+
+
 def _numeric_column(df: pd.DataFrame, col: str, source: str) -> np.ndarray:
     """Column as float64, with a DataError naming the first non-numeric or non-finite row."""
     raw = df[col]
@@ -313,7 +326,7 @@ def _numeric_column(df: pd.DataFrame, col: str, source: str) -> np.ndarray:
     if bad.any():
         first = int(np.argmax(bad))
         raise DataError(
-            f"{source}: column {col!r} must be numeric and finite; row {first} holds {raw.iloc[first]!r} "
+            f"{source}: column {col!r} must be numeric and finite; row {first} holds {_py(raw.iloc[first])!r} "
             f"({int(bad.sum())} bad row(s))"
         )
     return vals
@@ -405,13 +418,13 @@ def encode_feature_table(table: pd.DataFrame, vocab: IdVocab, *, id_col: str | N
             bad = ~np.isfinite(v)
             if bad.any():
                 first = int(np.argmax(bad))
-                raise DataError(f"{source}: column {col!r} has a NaN or infinite value for id {ids.iloc[first]!r}")
+                raise DataError(f"{source}: column {col!r} has a NaN or infinite value for id {_py(ids.iloc[first])!r}")
             blocks.append(v[:, None].astype(np.float32))
             names.append(str(col))
         else:
             if s.isna().any():
                 first = int(np.argmax(s.isna().to_numpy()))
-                raise DataError(f"{source}: column {col!r} has a missing value for id {ids.iloc[first]!r}")
+                raise DataError(f"{source}: column {col!r} has a missing value for id {_py(ids.iloc[first])!r}")
             cats = pd.Categorical(s.astype(str))
             onehot = np.zeros((len(s), len(cats.categories)), np.float32)
             onehot[np.arange(len(s)), cats.codes] = 1.0

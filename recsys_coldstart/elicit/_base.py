@@ -79,6 +79,11 @@ class BasePolicy:
             raise ValueError("every item has already been asked")
         acq = np.array(self.acquisition(state), dtype=np.float64, copy=True)
         acq[state.asked] = -np.inf
+        skip = min(int(self.config.skip_top), state.space.n_items - 1 - state.n_asked)
+        if skip > 0:
+            mean = np.where(state.asked, -np.inf, state.mean_scores())
+            top = np.argpartition(-mean, skip - 1, axis=1)[:, :skip]
+            acq[np.arange(state.n_users)[:, None], top] = -np.inf
         return np.argmax(acq, axis=1).astype(np.int64)
 
     def update(self, state: ElicitationState, items: np.ndarray, responses: np.ndarray) -> ElicitationState:

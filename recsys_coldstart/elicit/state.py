@@ -53,13 +53,20 @@ class PosteriorConfig:
     prior_scale : float
         Multiplies the empirical prior covariance ``Sigma_0`` (larger = weaker prior).
     like_value, dislike_value : float
-        Regression targets of a *like* and a *dislike* answer.
+        Regression targets of a *like* and a *dislike* answer. The default dislike target (0.5)
+        sits between "not interacted" (0) and "liked" (1): in rating data a dislike still means
+        the user chose to watch / buy the item, which an implicit-feedback item space (ALS) reads
+        as interest; on ml-100k 0.5 beat 0 and 1 (see benchmarks/results/elicitation_ml100k.md).
     unknown_value : float or None
         Target of an *unknown* answer; ``None`` (default) learns nothing from it (the question is
         only spent).
     known_weight : float
         Exponent ``w`` on the per-item probability of being known, ``P(known)^w``, in each
         policy's acquisition (0 ignores it).
+    skip_top : int
+        Never ask an item in a user's current top-``skip_top`` recommendations (by posterior
+        mean); 0 disables. An item the system will recommend anyway is better shown than asked
+        about: a *like* confirms what is already known and spends the item.
     random_state : int or None
         Seeds the state's generator (random and Thompson policies).
     """
@@ -67,9 +74,10 @@ class PosteriorConfig:
     noise_var: float = 0.1
     prior_scale: float = 1.0
     like_value: float = 1.0
-    dislike_value: float = 0.0
+    dislike_value: float = 0.5
     unknown_value: float | None = None
     known_weight: float = 1.0
+    skip_top: int = 0
     random_state: int | None = 0
 
     def __post_init__(self) -> None:
@@ -79,6 +87,8 @@ class PosteriorConfig:
             raise ValueError(f"prior_scale must be > 0, got {self.prior_scale}")
         if self.known_weight < 0:
             raise ValueError(f"known_weight must be >= 0, got {self.known_weight}")
+        if self.skip_top < 0:
+            raise ValueError(f"skip_top must be >= 0, got {self.skip_top}")
 
 
 def _warm_rows(train: Interactions, users: np.ndarray | None) -> np.ndarray:

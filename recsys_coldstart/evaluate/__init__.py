@@ -11,9 +11,11 @@ from recsys_coldstart.evaluate.metrics import (
 )
 from recsys_coldstart.evaluate.protocol import SEGMENTS, default_segments, evaluate, metric_value, rank_and_score
 from recsys_coldstart.evaluate.results import read_json, summary_table, to_markdown, to_records, write_json
+from recsys_coldstart.evaluate.runner import load_suite, read_results, run_suite
 
 __all__ = [
     "hits_matrix", "recall_at_k", "ndcg_at_k", "precision_at_k", "hitrate_at_k", "mrr_at_k", "coverage_at_k",
     "evaluate", "rank_and_score", "default_segments", "metric_value", "SEGMENTS",
     "to_records", "write_json", "read_json", "summary_table", "to_markdown",
+    "load_suite", "run_suite", "read_results",
 ]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recsys_coldstart.data.datasets._common import read_ragged_ints, require_files
+from recsys_coldstart.data.datasets._common import isin_sorted, read_ragged_ints, require_files
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.data.splits import ColdStartSplit, warm_split
 from recsys_coldstart.data.vocab import IdVocab
@@ -74,7 +74,7 @@ def _build(folder: Path, name: str) -> tuple[Interactions, np.ndarray, np.ndarra
     (tr_u, tr_i), (te_u, te_i), n_users, n_items = _read_both(folder)
     tr_key = tr_u * n_items + tr_i
     te_key = te_u * n_items + te_i
-    overlap = np.isin(te_key, tr_key)
+    overlap = isin_sorted(te_key, np.sort(tr_key))
     if overlap.any():
         logger.warning("%s: %d test.txt pair(s) also occur in train.txt; they are kept once (as train)",
                        folder, int(overlap.sum()))

@@ -116,12 +116,12 @@ def read_table(table: TableLike, *, sep: str | None = None, encoding: str = "utf
         except UnicodeDecodeError as e:
             raise DataError(
                 f"{source}: cannot decode byte {e.object[e.start:e.start + 1]!r} at offset {e.start} as {encoding}; "
-                f"pass the file's encoding, e.g. encoding='latin-1' (CLI: --encoding latin-1)"
+                f"pass the file's encoding, e.g. encoding='latin-1'"
             ) from e
         except pd.errors.EmptyDataError as e:
             raise DataError(f"{source}: the {what} file is empty") from e
         except (pd.errors.ParserError, csv.Error, ValueError) as e:
-            raise DataError(f"{source}: cannot parse the {what} file (sep={used_sep!r}): {e}") from e
+            raise DataError(f"{source}: cannot parse the {what} file (sep={used_sep!r}): {str(e).strip()}") from e
         is_text = True
     if len(df) == 0:
         raise DataError(f"{source}: the {what} file has no data rows")
@@ -133,10 +133,11 @@ def _check_columns(df: pd.DataFrame, source: str, wanted: list[str], sep: str | 
     missing = [c for c in wanted if c not in df.columns]
     if missing and df.shape[1] == 1:
         only = str(df.columns[0])
+        likely = [c for c in _CANDIDATE_SEPS if c in only] or ([r"\s+"] if len(only.split()) > 1 else [])
+        hint = f"pass sep={likely[0]!r}" if likely else "pass sep= with the file's separator"
         raise DataError(
             f"{source}: found a single column {only[:60]!r} where columns {wanted} were expected; "
-            f"the separator {'was sniffed wrongly' if sep is None else repr(sep) + ' seems wrong'} - pass sep=',' "
-            "or sep='\\t' (CLI: --sep)"
+            f"the separator {'was not recognised' if sep is None else repr(sep) + ' seems wrong'}: {hint}"
         )
 
 

@@ -1,0 +1,318 @@
+"""Shared plumbing of the tower models (teacher, student, DropoutNet, Heater, ALDI).
+
+- :class:`TowerRecommender`: an :class:`~recsys_coldstart.base.EmbeddingRecommender` whose
+  torch modules live in ``self._nets`` (an ``nn.ModuleDict``), saved to ``weights.pt`` and rebuilt
+  from fitted scalars on load; embeddings computed in batches on CPU; top-k through
+  :class:`recsys_coldstart.retrieval.EmbeddingIndex`.
+- :func:`base_factors`: pretrained user / item factors from any fitted embedding model, a
+  ``(U, V)`` pair, or (when nothing is given) a quick truncated SVD of the train matrix.
+- :func:`train_epochs`: the epoch loop (early stopping on a validation score, best-state
+  restore, ``callback``, progress bar).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from recsys_coldstart.base import EmbeddingRecommender, topk
+from recsys_coldstart.data.interactions import Interactions
+from recsys_coldstart.distill.towers import feature_scale, scaled, to_torch
+
+logger = logging.getLogger(__name__)
+
+WEIGHTS_FILE = "weights.pt"
+
+
+def base_factors(train: Interactions, base: Any, dim: int = 64,
+                 rng: np.random.Generator | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pretrained ``(user_factors, item_factors)`` to initialise or feed a tower model.
+
+    Parameters
+    ----------
+    train : Interactions
+        The training data (used for the SVD fallback and shape checks).
+    base : EmbeddingModel, tuple of two arrays, or None
+        A fitted model with ``user_factors_`` (n_users, d) and ``item_factors_`` (n_items, d)
+        (LightGCN, SimGCL, ALS, a teacher, ...), or the two arrays. None: a truncated SVD of
+        ``train.user_items`` of rank ``dim`` (scaled by the square root of the singular values).
+    dim : int
+        Rank of the SVD fallback.
+
+    Returns
+    -------
+    U : np.ndarray of float32, shape (n_users, d)
+    V : np.ndarray of float32, shape (n_items, d)
+    """
+    if base is None:
+        from scipy.sparse.linalg import svds
+
+        m = sp.csr_matrix(train.user_items, dtype=np.float64)
+        k = max(1, min(dim, min(m.shape) - 1))
+        v0 = (rng or np.random.default_rng(0)).random(min(m.shape))
+        u, s, vt = svds(m, k=k, v0=v0)
+        r = np.sqrt(s)
+        return (u * r).astype(np.float32), (vt.T * r).astype(np.float32)
+    if isinstance(base, tuple):
+        U, V = base
+    else:
+        U, V = base.user_factors_, base.item_factors_
+    U = np.asarray(U, np.float32)
+    V = np.asarray(V, np.float32)
+    if U.shape[0] != train.n_users or V.shape[0] != train.n_items:
+        raise ValueError(f"base factors have {U.shape[0]} users x {V.shape[0]} items, the train data "
+                         f"{train.n_users} x {train.n_items}: fit the base model on the same split")
+    return U, V
+
+
+def warm_mask(m: sp.csr_matrix, axis: int) -> np.ndarray:
+    """Boolean mask of rows (axis=1) or columns (axis=0) of ``m`` with at least one entry."""
+    if axis == 1:
+        return np.diff(sp.csr_matrix(m).indptr) > 0
+    return np.bincount(sp.csr_matrix(m).indices, minlength=m.shape[1]) > 0
+
+
+def quick_val_recall(user_factors: np.ndarray, item_factors: np.ndarray, train: Interactions,
+                     val: Interactions, k: int = 20, max_users: int = 2000) -> float:
+    """Recall@k of val positives over all items (train excluded), for early stopping only."""
+    users = np.flatnonzero(np.diff(val.user_items.indptr) > 0)[:max_users]
+    if len(users) == 0:
+        return float("nan")
+    s = user_factors[users] @ item_factors.T
+    ids, _ = topk(s, k, exclude=train.user_items[users])
+    truth = val.user_items[users]
+    hits = np.asarray(truth[np.arange(len(users))[:, None], ids].todense()) > 0
+    n = np.diff(truth.indptr)
+    return float((hits.sum(1) / np.minimum(n, k)).mean())
+
+
+def train_epochs(*, n_epochs: int, epoch_fn: Callable[[int], dict[str, float]],
+                 state_module: nn.Module, val_fn: Callable[[], float] | None = None, patience: int | None = None,
+                 callback: Callable[[int, dict[str, float]], bool | None] | None = None,
+                 show_progress: bool = False, desc: str = "epochs") -> list[dict[str, float]]:
+    """Run ``epoch_fn(epoch) -> logs`` for up to ``n_epochs`` epochs.
+
+    With ``val_fn`` (higher is better) the best state of ``state_module`` is restored at the end
+    and training stops after ``patience`` epochs without improvement. ``callback(epoch, logs)``
+    returning True stops training. Returns the per-epoch logs.
+    """
+    history: list[dict[str, float]] = []
+    best, best_state, bad = -np.inf, None, 0
+    it = range(n_epochs)
+    if show_progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(it, desc=desc)
+    for epoch in it:
+        t0 = time.perf_counter()
+        logs = dict(epoch_fn(epoch))
+        logs["seconds"] = time.perf_counter() - t0
+        stop = False
+        if val_fn is not None:
+            score = float(val_fn())
+            logs["val_recall@20"] = score
+            if score > best:
+                best, bad = score, 0
+                best_state = copy.deepcopy(state_module.state_dict())
+            else:
+                bad += 1
+                stop = patience is not None and bad >= patience
+        history.append(logs)
+        logger.info("%s epoch %d: %s", desc, epoch, {k: round(v, 4) for k, v in logs.items()})
+        if callback is not None and callback(epoch, logs):
+            stop = True
+        if stop:
+            break
+    if best_state is not None:
+        state_module.load_state_dict(best_state)
+    return history
+
+
+class TowerRecommender(EmbeddingRecommender):
+    """Base of the tower models: feature handling, batched embedding, save / load, serving.
+
+    Subclasses implement ``_build()`` (create ``self._nets`` from fitted scalars) and
+    ``_embed_users_np`` / ``_embed_items_np``.
+    """
+
+    _index_backend: ClassVar[str] = "exact"
+
+    # ------------------------------------------------------------------ features
+    def _init_features(self, train: Interactions) -> None:
+        uf, itf = train.user_features, train.item_features
+        self.d_user_features_ = 0 if uf is None else int(uf.n_features)
+        self.d_item_features_ = 0 if itf is None else int(itf.n_features)
+        self.user_scale_ = feature_scale(uf) if uf is not None else np.zeros(0, np.float32)
+        self.item_scale_ = feature_scale(itf) if itf is not None else np.zeros(0, np.float32)
+        self.n_users_in_ = int(train.n_users)
+        self.n_items_in_ = int(train.n_items)
+
+    def _features(self, x: np.ndarray | sp.spmatrix | None, side: str) -> np.ndarray | sp.csr_matrix | None:
+        d = self.d_user_features_ if side == "user" else self.d_item_features_
+        if d == 0:
+            return None
+        if x is None:
+            return None
+        if x.shape[1] != d:
+            raise ValueError(f"expected {d} {side} features, got {x.shape[1]}")
+        return scaled(x, self.user_scale_ if side == "user" else self.item_scale_)
+
+    @staticmethod
+    def _side_matrix(train: Interactions, side: str) -> np.ndarray | sp.csr_matrix | None:
+        f = train.user_features if side == "user" else train.item_features
+        return None if f is None else f.values
+
+    # ------------------------------------------------------------------ torch state
+    def _build(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def n_parameters(self) -> int:
+        """Number of parameters needed to serve (training-only heads excluded)."""
+        self._check_fitted("item_factors_")
+        return int(sum(p.numel() for p in self._nets.parameters()))
+
+    def _save_extra(self, folder: Path) -> None:
+        torch.save(self._nets.state_dict(), Path(folder) / WEIGHTS_FILE)
+
+    def _load_extra(self, folder: Path) -> None:
+        self._build()
+        state = torch.load(Path(folder) / WEIGHTS_FILE, map_location="cpu", weights_only=True)
+        self._nets.load_state_dict(state)
+        self._nets.eval()
+
+    def _to_cpu(self) -> None:
+        self._nets.to("cpu")
+        self._nets.eval()
+
+    # ------------------------------------------------------------------ embedding
+    def _batched(self, fn: Callable[[np.ndarray], torch.Tensor], n: int, batch_size: int = 4096) -> np.ndarray:
+        out = []
+        with torch.no_grad():
+            for start in range(0, n, batch_size):
+                rows = np.arange(start, min(start + batch_size, n))
+                out.append(fn(rows).detach().cpu().numpy().astype(np.float32))
+        return np.concatenate(out) if out else np.zeros((0, self._dim()), np.float32)
+
+    def _dim(self) -> int:
+        return int(self.item_factors_.shape[1]) if hasattr(self, "item_factors_") else 0
+
+    @staticmethod
+    def _t(x, device) -> torch.Tensor | None:
+        return to_torch(x, device)
+
+    def embed_users(self, observed: sp.csr_matrix | None = None, features: np.ndarray | None = None) -> np.ndarray:
+        """Vectors for new users from revealed items and / or side features.
+
+        Parameters
+        ----------
+        observed : scipy CSR of shape (b, n_items), optional
+            Each user's revealed positives (rows may be empty).
+        features : np.ndarray of float32, shape (b, d_user), or CSR, optional
+
+        Returns
+        -------
+        np.ndarray of float32, shape (b, d)
+        """
+        self._check_fitted("item_factors_")
+        if observed is None and features is None:
+            raise ValueError("embed_users needs observed interactions or features")
+        b = observed.shape[0] if observed is not None else features.shape[0]
+        obs = None if observed is None else sp.csr_matrix(observed, dtype=np.float32)
+        if obs is not None and obs.shape[1] != self.n_items_in_:
+            raise ValueError(f"observed has {obs.shape[1]} columns, the model {self.n_items_in_} items")
+        feats = self._features(features, "user")
+        self._nets.eval()
+        return self._batched(lambda r: self._user_forward(
+            None if obs is None else obs[r], None if feats is None else feats[r]), b)
+
+    def embed_items(self, features: np.ndarray | sp.spmatrix | None, observed: sp.csr_matrix | None = None) -> np.ndarray:
+        """Vectors for new items from side features and / or the users who interacted.
+
+        Parameters
+        ----------
+        features : np.ndarray of float32 or CSR, shape (b, d_item)
+        observed : scipy CSR of shape (b, n_users), optional
+            Users known to like each item (rows may be empty).
+
+        Returns
+        -------
+        np.ndarray of float32, shape (b, d)
+        """
+        self._check_fitted("item_factors_")
+        if observed is None and features is None:
+            raise ValueError("embed_items needs features or observed interactions")
+        b = features.shape[0] if features is not None else observed.shape[0]
+        obs = None if observed is None else sp.csr_matrix(observed, dtype=np.float32)
+        feats = self._features(features, "item")
+        self._nets.eval()
+        return self._batched(lambda r: self._item_forward(
+            None if obs is None else obs[r], None if feats is None else feats[r]), b)
+
+    def _user_forward(self, observed, features) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _item_forward(self, observed, features) -> torch.Tensor:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ serving
+    def index(self):
+        """The :class:`recsys_coldstart.retrieval.EmbeddingIndex` over ``item_factors_`` (built once)."""
+        self._check_fitted("item_factors_")
+        idx = getattr(self, "_index", None)
+        if idx is None or getattr(self, "_index_of", None) is not self.item_factors_:
+            from recsys_coldstart.retrieval import EmbeddingIndex
+
+            idx = EmbeddingIndex(self.item_factors_, backend=self._index_backend)
+            self._index, self._index_of = idx, self.item_factors_
+        return idx
+
+    def _search(self, query: np.ndarray, k: int, exclude: sp.csr_matrix | None) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            index = self.index()
+        except ImportError:  # retrieval not installed: exact scoring
+            return topk(query @ self.item_factors_.T, k, exclude=exclude)
+        return index.search(query, k, exclude=exclude)
+
+    def recommend(self, user_idx, *, k: int = 10, exclude: sp.csr_matrix | None = None,
+                  candidates: np.ndarray | None = None):
+        """Top-``k`` items for known users, served through ``EmbeddingIndex`` (see base class)."""
+        if candidates is not None:
+            return super().recommend(user_idx, k=k, exclude=exclude, candidates=candidates)
+        self._check_fitted("item_factors_")
+        scalar = np.isscalar(user_idx)
+        users = np.atleast_1d(np.asarray(user_idx, dtype=np.int64))
+        ids, vals = self._search(self.user_factors_[users], k, exclude)
+        return (ids[0], vals[0]) if scalar else (ids, vals)
+
+    def recommend_new_users(self, observed: sp.csr_matrix, features: np.ndarray | None = None, *, k: int = 10,
+                            exclude_observed: bool = True, candidates: np.ndarray | None = None):
+        """Top-``k`` items for new users (``embed_users`` then ``EmbeddingIndex.search``)."""
+        if candidates is not None:
+            return super().recommend_new_users(observed, features, k=k, exclude_observed=exclude_observed,
+                                               candidates=candidates)
+        observed = sp.csr_matrix(observed)
+        q = self.embed_users(observed=observed, features=features)
+        return self._search(q, k, observed if exclude_observed else None)
+
+
+def sample_warm(rng: np.random.Generator, warm_idx: np.ndarray, n: int) -> np.ndarray:
+    """``n`` indices drawn uniformly from ``warm_idx`` (int64)."""
+    return warm_idx[rng.integers(0, len(warm_idx), n)]
+
+
+def duplicate_mask(pos: np.ndarray, cand: np.ndarray, device) -> torch.Tensor:
+    """(b, n_cand) bool: candidate equals the row's positive but is not its own column ``r``."""
+    m = pos[:, None] == cand[None, :]
+    b = len(pos)
+    m[np.arange(b), np.arange(b)] = False
+    return torch.from_numpy(m).to(device)

@@ -1,0 +1,336 @@
+"""Lightweight student towers trained with ``lam * L_distill + (1 - lam) * L_task``.
+
+References
+----------
+- Hinton, Vinyals & Dean, "Distilling the Knowledge in a Neural Network", 2015 (score distillation).
+- Tang & Wang, "Ranking Distillation: Learning Compact Ranking Models With High Performance for
+  Recommender System", KDD 2018 (the teacher's top-K as weighted positives).
+- Romero et al., "FitNets: Hints for Thin Deep Nets", ICLR 2015 (embedding / hint alignment).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from recsys_coldstart._utils import check_random_state, resolve_device, torch_generator
+from recsys_coldstart.base import topk
+from recsys_coldstart.data.interactions import Interactions
+from recsys_coldstart.distill._base import (
+    TowerRecommender,
+    duplicate_mask,
+    quick_val_recall,
+    sample_warm,
+    train_epochs,
+    warm_mask,
+)
+from recsys_coldstart.distill.losses import (
+    embedding_alignment_loss,
+    rank_position_weights,
+    ranking_distillation_loss,
+    sampled_softmax_loss,
+    score_distillation_loss,
+)
+from recsys_coldstart.distill.towers import Tower, drop_entries, row_normalize, to_torch
+
+logger = logging.getLogger(__name__)
+
+DISTILL_LOSSES: tuple[str, ...] = ("score", "rank", "embed")
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """Configuration of :class:`Student`.
+
+    Attributes
+    ----------
+    dim : int
+        Output width of both towers.
+    hidden : tuple of int
+        Hidden widths (one hidden layer by default).
+    item_ids : bool
+        Hybrid student: add a ``dim``-wide item ID embedding (dropped with ``id_dropout`` so cold
+        items still work). False = feature-only items.
+    lam : float
+        ``lambda`` in ``lambda * L_distill + (1 - lambda) * L_task`` (ignored without a teacher).
+    distill_loss : {"score", "rank", "embed"}
+        Which distillation loss (see :mod:`recsys_coldstart.distill.losses`).
+    temperature : float
+        Distillation temperature ``T`` (score distillation).
+    top_k : int
+        ``K`` of ranking distillation (teacher's top-K unobserved warm items per user).
+    rank_decay : float
+        ``lambda`` of the position weights ``exp(-r / lambda)``.
+    align : {"mse", "cosine"}
+        Embedding-alignment distance (through a training-only linear projection to the teacher width).
+    task_temperature : float
+        Temperature of the sampled-softmax task loss.
+    teacher_temperature : float or None
+        Scale of the teacher's logits (``t / teacher_temperature``) before distillation; None =
+        the teacher's own ``config.temperature`` when it has one, else ``1 / std`` of its scores.
+    n_negatives : int
+        Extra sampled warm negatives per batch.
+    id_dropout : float
+        Item-ID dropout (hybrid students).
+    history_dropout : float
+        Probability of emptying a user's history bag during training (cold users with no support).
+    batch_size, n_epochs, lr, weight_decay, patience : training settings (Adam).
+    random_state : int or None
+    device : str
+    show_progress : bool
+    """
+
+    dim: int = 32
+    hidden: tuple[int, ...] = (32,)
+    item_ids: bool = False
+    lam: float = 0.5
+    distill_loss: str = "score"
+    temperature: float = 1.0
+    top_k: int = 20
+    rank_decay: float = 5.0
+    align: str = "mse"
+    task_temperature: float = 0.2
+    teacher_temperature: float | None = None
+    n_negatives: int = 256
+    id_dropout: float = 0.3
+    history_dropout: float = 0.3
+    batch_size: int = 1024
+    n_epochs: int = 30
+    lr: float = 3e-3
+    weight_decay: float = 0.0
+    patience: int | None = 5
+    random_state: int | None = 0
+    device: str = "auto"
+    show_progress: bool = False
+
+
+class Student(TowerRecommender):
+    """Small two-tower student with no per-user parameters.
+
+    - item tower: ``e_i = MLP([x_feat ; x_id])`` (``x_id`` only when ``item_ids=True``)
+    - user tower: ``e_u = MLP([mean_{j in H_u} x_feat_j ; mean_{j in H_u} x_id_j ; x_user_feat])``
+      over the user's history ``H_u`` (train items for warm users, revealed support for cold
+      users, empty for users who revealed nothing), so the same network serves warm and cold users.
+
+    Trained on ``train`` positives with ``lam * L_distill + (1 - lam) * L_task`` where ``L_task`` is
+    a sampled softmax and ``L_distill`` is score distillation (Hinton et al. 2015), ranking
+    distillation (Tang & Wang KDD 2018) or embedding alignment (FitNets, Romero et al. 2015) against
+    any fitted embedding model (``teacher.user_factors_`` / ``item_factors_``). Without a teacher
+    it is the same student trained on the task loss alone (the no-distillation baseline).
+
+    Fitted attributes: ``user_factors_`` (n_users, dim), ``item_factors_`` (n_items, dim),
+    ``history_`` (per-epoch logs).
+    """
+
+    config_class = StudentConfig
+
+    def _build(self) -> None:
+        c = self.config
+        d_if = self.d_item_features_
+        id_w = c.dim if c.item_ids else 0
+        if d_if == 0 and not c.item_ids:
+            raise ValueError("a feature-only student needs item features; set item_ids=True")
+        nets = {
+            "item_tower": Tower([id_w, d_if], c.hidden, c.dim),
+            "user_tower": Tower([d_if, id_w, self.d_user_features_], c.hidden, c.dim),
+        }
+        if c.item_ids:
+            nets["item_emb"] = nn.Embedding(self.n_items_in_, c.dim)
+            nn.init.normal_(nets["item_emb"].weight, 0, 0.1)
+        self._nets = nn.ModuleDict(nets)
+
+    # ------------------------------------------------------------------ forward helpers
+    def _dev(self):
+        return next(self._nets.parameters()).device
+
+    def _item_in(self, idx: np.ndarray | None, keep_id: np.ndarray | None, feats, b: int, device) -> torch.Tensor:
+        x_id = None
+        if self.config.item_ids:
+            if idx is None:
+                x_id = torch.zeros(b, self.config.dim, device=device)
+            else:
+                x_id = self._nets["item_emb"](torch.from_numpy(idx).to(device))
+                if keep_id is not None:
+                    x_id = x_id * torch.from_numpy(keep_id).to(device)[:, None].float()
+        return self._nets["item_tower"]([x_id, to_torch(feats, device)])
+
+    def _user_in(self, bag: sp.csr_matrix | None, feats, b: int, device) -> torch.Tensor:
+        if bag is None:
+            bag = sp.csr_matrix((b, self.n_items_in_), dtype=np.float32)
+        bn = row_normalize(bag)
+        bag_f = bag_id = None
+        if self.d_item_features_:
+            prod = bn @ self.item_features_
+            bag_f = to_torch(prod if sp.issparse(prod) else np.asarray(prod), device)
+        if self.config.item_ids:
+            # only warm items have trained ID vectors; cold ones contribute through features
+            w = self._nets["item_emb"].weight * torch.from_numpy(self.warm_items_mask_).to(device)[:, None].float()
+            bag_id = torch.sparse.mm(to_torch(bn, device), w)
+        return self._nets["user_tower"]([bag_f, bag_id, to_torch(feats, device)])
+
+    def _user_forward(self, observed, features) -> torch.Tensor:
+        b = observed.shape[0] if observed is not None else features.shape[0]
+        return self._user_in(observed, features, b, self._dev())
+
+    def _item_forward(self, observed, features) -> torch.Tensor:
+        b = features.shape[0] if features is not None else observed.shape[0]
+        return self._item_in(None, None, features, b, self._dev())
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, train: Interactions, *, val: Interactions | None = None, callback=None,
+            teacher: Any = None) -> Student:
+        """Train the student, distilling from ``teacher`` when given.
+
+        Parameters
+        ----------
+        train : Interactions
+        val : Interactions, optional
+            Held-out positives for early stopping.
+        callback : callable, optional
+        teacher : EmbeddingModel or tuple (U, V), optional
+            A fitted model with ``user_factors_`` (n_users, D) and ``item_factors_`` (n_items, D);
+            only its rows for warm users / items are used as targets.
+
+        Returns
+        -------
+        self
+        """
+        c = self.config
+        if c.distill_loss not in DISTILL_LOSSES:
+            raise ValueError(f"unknown distill_loss {c.distill_loss!r}; choose one of {DISTILL_LOSSES}")
+        rng = check_random_state(c.random_state)
+        device = resolve_device(c.device)
+        self._init_features(train)
+        R = train.user_items.tocsr()
+        self.warm_items_mask_ = warm_mask(R, 0)
+        itf = self._features(self._side_matrix(train, "item"), "item")
+        uf = self._features(self._side_matrix(train, "user"), "user")
+        # the user tower averages (scaled) item features over a history: kept with the model
+        self.item_features_ = itf
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
+            torch.random.manual_seed(int(rng.integers(2**31)))
+            self._build()
+            heads = None
+            if teacher is not None:
+                Ut, Vt = (teacher if isinstance(teacher, tuple) else (teacher.user_factors_, teacher.item_factors_))
+                Ut = np.asarray(Ut, np.float32)
+                Vt = np.asarray(Vt, np.float32)
+                if Ut.shape[0] != train.n_users or Vt.shape[0] != train.n_items:
+                    raise ValueError("teacher factors do not match the train vocabulary")
+                if c.distill_loss == "embed":
+                    heads = nn.ModuleDict({"user": nn.Linear(c.dim, Ut.shape[1], bias=False),
+                                           "item": nn.Linear(c.dim, Vt.shape[1], bias=False)})
+        self._nets.to(device)
+        params = list(self._nets.parameters())
+        if heads is not None:
+            heads.to(device)
+            params += list(heads.parameters())
+        gen = torch_generator(rng, device)
+        users, items, _, _ = train.to_coo_arrays()
+        warm_items = np.flatnonzero(self.warm_items_mask_)
+        n = len(users)
+        opt = torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
+        lam = c.lam if teacher is not None else 0.0
+        if teacher is not None:
+            Ut_t = torch.from_numpy(Ut).to(device)
+            Vt_t = torch.from_numpy(Vt).to(device)
+            t_tau = c.teacher_temperature or getattr(getattr(teacher, "config", None), "temperature", None)
+            if t_tau is None:
+                su = rng.integers(0, Ut.shape[0], 256)
+                t_tau = float(np.std(Ut[su] @ Vt[warm_items].T)) or 1.0
+            if c.distill_loss == "rank":
+                top = self._teacher_topk(Ut, Vt, R, warm_items, c.top_k)
+                w_rank = rank_position_weights(top.shape[1], c.rank_decay, device=device)
+
+        def epoch_fn(epoch: int) -> dict[str, float]:
+            self._nets.train()
+            perm = torch.randperm(n, generator=gen, device=device).cpu().numpy()
+            tot = {"loss": 0.0, "task": 0.0, "distill": 0.0}
+            steps = 0
+            for start in range(0, n, c.batch_size):
+                sel = perm[start:start + c.batch_size]
+                u, i = users[sel], items[sel]
+                b = len(sel)
+                neg = sample_warm(rng, warm_items, c.n_negatives)
+                cand = np.concatenate([i, neg])
+                keep = rng.random(len(cand)) >= c.id_dropout if c.item_ids else None
+                ei = self._item_in(cand, keep, None if itf is None else itf[cand], len(cand), device)
+                thin = np.where(rng.random(b) < c.history_dropout, 0.0, rng.uniform(0.2, 1.0, b))
+                bag = drop_entries(R[u], i, thin, rng)
+                eu = self._user_in(bag, None if uf is None else uf[u], b, device)
+                logits = eu @ ei.T
+                dmask = duplicate_mask(i, cand, device)
+                task = sampled_softmax_loss(logits, temperature=c.task_temperature, mask=dmask)
+                if lam > 0:
+                    tu = torch.from_numpy(u).to(device)
+                    if c.distill_loss == "score":
+                        t_logits = Ut_t[tu] @ Vt_t[torch.from_numpy(cand).to(device)].T / t_tau
+                        dist = score_distillation_loss(logits / c.task_temperature, t_logits,
+                                                       temperature=c.temperature, mask=dmask)
+                    elif c.distill_loss == "rank":
+                        ti = top[u]
+                        e_top = self._item_in(ti.ravel(), None, None if itf is None else itf[ti.ravel()],
+                                              ti.size, device).view(b, ti.shape[1], -1)
+                        s_top = (eu[:, None, :] * e_top).sum(-1)
+                        dist = ranking_distillation_loss(s_top, w_rank, logits[:, b:])
+                    else:
+                        tc = torch.from_numpy(cand).to(device)
+                        dist = (embedding_alignment_loss(heads["user"](eu), Ut_t[tu], kind=c.align)
+                                + embedding_alignment_loss(heads["item"](ei), Vt_t[tc], kind=c.align))
+                    loss = lam * dist + (1 - lam) * task
+                    tot["distill"] += float(dist.detach())
+                else:
+                    loss = task
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                tot["loss"] += float(loss.detach())
+                tot["task"] += float(task.detach())
+                steps += 1
+            return {k: v / max(steps, 1) for k, v in tot.items()}
+
+        val_fn = None
+        if val is not None and val.nnz:
+            def val_fn() -> float:
+                self._finalize(train, uf, itf)
+                return quick_val_recall(self.user_factors_, self.item_factors_, train, val)
+
+        self.history_ = train_epochs(n_epochs=c.n_epochs, epoch_fn=epoch_fn, state_module=self._nets,
+                                     val_fn=val_fn, patience=c.patience, callback=callback,
+                                     show_progress=c.show_progress, desc="student")
+        self._to_cpu()
+        self._finalize(train, uf, itf)
+        return self
+
+    @staticmethod
+    def _teacher_topk(Ut: np.ndarray, Vt: np.ndarray, R: sp.csr_matrix, warm_items: np.ndarray,
+                      k: int, batch: int = 2048) -> np.ndarray:
+        """Teacher's top-``k`` unobserved warm items per user, int64 (n_users, k)."""
+        out = []
+        V = Vt[warm_items]
+        for s in range(0, Ut.shape[0], batch):
+            rows = np.arange(s, min(s + batch, Ut.shape[0]))
+            ids, _ = topk(Ut[rows] @ V.T, k, exclude=R[rows][:, warm_items])
+            out.append(warm_items[ids])
+        return np.concatenate(out)
+
+    def _finalize(self, train: Interactions, uf, itf) -> None:
+        self._nets.eval()
+        dev = self._dev()
+        R = train.user_items.tocsr()
+        keep = self.warm_items_mask_
+
+        def items_fn(rows):
+            return self._item_in(rows, keep[rows], None if itf is None else itf[rows], len(rows), dev)
+
+        def users_fn(rows):
+            return self._user_in(R[rows], None if uf is None else uf[rows], len(rows), dev)
+
+        self.item_factors_ = self._batched(items_fn, train.n_items)
+        self.user_factors_ = self._batched(users_fn, train.n_users)

@@ -1,0 +1,276 @@
+"""Two-tower teacher: pretrained ID embeddings + side-feature MLPs, trained with ID dropout.
+
+References
+----------
+- Covington, Adams & Sargin, "Deep Neural Networks for YouTube Recommendations", RecSys 2016
+  (two towers, sampled softmax); Yi et al., "Sampling-Bias-Corrected Neural Modeling for Large
+  Corpus Item Recommendations", RecSys 2019 (in-batch negatives, temperature).
+- Volkovs, Yu & Poutanen, "DropoutNet: Addressing Cold Start in Recommender Systems",
+  NeurIPS 2017 (input dropout of the preference / ID part; the *user transform* that replaces
+  a user's ID vector by the mean of the item vectors they interacted with).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from recsys_coldstart._utils import check_random_state, resolve_device, torch_generator
+from recsys_coldstart.data.interactions import Interactions
+from recsys_coldstart.distill._base import (
+    TowerRecommender,
+    base_factors,
+    duplicate_mask,
+    quick_val_recall,
+    sample_warm,
+    train_epochs,
+    warm_mask,
+)
+from recsys_coldstart.distill.losses import bpr_loss, sampled_softmax_loss
+from recsys_coldstart.distill.towers import Tower, drop_entries, fit_dim, row_normalize, to_torch
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TwoTowerTeacherConfig:
+    """Configuration of :class:`TwoTowerTeacher`.
+
+    Attributes
+    ----------
+    dim : int
+        Width of the ID embeddings and of both towers' outputs.
+    hidden : tuple of int
+        Hidden widths of each tower's MLP (2 hidden layers = a 3-layer MLP).
+    id_dropout : float
+        Probability of zeroing a row's ID part during training (DropoutNet), per side.
+    transform_prob : float
+        Probability of replacing the ID part by the mean ID vector of the row's (randomly
+        thinned) interactions, target removed: the path cold users / items with a few revealed
+        interactions take.
+    loss : {"softmax", "bpr"}
+        Task loss: sampled softmax over in-batch + ``n_negatives`` sampled items, or BPR.
+    temperature : float
+        Softmax temperature ``tau``.
+    n_negatives : int
+        Extra uniformly sampled (warm) negative items per batch, shared by the batch.
+    batch_size, n_epochs, lr, weight_decay : training settings (Adam).
+    patience : int or None
+        Early-stopping patience on validation Recall@20 when ``val`` is given.
+    dropout : float
+        Dropout on hidden activations.
+    base_dim : int
+        Rank of the SVD factors used when ``fit`` gets no pretrained model.
+    random_state : int or None
+    device : str
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    show_progress : bool
+    """
+
+    dim: int = 256
+    hidden: tuple[int, ...] = (256, 256)
+    id_dropout: float = 0.3
+    transform_prob: float = 0.2
+    loss: str = "softmax"
+    temperature: float = 0.2
+    n_negatives: int = 256
+    batch_size: int = 1024
+    n_epochs: int = 30
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int | None = 5
+    dropout: float = 0.0
+    base_dim: int = 64
+    random_state: int | None = 0
+    device: str = "auto"
+    show_progress: bool = False
+
+
+class TwoTowerTeacher(TowerRecommender):
+    """Two-tower teacher with ID + side-feature towers and DropoutNet-style ID dropout.
+
+    Each side computes ``e = x_id + MLP([x_id ; x_feat])`` where ``x_id`` is a learnable ID
+    embedding initialised from a pretrained model (LightGCN, SimGCL, ALS, ...; dimension
+    projected by :func:`~recsys_coldstart.distill.towers.fit_dim`). During training the ID part
+    is zeroed with probability ``id_dropout`` and replaced by the mean ID vector of the row's
+    interactions with probability ``transform_prob``, so the same network embeds cold users /
+    items from features (and a few revealed interactions). The score is ``e_u . e_i``.
+
+    References: Covington et al. RecSys 2016; Yi et al. RecSys 2019; Volkovs et al. NeurIPS 2017.
+
+    Fitted attributes
+    -----------------
+    user_factors_ : np.ndarray of float32, shape (n_users, dim)
+        Users with train interactions use their ID; users without (cold) use features only.
+    item_factors_ : np.ndarray of float32, shape (n_items, dim)
+        Same rule; cold items in the vocabulary get feature-only vectors.
+    history_ : list of dict
+        Per-epoch logs.
+    """
+
+    config_class = TwoTowerTeacherConfig
+
+    def _build(self) -> None:
+        c = self.config
+        self._nets = nn.ModuleDict({
+            "user_emb": nn.Embedding(self.n_users_in_, c.dim),
+            "item_emb": nn.Embedding(self.n_items_in_, c.dim),
+            "user_tower": Tower([c.dim, self.d_user_features_], c.hidden, c.dim, residual_block=0, dropout=c.dropout),
+            "item_tower": Tower([c.dim, self.d_item_features_], c.hidden, c.dim, residual_block=0, dropout=c.dropout),
+        })
+
+    # ------------------------------------------------------------------ forward helpers
+    def _bag(self, obs: sp.csr_matrix, table: nn.Embedding, device) -> torch.Tensor:
+        return torch.sparse.mm(to_torch(row_normalize(obs), device), table.weight)
+
+    def _user_forward(self, observed, features) -> torch.Tensor:
+        dev = next(self._nets.parameters()).device
+        b = observed.shape[0] if observed is not None else features.shape[0]
+        x_id = (self._bag(observed, self._nets["item_emb"], dev) if observed is not None
+                else torch.zeros(b, self.config.dim, device=dev))
+        return self._nets["user_tower"]([x_id, to_torch(features, dev)])
+
+    def _item_forward(self, observed, features) -> torch.Tensor:
+        dev = next(self._nets.parameters()).device
+        b = observed.shape[0] if observed is not None else features.shape[0]
+        x_id = (self._bag(observed, self._nets["user_emb"], dev) if observed is not None
+                else torch.zeros(b, self.config.dim, device=dev))
+        return self._nets["item_tower"]([x_id, to_torch(features, dev)])
+
+    def _side_forward(self, side: str, idx: np.ndarray, mode: np.ndarray, R: sp.csr_matrix,
+                      target: np.ndarray | None, feats, rng: np.random.Generator, device) -> torch.Tensor:
+        """Training forward of one side; ``mode``: 0 ID, 1 zero (cold), 2 bag transform."""
+        c = self.config
+        own = self._nets["user_emb" if side == "user" else "item_emb"]
+        other = self._nets["item_emb" if side == "user" else "user_emb"]
+        t_idx = torch.from_numpy(idx).to(device)
+        x_id = own(t_idx)
+        keep = torch.from_numpy(mode == 0).to(device)[:, None].float()
+        x_id = x_id * keep
+        tr = np.flatnonzero(mode == 2)
+        if len(tr):
+            thin = rng.uniform(0.05, 1.0, len(tr))
+            bag_rows = drop_entries(R[idx[tr]], None if target is None else target[tr], thin, rng)
+            bag = self._bag(bag_rows, other, device)
+            x_id = x_id.index_add(0, torch.from_numpy(tr).to(device), bag)
+        f = None if feats is None else to_torch(feats[idx], device)
+        tower = self._nets["user_tower" if side == "user" else "item_tower"]
+        return tower([x_id, f])
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, train: Interactions, *, val: Interactions | None = None, callback=None,
+            init: Any = None) -> TwoTowerTeacher:
+        """Train both towers on ``train``'s positives.
+
+        Parameters
+        ----------
+        train : Interactions
+            Warm training data; cold users / items are rows / columns without entries.
+        val : Interactions, optional
+            Held-out positives for early stopping (Recall@20 over all items).
+        callback : callable, optional
+            ``callback(epoch, logs) -> stop?``.
+        init : EmbeddingModel, tuple (U, V) or None
+            Pretrained factors for the ID embeddings; None = truncated SVD of ``train``.
+
+        Returns
+        -------
+        self
+        """
+        c = self.config
+        rng = check_random_state(c.random_state)
+        device = resolve_device(c.device)
+        self._init_features(train)
+        U0, V0 = base_factors(train, init, c.base_dim, rng)
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
+            torch.random.manual_seed(int(rng.integers(2**31)))
+            self._build()
+        with torch.no_grad():
+            self._nets["user_emb"].weight.copy_(torch.from_numpy(fit_dim(U0, c.dim, rng)))
+            self._nets["item_emb"].weight.copy_(torch.from_numpy(fit_dim(V0, c.dim, rng)))
+        self._nets.to(device)
+        gen = torch_generator(rng, device)
+        R = train.user_items.tocsr()
+        RT = R.T.tocsr()
+        uf = self._features(self._side_matrix(train, "user"), "user")
+        itf = self._features(self._side_matrix(train, "item"), "item")
+        uf = None if uf is None else sp.csr_matrix(uf) if sp.issparse(uf) else uf
+        itf = None if itf is None else sp.csr_matrix(itf) if sp.issparse(itf) else itf
+        users, items, _, _ = train.to_coo_arrays()
+        warm_items = np.flatnonzero(warm_mask(R, 0))
+        opt = torch.optim.Adam(self._nets.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+        n = len(users)
+        if n == 0:
+            raise ValueError("train has no interactions")
+
+        def mode_of(b: int) -> np.ndarray:
+            r = rng.random(b)
+            return np.where(r < c.id_dropout, 1, np.where(r < c.id_dropout + c.transform_prob, 2, 0))
+
+        def epoch_fn(epoch: int) -> dict[str, float]:
+            self._nets.train()
+            perm = torch.randperm(n, generator=gen, device=device).cpu().numpy()
+            total, steps = 0.0, 0
+            for start in range(0, n, c.batch_size):
+                sel = perm[start:start + c.batch_size]
+                u, i = users[sel], items[sel]
+                b = len(sel)
+                neg = sample_warm(rng, warm_items, c.n_negatives)
+                cand = np.concatenate([i, neg])
+                eu = self._side_forward("user", u, mode_of(b), R, i, uf, rng, device)
+                ei = self._side_forward("item", cand, mode_of(len(cand)), RT,
+                                        np.concatenate([u, np.full(len(neg), -1)]), itf, rng, device)
+                logits = eu @ ei.T
+                if c.loss == "softmax":
+                    loss = sampled_softmax_loss(logits, temperature=c.temperature,
+                                                mask=duplicate_mask(i, cand, device))
+                elif c.loss == "bpr":
+                    loss = bpr_loss(logits.diagonal(), logits[:, b:])
+                else:
+                    raise ValueError(f"unknown loss {c.loss!r}; choose 'softmax' or 'bpr'")
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach())
+                steps += 1
+            return {"loss": total / max(steps, 1)}
+
+        val_fn = None
+        if val is not None and val.nnz:
+            def val_fn() -> float:
+                self._finalize(train, uf, itf)
+                return quick_val_recall(self.user_factors_, self.item_factors_, train, val)
+
+        self.history_ = train_epochs(n_epochs=c.n_epochs, epoch_fn=epoch_fn, state_module=self._nets,
+                                     val_fn=val_fn, patience=c.patience, callback=callback,
+                                     show_progress=c.show_progress, desc="teacher")
+        self._to_cpu()
+        self._finalize(train, uf, itf)
+        return self
+
+    def _finalize(self, train: Interactions, uf, itf) -> None:
+        """Compute ``user_factors_`` / ``item_factors_``: ID path for warm rows, features for cold."""
+        self._nets.eval()
+        dev = next(self._nets.parameters()).device
+        R = train.user_items
+        wu = warm_mask(R, 1)
+        wi = warm_mask(R, 0)
+
+        def side(name: str, warm: np.ndarray, feats) -> np.ndarray:
+            emb = self._nets[f"{name}_emb"]
+            tower = self._nets[f"{name}_tower"]
+
+            def fn(rows: np.ndarray) -> torch.Tensor:
+                x = emb(torch.from_numpy(rows).to(dev)) * torch.from_numpy(warm[rows]).to(dev)[:, None].float()
+                return tower([x, None if feats is None else to_torch(feats[rows], dev)])
+
+            return self._batched(fn, len(warm))
+
+        self.user_factors_ = side("user", wu, uf)
+        self.item_factors_ = side("item", wi, itf)

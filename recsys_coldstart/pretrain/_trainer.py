@@ -1,0 +1,497 @@
+"""The one shared fit loop of the graph pretraining models (LightGCN, SGL, SimGCL, XSimGCL).
+
+:class:`GraphRecommender` owns everything the models have in common; a model only defines its
+config, :meth:`GraphRecommender._batch_loss` and, optionally, :meth:`GraphRecommender._epoch_start`
+(SGL draws its augmented graphs there).
+
+The loop, per epoch (LightGCN / SELFRec convention: one epoch = one pass over the training
+interactions in shuffled mini-batches of ``batch_size`` positives):
+
+1. shuffle the interaction ids on the device (``torch.randperm`` with the model's generator);
+2. for each batch: users and positives are the batch's interactions, one uniform negative per
+   positive is drawn on the device with ``torch.randint`` and re-drawn (up to 10 rounds) where it
+   hits a training positive (vectorised ``searchsorted`` on sorted ``user * n_items + item`` keys);
+3. Adam step on the model's loss; a non-finite loss raises
+   :class:`~recsys_coldstart.exceptions.TrainingDivergedError`;
+4. every ``eval_every`` epochs, NDCG@``eval_k`` on ``val`` (full ranking, train positives
+   excluded, users with train interactions only); the best layer-0 embeddings are kept and
+   restored at the end; ``patience`` evaluations without improvement stop training;
+5. ``callback(epoch, logs)`` (True stops); a checkpoint every ``checkpoint_every`` epochs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from recsys_coldstart._utils import check_random_state, resolve_device, torch_generator
+from recsys_coldstart.base import EmbeddingRecommender
+from recsys_coldstart.data.interactions import Interactions
+from recsys_coldstart.exceptions import DataError, TrainingDivergedError
+from recsys_coldstart.graph.convert import BipartiteGraph
+from recsys_coldstart.graph.encoders import LightGCNEncoder, layer_mean, lightgcn_layers
+from recsys_coldstart.graph.losses import bpr_loss, l2_reg
+from recsys_coldstart.types import EpochCallback
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.pt"
+FOLD_IN_MODES = ("graph", "local")
+
+
+@dataclass(frozen=True)
+class GraphTrainConfig:
+    """Options shared by every graph pretraining model (each model's config extends it).
+
+    Parameters
+    ----------
+    dim : int
+        Embedding size.
+    n_layers : int
+        Propagation layers ``L``.
+    lr : float
+        Adam learning rate.
+    batch_size : int
+        Positives per mini-batch (one sampled negative each).
+    reg : float
+        Weight of the L2 penalty on the batch's layer-0 embeddings.
+    n_epochs : int
+        Maximum number of epochs.
+    eval_every : int
+        Evaluate on ``val`` every this many epochs.
+    patience : int
+        Stop after this many evaluations without a better val NDCG.
+    eval_k : int
+        Cutoff of the early-stopping NDCG.
+    max_batches : int or None
+        Cap on batches per epoch (speed measurements); None = a full pass.
+    fold_in : {"graph", "local"}
+        How :meth:`GraphRecommender.embed_users` folds new users in (see there).
+    checkpoint_dir : str or None
+        Folder for ``checkpoint.pt``; an existing checkpoint there is resumed.
+    checkpoint_every : int
+        Save a checkpoint every this many epochs (0 = never).
+    show_progress : bool
+        tqdm progress bars (the CLI turns them on).
+    device : str
+        ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+    random_state : int or None
+    """
+
+    dim: int = 64
+    n_layers: int = 3
+    lr: float = 1e-3
+    batch_size: int = 2048
+    reg: float = 1e-4
+    n_epochs: int = 1000
+    eval_every: int = 1
+    patience: int = 10
+    eval_k: int = 20
+    max_batches: int | None = None
+    fold_in: str = "graph"
+    checkpoint_dir: str | None = None
+    checkpoint_every: int = 0
+    show_progress: bool = False
+    device: str = "auto"
+    random_state: int | None = 0
+
+    def __post_init__(self) -> None:
+        if self.dim < 1 or self.n_layers < 0 or self.batch_size < 1 or self.n_epochs < 0:
+            raise ValueError("dim, batch_size must be >= 1 and n_layers, n_epochs >= 0")
+        if self.eval_every < 1 or self.patience < 1:
+            raise ValueError("eval_every and patience must be >= 1")
+        if self.fold_in not in FOLD_IN_MODES:
+            raise ValueError(f"fold_in must be one of {FOLD_IN_MODES}, got {self.fold_in!r}")
+
+
+@dataclass
+class TrainContext:
+    """What a model's loss sees during ``fit``.
+
+    Attributes
+    ----------
+    graph : BipartiteGraph
+    adj : torch sparse CSR (n_users + n_items, n_users + n_items)
+        The full normalised training graph.
+    encoder : LightGCNEncoder
+    generator : torch.Generator
+    device : torch.device
+    state : dict
+        Per-epoch model state (e.g. SGL's augmented graphs).
+    """
+
+    graph: BipartiteGraph
+    adj: torch.Tensor
+    encoder: LightGCNEncoder
+    generator: torch.Generator
+    device: torch.device
+    state: dict
+
+
+class GraphRecommender(EmbeddingRecommender):
+    """Base of the LightGCN-family models: shared ``fit``, fold-in, save/load.
+
+    Attributes after ``fit``
+    ------------------------
+    user_factors_ : np.ndarray of float32, shape (n_users, dim)
+        Final (layer-mean) user representations on the training graph.
+    item_factors_ : np.ndarray of float32, shape (n_items, dim)
+    user_emb0_, item_emb0_ : np.ndarray of float32, shapes (n_users, dim), (n_items, dim)
+        Learned layer-0 embeddings (also written to ``weights.pt`` on save).
+    train_ui_ : scipy CSR of float32, shape (n_users, n_items)
+        The training graph, kept so fold-in can add new edges to it.
+    history_epoch_, history_loss_, history_val_ndcg_, history_seconds_ : np.ndarray
+        Per-epoch record (``val_ndcg`` is NaN where not evaluated).
+    best_epoch_ : int
+        Epoch (1-based) whose weights were kept (the last one without validation).
+    """
+
+    include_input: ClassVar[bool] = True
+    """Whether layer 0 enters the layer mean (LightGCN, SGL) or not (SimGCL, XSimGCL)."""
+
+    # ------------------------------------------------------------------ model hooks
+    def _setup(self, ctx: TrainContext) -> None:
+        """Called once after the encoder is built (before any resume)."""
+
+    def _epoch_start(self, ctx: TrainContext) -> None:
+        """Called at the start of every epoch (e.g. SGL draws its two augmented graphs)."""
+
+    def _batch_loss(self, ctx: TrainContext, users: torch.Tensor, pos: torch.Tensor,
+                    neg: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Loss of one mini-batch of (user, positive, negative) triples, each int64 of shape (b,).
+
+        Returns the scalar loss and a dict of its parts (for logging).
+        """
+        raise NotImplementedError
+
+    def _rec_loss(self, ctx: TrainContext, emb0: torch.Tensor, final: torch.Tensor, users: torch.Tensor,
+                  pos: torch.Tensor, neg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """BPR on the final representations + L2 on the batch's layer-0 embeddings: ``(bpr, reg)``."""
+        nu = ctx.graph.n_users
+        u, i, j = final[users], final[nu + pos], final[nu + neg]
+        bpr = bpr_loss((u * i).sum(1), (u * j).sum(1))
+        reg = self.config.reg * l2_reg(emb0[users], emb0[nu + pos], emb0[nu + neg], batch_size=len(users))
+        return bpr, reg
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, train: Interactions, *, val: Interactions | None = None,
+            callback: EpochCallback | None = None) -> GraphRecommender:
+        """Train on ``train``'s interaction graph; early-stop on ``val`` NDCG if given.
+
+        Parameters
+        ----------
+        train : Interactions
+            Training positives (cold users / items: empty rows / columns).
+        val : Interactions, optional
+            Held-out positives on the same vocabulary, for early stopping.
+        callback : callable, optional
+            ``callback(epoch, logs) -> bool``; ``logs`` has ``loss``, ``seconds`` and, on
+            evaluation epochs, ``val_ndcg@K``. True stops training.
+
+        Returns
+        -------
+        self
+        """
+        cfg = self.config
+        if train.nnz == 0:
+            raise DataError(f"{type(self).__name__}: the training data has no interactions")
+        rng = check_random_state(cfg.random_state)
+        device = resolve_device(cfg.device)
+        gen = torch_generator(rng, device)
+        ui = train.user_items
+        graph = BipartiteGraph(ui, device)
+        encoder = LightGCNEncoder(graph.n_users, graph.n_items, cfg.dim, cfg.n_layers,
+                                  include_input=self.include_input, generator=gen, device=device)
+        ctx = TrainContext(graph=graph, adj=graph.adjacency(), encoder=encoder, generator=gen, device=device,
+                           state={})
+        self._setup(ctx)
+        opt = torch.optim.Adam(encoder.parameters(), lr=cfg.lr)
+        pos_keys = graph.edge_user * graph.n_items + graph.edge_item  # sorted: CSR is row-major, sorted
+        n_batches = math.ceil(graph.n_edges / cfg.batch_size)
+        if cfg.max_batches is not None:
+            n_batches = min(n_batches, int(cfg.max_batches))
+        val_plan = self._val_plan(ui, val)
+
+        hist: dict[str, list[float]] = {"epoch": [], "loss": [], "val_ndcg": [], "seconds": []}
+        best = {"score": -math.inf, "state": None, "epoch": 0, "bad": 0}
+        start_epoch = 0
+        ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
+        if ckpt_dir is not None and (ckpt_dir / CHECKPOINT_FILE).is_file():
+            start_epoch = self._resume(ckpt_dir / CHECKPOINT_FILE, encoder, opt, gen, hist, best)
+            logger.info("resumed from %s at epoch %d", ckpt_dir / CHECKPOINT_FILE, start_epoch)
+
+        epochs = range(start_epoch, cfg.n_epochs)
+        bar = None
+        if cfg.show_progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=cfg.n_epochs, initial=start_epoch, desc=type(self).__name__, unit="epoch")
+        key = f"val_ndcg@{cfg.eval_k}"
+        try:
+            for epoch in epochs:
+                t0 = time.perf_counter()
+                encoder.train()
+                self._epoch_start(ctx)
+                perm = torch.randperm(graph.n_edges, generator=gen, device=device)
+                total = torch.zeros((), device=device)
+                inner = range(n_batches)
+                if bar is not None and n_batches >= 50:
+                    from tqdm.auto import tqdm
+
+                    inner = tqdm(inner, desc=f"epoch {epoch + 1}", unit="batch", leave=False)
+                for b in inner:
+                    idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+                    users, pos = graph.edge_user[idx], graph.edge_item[idx]
+                    neg = _sample_negatives(users, graph.n_items, pos_keys, gen)
+                    loss, _ = self._batch_loss(ctx, users, pos, neg)
+                    if not torch.isfinite(loss):
+                        raise TrainingDivergedError(
+                            f"{type(self).__name__}: the training loss became {loss.item()} at epoch {epoch + 1}, "
+                            f"batch {b + 1}/{n_batches} (lr={cfg.lr}); lower the learning rate or check the data")
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    total += loss.detach()
+                for p in encoder.parameters():
+                    if not torch.isfinite(p).all():
+                        raise TrainingDivergedError(
+                            f"{type(self).__name__}: embeddings became NaN/inf at epoch {epoch + 1} (lr={cfg.lr})")
+                logs: dict[str, float] = {"loss": float(total.item()) / n_batches}
+                val_score = math.nan
+                if val_plan is not None and (epoch + 1) % cfg.eval_every == 0:
+                    val_score = self._val_ndcg(ctx, val_plan)
+                    logs[key] = val_score
+                    if val_score > best["score"]:
+                        best.update(score=val_score, epoch=epoch + 1, bad=0,
+                                    state={k: v.detach().clone() for k, v in encoder.state_dict().items()})
+                    else:
+                        best["bad"] += 1
+                seconds = time.perf_counter() - t0
+                logs["seconds"] = seconds
+                for k_, v_ in (("epoch", epoch + 1), ("loss", logs["loss"]), ("val_ndcg", val_score),
+                               ("seconds", seconds)):
+                    hist[k_].append(float(v_))
+                logger.info("epoch %d: %s", epoch + 1, logs)
+                if bar is not None:
+                    bar.update(1)
+                    bar.set_postfix({k_: round(v_, 4) for k_, v_ in logs.items()})
+                if ckpt_dir is not None and cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0:
+                    self._checkpoint(ckpt_dir, epoch + 1, encoder, opt, gen, hist, best)
+                stop = bool(callback(epoch + 1, dict(logs))) if callback is not None else False
+                if stop:
+                    logger.info("callback stopped training after epoch %d", epoch + 1)
+                    break
+                if val_plan is not None and best["bad"] >= cfg.patience:
+                    logger.info("early stop after epoch %d (best %s=%.4f at epoch %d)", epoch + 1, key,
+                                best["score"], best["epoch"])
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
+        if best["state"] is not None:
+            encoder.load_state_dict(best["state"])
+            self.best_epoch_ = int(best["epoch"])
+        else:
+            self.best_epoch_ = int(hist["epoch"][-1]) if hist["epoch"] else 0
+        self.history_epoch_ = np.asarray(hist["epoch"], np.int64)
+        self.history_loss_ = np.asarray(hist["loss"], np.float64)
+        self.history_val_ndcg_ = np.asarray(hist["val_ndcg"], np.float64)
+        self.history_seconds_ = np.asarray(hist["seconds"], np.float64)
+        self.train_ui_ = sp.csr_matrix(ui, dtype=np.float32)
+        with torch.no_grad():
+            self.user_emb0_ = encoder.user_emb.detach().cpu().numpy().astype(np.float32)
+            self.item_emb0_ = encoder.item_emb.detach().cpu().numpy().astype(np.float32)
+            users_f, items_f = self._final(ctx.adj, encoder.emb0(), graph.n_users)
+        self.user_factors_ = users_f.cpu().numpy().astype(np.float32)
+        self.item_factors_ = items_f.cpu().numpy().astype(np.float32)
+        self._layers_cache = None
+        return self
+
+    # ------------------------------------------------------------------ inference helpers
+    def _final(self, adj: torch.Tensor, emb0: torch.Tensor, n_users: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Unperturbed final representations (users (n_users, d), items (n_items, d))."""
+        final = layer_mean(lightgcn_layers(adj, emb0, self.config.n_layers), include_input=self.include_input)
+        return final[:n_users], final[n_users:]
+
+    @staticmethod
+    def _val_plan(ui: sp.csr_matrix, val: Interactions | None) -> dict | None:
+        if val is None:
+            return None
+        truth = sp.csr_matrix(val.user_items)
+        has = (np.diff(truth.indptr) > 0) & (np.diff(ui.indptr) > 0)
+        users = np.flatnonzero(has)
+        if len(users) == 0:
+            logger.warning("no validation user has training interactions: training without early stopping")
+            return None
+        return {"users": users, "truth": truth[users], "exclude": ui[users]}
+
+    def _val_ndcg(self, ctx: TrainContext, plan: dict) -> float:
+        from recsys_coldstart.evaluate.protocol import rank_and_score
+
+        ctx.encoder.eval()
+        with torch.no_grad():
+            u, v = self._final(ctx.adj, ctx.encoder.emb0(), ctx.graph.n_users)
+            u_sel = u[torch.as_tensor(plan["users"], device=ctx.device)]
+            v_t = v.T.contiguous()
+
+        def score_fn(rows: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return (u_sel[torch.as_tensor(rows, device=ctx.device)] @ v_t).cpu().numpy()
+
+        k = self.config.eval_k
+        res = rank_and_score(score_fn, plan["truth"], exclude=plan["exclude"], candidates=None, ks=(k,))
+        return float(np.mean(res[("ndcg", k)]))
+
+    # ------------------------------------------------------------------ checkpoints
+    @staticmethod
+    def _checkpoint(folder: Path, epoch: int, encoder, opt, gen, hist, best) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {"epoch": epoch, "encoder": encoder.state_dict(), "optimizer": opt.state_dict(),
+                 "generator": gen.get_state(), "history": {k: list(v) for k, v in hist.items()},
+                 "best_score": float(best["score"]), "best_epoch": int(best["epoch"]), "best_bad": int(best["bad"]),
+                 "best_state": best["state"] or {}}
+        tmp = folder / (CHECKPOINT_FILE + ".tmp")
+        torch.save(state, tmp)
+        tmp.replace(folder / CHECKPOINT_FILE)  # atomic: a crash never leaves a half-written checkpoint
+
+    @staticmethod
+    def _resume(path: Path, encoder, opt, gen, hist, best) -> int:
+        state = torch.load(path, map_location=encoder.user_emb.device, weights_only=True)
+        encoder.load_state_dict(state["encoder"])
+        opt.load_state_dict(state["optimizer"])
+        gen.set_state(state["generator"].cpu() if gen.device.type == "cpu" else state["generator"])
+        for k, v in state["history"].items():
+            hist[k] = list(v)
+        best.update(score=state["best_score"], epoch=state["best_epoch"], bad=state["best_bad"],
+                    state=state["best_state"] or None)
+        return int(state["epoch"])
+
+    # ------------------------------------------------------------------ fold-in
+    def embed_users(self, observed: sp.csr_matrix | None = None, features: np.ndarray | None = None) -> np.ndarray:
+        """Embed users unseen at fit time from their observed items, without retraining.
+
+        A new user's layer-0 embedding is the mean of the layer-0 embeddings of the items they
+        interacted with (zeros if none: such a user scores every item 0). Then:
+
+        - ``fold_in="graph"`` (default): the new users are appended to the training graph with
+          their edges, the augmented graph is re-normalised and the learned layer-0 embeddings are
+          propagated through it exactly as in training; the new users' rows of the layer mean are
+          returned. New users in one call share the graph (they can influence each other through
+          common items at layer >= 3, by O(1/degree)).
+        - ``fold_in="local"``: only the new user's own aggregation uses the new edges:
+          ``e_u^(k) = Σ_{i∈N(u)} e_i^(k-1) / sqrt(|N(u)| (d_i + 1))`` with the items' layer
+          embeddings of the training graph, so every user is embedded independently of the batch.
+
+        Parameters
+        ----------
+        observed : scipy CSR of shape (b, n_items)
+            Each new user's revealed positives.
+        features : ignored
+            Graph models use no side features.
+
+        Returns
+        -------
+        np.ndarray of float32, shape (b, dim)
+        """
+        self._check_fitted("item_factors_")
+        if observed is None:
+            raise ValueError(f"{type(self).__name__}.embed_users needs observed interactions")
+        obs = sp.csr_matrix(observed, dtype=np.float32)
+        if obs.shape[1] != self.n_items_:
+            raise ValueError(f"observed has {obs.shape[1]} columns for {self.n_items_} items")
+        obs.data[:] = 1.0
+        obs.eliminate_zeros()
+        deg = np.diff(obs.indptr).astype(np.float32)
+        e0 = (obs @ self.item_emb0_) / np.maximum(deg, 1.0)[:, None]
+        if self.config.fold_in == "graph":
+            return self._fold_in_graph(obs, e0.astype(np.float32))
+        return self._fold_in_local(obs, deg, e0.astype(np.float32))
+
+    def _fold_in_graph(self, obs: sp.csr_matrix, e0: np.ndarray) -> np.ndarray:
+        device = resolve_device(self.config.device)
+        n_users = self.train_ui_.shape[0]
+        aug = sp.vstack([sp.csr_matrix(self.train_ui_), obs], format="csr")
+        adj = BipartiteGraph(aug, device).adjacency()
+        emb0 = torch.from_numpy(np.concatenate([self.user_emb0_, e0, self.item_emb0_])).to(device)
+        with torch.no_grad():
+            users, _ = self._final(adj, emb0, n_users + obs.shape[0])
+        return users[n_users:].cpu().numpy().astype(np.float32)
+
+    def _item_layers(self) -> list[np.ndarray]:
+        cache = getattr(self, "_layers_cache", None)
+        if cache is None:
+            device = resolve_device(self.config.device)
+            adj = BipartiteGraph(self.train_ui_, device).adjacency()
+            emb0 = torch.from_numpy(np.concatenate([self.user_emb0_, self.item_emb0_])).to(device)
+            n_users = self.train_ui_.shape[0]
+            with torch.no_grad():
+                layers = lightgcn_layers(adj, emb0, self.config.n_layers)
+            cache = [x[n_users:].cpu().numpy() for x in layers]
+            self._layers_cache = cache
+        return cache
+
+    def _fold_in_local(self, obs: sp.csr_matrix, deg: np.ndarray, e0: np.ndarray) -> np.ndarray:
+        item_layers = self._item_layers()
+        d_item = np.bincount(self.train_ui_.indices, minlength=self.n_items_).astype(np.float32) + 1.0
+        w = obs.copy()
+        rows = np.repeat(np.arange(obs.shape[0]), np.diff(obs.indptr))
+        w.data = (1.0 / np.sqrt(np.maximum(deg[rows], 1.0) * d_item[w.indices])).astype(np.float32)
+        layers = [e0] + [np.asarray(w @ item_layers[k - 1]) for k in range(1, self.config.n_layers + 1)]
+        sel = layers if (self.include_input or self.config.n_layers == 0) else layers[1:]
+        return np.mean(sel, axis=0).astype(np.float32)
+
+    # ------------------------------------------------------------------ save / load
+    def _save_extra(self, folder: Path) -> None:
+        """Write the layer-0 embeddings as a torch ``state_dict`` to ``weights.pt``."""
+        torch.save({"user_emb": torch.from_numpy(np.ascontiguousarray(self.user_emb0_)),
+                    "item_emb": torch.from_numpy(np.ascontiguousarray(self.item_emb0_))}, Path(folder) / "weights.pt")
+
+    def _load_extra(self, folder: Path) -> None:
+        """Read ``weights.pt`` (``torch.load(weights_only=True)``) back into the layer-0 embeddings."""
+        f = Path(folder) / "weights.pt"
+        if f.is_file():
+            state = torch.load(f, map_location="cpu", weights_only=True)
+            self.user_emb0_ = state["user_emb"].numpy().astype(np.float32)
+            self.item_emb0_ = state["item_emb"].numpy().astype(np.float32)
+        self._layers_cache = None
+
+    def config_dict(self) -> dict[str, Any]:
+        """The config as a plain dict (for result records)."""
+        return dataclasses.asdict(self.config)
+
+
+def _sample_negatives(users: torch.Tensor, n_items: int, pos_keys: torch.Tensor, gen: torch.Generator,
+                      max_rounds: int = 10) -> torch.Tensor:
+    """One uniform negative item per user, re-drawn where it is a training positive.
+
+    Parameters
+    ----------
+    users : torch.Tensor of int64, shape (b,)
+    n_items : int
+    pos_keys : torch.Tensor of int64, shape (nnz,)
+        Sorted ``user * n_items + item`` of the training positives.
+    gen : torch.Generator
+
+    Returns
+    -------
+    torch.Tensor of int64, shape (b,)
+        After ``max_rounds`` a (rare) remaining collision is kept.
+    """
+    neg = torch.randint(n_items, users.shape, generator=gen, device=users.device)
+    last = len(pos_keys) - 1
+    for _ in range(max_rounds):
+        keys = users * n_items + neg
+        hit = pos_keys[torch.searchsorted(pos_keys, keys).clamp(max=last)] == keys
+        if not bool(hit.any()):
+            break
+        neg = torch.where(hit, torch.randint(n_items, users.shape, generator=gen, device=users.device), neg)
+    return neg

@@ -1,0 +1,53 @@
+"""LightGCN: He, Deng, Wang, Li, Zhang, Wang. "LightGCN: Simplifying and Powering Graph Convolution
+Network for Recommendation." SIGIR 2020. https://arxiv.org/abs/2002.02126
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from recsys_coldstart.graph.encoders import lightgcn_propagate
+from recsys_coldstart.pretrain._trainer import GraphRecommender, GraphTrainConfig, TrainContext
+
+
+@dataclass(frozen=True)
+class LightGCNConfig(GraphTrainConfig):
+    """LightGCN options; defaults are the paper's (dim 64, 3 layers, Adam lr 1e-3, batch 2048,
+    L2 1e-4 on the batch's layer-0 embeddings). See :class:`GraphTrainConfig` for every field."""
+
+
+class LightGCN(GraphRecommender):
+    """LightGCN (He et al., SIGIR 2020): linear propagation over the normalised user-item graph.
+
+    ``E^(k+1) = Â E^(k)``, ``E = mean(E^(0), ..., E^(L))``, score ``e_u · e_i``, trained with BPR
+    on one uniform negative per positive plus ``reg * L2`` of the batch's layer-0 embeddings:
+
+    ``L = mean_b softplus(ŷ_uj - ŷ_ui) + reg * ½ (||e_u^0||² + ||e_i^0||² + ||e_j^0||²) / b``
+
+    Parameters
+    ----------
+    config : LightGCNConfig, optional
+    **kwargs
+        Fields of :class:`LightGCNConfig`.
+
+    Attributes
+    ----------
+    See :class:`recsys_coldstart.pretrain._trainer.GraphRecommender`.
+
+    Examples
+    --------
+    >>> model = LightGCN(n_epochs=50).fit(split.train, val=split.val)  # doctest: +SKIP
+    >>> ids, scores = model.recommend(users, k=20)                      # doctest: +SKIP
+    """
+
+    config_class = LightGCNConfig
+    include_input = True
+
+    def _batch_loss(self, ctx: TrainContext, users: torch.Tensor, pos: torch.Tensor,
+                    neg: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        emb0 = ctx.encoder.emb0()
+        final = lightgcn_propagate(ctx.adj, emb0, self.config.n_layers, include_input=True)
+        bpr, reg = self._rec_loss(ctx, emb0, final, users, pos, neg)
+        return bpr + reg, {"bpr": bpr, "reg": reg}

@@ -1,0 +1,574 @@
+"""Render a folder of benchmark records into ``report.md`` and one self-contained ``report.html``.
+
+The HTML page has inline CSS and every figure embedded as a base64 PNG (matplotlib Agg), so it
+can be mailed or attached as a single file. The Markdown page links the same figures as PNG
+files under ``figures/``.
+
+Sections: accuracy tables (mean ± std over seeds per model, segment and metric, best mean in
+bold), failed cells, elicitation curves, teacher-vs-student trade-off (from records with
+``n_params`` / ``latency_ms_per_1k_users``), training curves (per-epoch ``loss`` and ``val_*``
+logs), tuning studies, and each cell's config, command, versions and device.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import json
+import logging
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recsys_coldstart.report import plots
+
+logger = logging.getLogger(__name__)
+
+TABLE_METRICS: tuple[str, ...] = ("recall", "ndcg")
+_SEGMENT_ORDER = {"warm": 0, "cold-user": 1, "cold-item": 2, "all": 3}
+
+
+# ---------------------------------------------------------------------------------------------
+# a tiny document model rendered twice (Markdown and HTML)
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Table:
+    """Header, rows of strings, and which cells are bold."""
+
+    header: list[str]
+    rows: list[list[str]]
+    bold: set[tuple[int, int]] = field(default_factory=set)
+    caption: str = ""
+
+
+@dataclass
+class Figure:
+    """A PNG figure (``name`` is its file name under ``figures/``)."""
+
+    name: str
+    png: bytes
+    caption: str = ""
+
+
+@dataclass
+class Details:
+    """A collapsible block (HTML ``<details>``) with a pre-formatted body."""
+
+    summary: str
+    body: str
+
+
+@dataclass
+class Section:
+    """A titled section holding text (str), tables, figures and details blocks."""
+
+    title: str
+    blocks: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    """The rendered document and the figures it uses."""
+
+    title: str
+    sections: list[Section]
+    subtitle: str = ""
+
+    def figures(self) -> list[Figure]:
+        return [b for s in self.sections for b in s.blocks if isinstance(b, Figure)]
+
+
+# ---------------------------------------------------------------------------------------------
+# building the sections from records
+# ---------------------------------------------------------------------------------------------
+def load_records(results_dir: str | os.PathLike) -> pd.DataFrame:
+    """Every record under ``results_dir`` (recursively), with defaults for optional fields."""
+    from recsys_coldstart.evaluate.runner import read_results
+
+    df = read_results(results_dir)
+    if df.empty:
+        return df
+    defaults = {"status": "ok", "record_type": "metric", "cell": None, "seconds": np.nan, "device": None,
+                "config": None, "command": None, "versions": None, "machine": None}
+    for col, val in defaults.items():
+        if col not in df.columns:
+            df[col] = val
+    df["status"] = df["status"].fillna("ok")
+    df["record_type"] = df["record_type"].fillna("metric")
+    if df["cell"].isna().any():
+        synth = (df["dataset"].astype(str) + "__" + df["split"].astype(str) + "__" + df["model"].astype(str) + "__s"
+                 + df["seed"].astype(str))
+        df["cell"] = df["cell"].fillna(synth)
+    return df
+
+
+def _mean_std(vals: pd.Series) -> tuple[float, float, int]:
+    v = vals.astype(float).to_numpy()
+    return float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v)
+
+
+def _fmt(mean: float, std: float, n: int) -> str:
+    return f"{mean:.4f} ± {std:.4f}" if n > 1 else f"{mean:.4f}"
+
+
+def accuracy_tables(df: pd.DataFrame, *, metrics: Sequence[str] = TABLE_METRICS,
+                    ks: Sequence[int] | None = None) -> list[Table]:
+    """One table per (dataset, split): mean ± std over seeds, best mean per column in bold.
+
+    Rows are models; columns are ``segment metric@k`` plus the median fit seconds.
+    """
+    sel = df[(df.record_type == "metric") & (df.status == "ok") & df.metric.isin(list(metrics))
+             & ~df.segment.isin(["elicitation"])].copy()
+    if ks is not None:
+        sel = sel[sel.k.isin(list(ks))]
+    tables = []
+    for (dataset, split), g in sel.groupby(["dataset", "split"], sort=True):
+        cols = sorted({(s, m, int(k)) for s, m, k in zip(g.segment, g.metric, g.k, strict=True)},
+                      key=lambda c: (_SEGMENT_ORDER.get(c[0], 9), c[0], list(metrics).index(c[1]), c[2]))
+        models = sorted(g.model.unique(), key=str)
+        stats = {key: _mean_std(v.value) for key, v in g.groupby(["model", "segment", "metric", "k"])}
+        header = ["model", "seeds"] + [f"{s} {m}@{k}" for s, m, k in cols] + ["fit s (median)"]
+        rows = []
+        means = np.full((len(models), len(cols)), np.nan)
+        for i, mdl in enumerate(models):
+            gm = g[g.model == mdl]
+            row = [str(mdl), str(gm.seed.nunique())]
+            for j, (s, m, k) in enumerate(cols):
+                st = stats.get((mdl, s, m, k))
+                if st is None:
+                    row.append("—")
+                else:
+                    means[i, j] = st[0]
+                    row.append(_fmt(*st))
+            fit = gm.drop_duplicates("cell")
+            fs = fit["fit_seconds"] if "fit_seconds" in fit else fit["seconds"]
+            fs = pd.to_numeric(fs, errors="coerce").dropna()
+            row.append(f"{fs.median():.1f}" if len(fs) else "—")
+            rows.append(row)
+        bold = set()
+        for j in range(len(cols)):
+            colv = means[:, j]
+            if np.isfinite(colv).sum() >= 2:
+                best = np.nanmax(colv)
+                for i in np.flatnonzero(np.isclose(colv, best, rtol=0, atol=5e-5)):
+                    bold.add((int(i), j + 2))
+        tables.append(Table(header=header, rows=rows, bold=bold,
+                            caption=f"{dataset} — split {split}: mean ± std over seeds (test set); best in bold"))
+    return tables
+
+
+def _elicitation_section(df: pd.DataFrame, figs: list) -> Section | None:
+    curves = _elicitation_metrics(df[(df.record_type == "elicitation") & (df.status == "ok")])
+    summ = _elicitation_metrics(df[(df.record_type == "metric") & (df.status == "ok") & (df.segment == "elicitation")],
+                                extra=("known_rate", "like_rate"))
+    if curves.empty and summ.empty:
+        return None
+    sec = Section("Elicitation")
+    sec.blocks.append("Offline replay on each test cold user's real held-out ratings: one question at a time, "
+                      "answers like / dislike / unknown. Curves are means over seeds (band: ± std); the table "
+                      "gives the mean over budgets 1…10.")
+    for (dataset, split), g in summ.groupby(["dataset", "split"]):
+        cols = sorted({(m, int(k)) for m, k in zip(g.metric, g.k, strict=True)}, key=lambda c: (c[1] == 0, c))
+        pols = sorted(g.model.unique(), key=str)
+        rows, means = [], np.full((len(pols), len(cols)), np.nan)
+        for i, p in enumerate(pols):
+            row = [str(p), str(g[g.model == p].seed.nunique())]
+            for j, (m, k) in enumerate(cols):
+                v = g[(g.model == p) & (g.metric == m) & (g.k == k)].value
+                if v.empty:
+                    row.append("—")
+                    continue
+                st = _mean_std(v)
+                means[i, j] = st[0]
+                row.append(_fmt(*st))
+            rows.append(row)
+        bold = {(int(i), j + 2) for j in range(len(cols)) if np.isfinite(means[:, j]).sum() >= 2
+                for i in np.flatnonzero(np.isclose(means[:, j], np.nanmax(means[:, j]), rtol=0, atol=5e-5))}
+        sec.blocks.append(Table(["policy", "seeds"] + [(f"{m}@{k}" if k else m) + " (mean over budgets)" for m, k in cols], rows, bold,
+                                caption=f"{dataset} — {split}: elicitation, mean ± std over seeds"))
+    for (dataset, split), g in curves.groupby(["dataset", "split"]):
+        fig = plots.elicitation_figure(g[["model", "budget", "metric", "k", "value", "seed"]],
+                                       title=f"{dataset} — {split}")
+        if fig is not None:
+            sec.blocks.append(_figure(f"elicitation_{dataset}_{split}", fig, f"Elicitation curves, {dataset} {split}",
+                                      figs))
+    return sec
+
+
+ELICITATION_METRICS: tuple[tuple[str, int], ...] = (("ndcg", 10), ("recall", 20))
+
+
+def _elicitation_metrics(df: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:
+    """Keep the protocol's elicitation metrics (NDCG@10, Recall@20; else the first two present)
+    plus the ``extra`` k=0 rates."""
+    if df.empty:
+        return df
+    pairs = {(m, int(k)) for m, k in zip(df.metric, df.k, strict=True)}
+    want = [p for p in ELICITATION_METRICS if p in pairs] or sorted(p for p in pairs if p[1] > 0)[:2]
+    want += [(m, 0) for m in extra if (m, 0) in pairs]
+    keep = [(m, int(k)) in want for m, k in zip(df.metric, df.k, strict=True)]
+    return df[keep]
+
+
+def _primary_accuracy(g: pd.DataFrame) -> tuple[str, pd.DataFrame] | None:
+    for seg in ("warm", "cold-user", "cold-item", "all"):
+        for metric, k in (("ndcg", 20), ("ndcg", 10), ("recall", 20)):
+            s = g[(g.segment == seg) & (g.metric == metric) & (g.k == k)]
+            if not s.empty:
+                return f"{seg} {metric}@{k}", s
+    return None
+
+
+def _tradeoff_section(df: pd.DataFrame, figs: list) -> Section | None:
+    if "latency_ms_per_1k_users" not in df and "n_params" not in df:
+        return None
+    ok = df[(df.record_type == "metric") & (df.status == "ok") & (df.segment != "elicitation")]
+    sec = Section("Teacher vs student trade-off")
+    sec.blocks.append("Accuracy against cost: scoring latency (ms per 1,000 users against the whole catalogue, "
+                      "median of 3, on the device of the run) and fitted parameter count (marker size). A "
+                      "record's `role` field (teacher / student), when present, colours the points.")
+    for (dataset, split), g in ok.groupby(["dataset", "split"]):
+        prim = _primary_accuracy(g)
+        if prim is None:
+            continue
+        label, acc = prim
+        rows = []
+        for mdl, gm in acc.groupby("model"):
+            cells = g[g.model == mdl].drop_duplicates("cell")
+            lat = pd.to_numeric(cells.get("latency_ms_per_1k_users"), errors="coerce")
+            par = pd.to_numeric(cells.get("n_params"), errors="coerce")
+            role = cells["role"].dropna().iloc[0] if "role" in cells and cells["role"].notna().any() else None
+            rows.append({"model": mdl, "accuracy": gm.value.mean(), "acc_std": gm.value.std(ddof=1) if len(gm) > 1
+                         else 0.0, "latency_ms_per_1k_users": lat.median() if lat is not None else np.nan,
+                         "n_params": par.median() if par is not None else np.nan, "role": role})
+        pts = pd.DataFrame(rows)
+        if pts[["latency_ms_per_1k_users", "n_params"]].isna().all().all():
+            continue
+        best = pts.accuracy.max()
+        tab = Table(["model", "role", label, "params", "latency ms / 1k users"],
+                    [[str(r.model), str(r.role or "—"), f"{r.accuracy:.4f} ± {r.acc_std:.4f}",
+                      "—" if pd.isna(r.n_params) else f"{int(r.n_params):,}",
+                      "—" if pd.isna(r.latency_ms_per_1k_users) else f"{r.latency_ms_per_1k_users:.2f}"]
+                     for r in pts.itertuples()],
+                    {(i, 2) for i, v in enumerate(pts.accuracy) if np.isclose(v, best, rtol=0, atol=5e-5)},
+                    caption=f"{dataset} — {split}")
+        sec.blocks.append(tab)
+        fig = None if len(pts) < 2 else plots.tradeoff_figure(pts, x="latency_ms_per_1k_users", y_label=label, title=f"{dataset} — {split}")
+        if fig is not None:
+            sec.blocks.append(_figure(f"tradeoff_{dataset}_{split}", fig,
+                                      f"Accuracy vs scoring latency, {dataset} {split}", figs))
+    return sec if len(sec.blocks) > 1 else None
+
+
+def _training_section(df: pd.DataFrame, figs: list) -> Section | None:
+    cur = df[(df.record_type == "curve") & (df.status == "ok")]
+    if cur.empty or "curve" not in cur:
+        return None
+    sec = Section("Training curves")
+    sec.blocks.append("Per-epoch logs reported by each model's fit callback (lowest seed of each model).")
+    for (dataset, split), g in cur.groupby(["dataset", "split"]):
+        curves = []
+        for mdl, gm in g.groupby("model"):
+            seed0 = gm.seed.min()
+            for r in gm[gm.seed == seed0].itertuples():
+                if isinstance(r.curve, list) and len(r.curve) > 1:
+                    curves.append((str(mdl), str(r.metric), r.curve))
+        fig = plots.training_curves_figure(curves, title=f"{dataset} — {split}")
+        if fig is not None:
+            sec.blocks.append(_figure(f"training_{dataset}_{split}", fig, f"Training curves, {dataset} {split}", figs))
+    return sec if len(sec.blocks) > 1 else None
+
+
+def _tuning_section(df: pd.DataFrame, figs: list) -> Section | None:
+    tun = df[df.record_type == "tune"]
+    if tun.empty:
+        return None
+    sec = Section("Hyper-parameter tuning")
+    sec.blocks.append("Optuna TPE studies on the validation set (median pruning from the per-epoch callback). "
+                      "`default` is the model's default config fitted once with the same seed; `tuned` is the best "
+                      "trial's config refitted; test numbers are for information only, never used for selection.")
+    rows = []
+    for study, g in tun.groupby("study", sort=True):
+        def val(variant, which, g=g):
+            s = g[(g.variant == variant) & (g.which == which)].value
+            return float(s.iloc[0]) if len(s) else None
+
+        r0 = g.iloc[0]
+        d_val, t_val, d_test, t_test = val("default", "val"), val("tuned", "val"), val("default", "test"), \
+            val("tuned", "test")
+        gain = "—" if d_val in (None, 0) or t_val is None else f"{(t_val / d_val - 1) * 100:+.1f}%"
+        n_complete = int(r0.get("n_complete", 0) or 0)
+        n_pruned = int(r0.get("n_pruned", 0) or 0)
+        params = r0.get("best_params") or {}
+        rows.append([str(r0.model), str(r0.dataset), str(r0.split), str(r0.segment), f"{r0.metric}@{int(r0.k)}",
+                     _f(d_val), _f(t_val), gain, _f(d_test), _f(t_test), f"{n_complete} / {n_pruned}",
+                     json.dumps(params, sort_keys=True)])
+        trials = r0.get("trial_values")
+        states = r0.get("trial_states")
+        if isinstance(trials, list) and isinstance(states, list):
+            fig = plots.tuning_figure(trials, states, default_value=d_val, metric=f"{r0.metric}@{int(r0.k)}",
+                                      title=f"{r0.model} on {r0.dataset} {r0.split} ({r0.segment})")
+            if fig is not None:
+                sec.blocks.append(_figure(f"tuning_{study}", fig, f"Tuning study {study}", figs))
+    sec.blocks.insert(1, Table(["model", "dataset", "split", "segment", "metric", "default val", "tuned val",
+                                "val gain", "default test", "tuned test", "trials done / pruned", "best params"],
+                               rows, {(i, 6) for i in range(len(rows))} | {(i, 9) for i in range(len(rows))},
+                               caption="Default vs tuned configuration"))
+    return sec
+
+
+def _f(v: float | None) -> str:
+    return "—" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.4f}"
+
+
+def _failures_section(df: pd.DataFrame) -> Section | None:
+    bad = df[df.status != "ok"].drop_duplicates("cell")
+    if bad.empty:
+        return None
+    rows = [[str(r.cell), str(r.model), str(r.dataset), str(r.split), str(r.seed),
+             str(getattr(r, "error", "") or "")[:300]] for r in bad.itertuples()]
+    return Section("Failed cells", [f"{len(rows)} cell(s) failed; the others ran. Rerun the suite with resume "
+                                    "on to retry only these.",
+                                    Table(["cell", "model", "dataset", "split", "seed", "error"], rows)])
+
+
+def _none_if_nan(v: Any) -> Any:
+    return None if isinstance(v, float) and np.isnan(v) else v
+
+
+def _json_compact(v: Any) -> str:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return "{}"
+    return json.dumps(v, sort_keys=True, default=str)
+
+
+def _cells_section(df: pd.DataFrame) -> Section:
+    cells = df.drop_duplicates("cell").sort_values("cell")
+    versions_ids: dict[str, str] = {}
+    machines_ids: dict[str, str] = {}
+    rows, details = [], []
+    for r in cells.itertuples():
+        vkey = _json_compact(r.versions)
+        vid = versions_ids.setdefault(vkey, f"V{len(versions_ids) + 1}")
+        mkey = _json_compact(r.machine)
+        mid = machines_ids.setdefault(mkey, f"M{len(machines_ids) + 1}")
+        secs = pd.to_numeric(pd.Series([r.seconds]), errors="coerce").iloc[0]
+        rss = getattr(r, "peak_rss_mb", np.nan)
+        rss = pd.to_numeric(pd.Series([rss]), errors="coerce").iloc[0]
+        rows.append([str(r.cell), str(r.status), str(r.device or "—"), "—" if pd.isna(secs) else f"{secs:.1f}",
+                     "—" if pd.isna(rss) else f"{rss:.0f}", vid, mid, _json_compact(r.config), f"`{r.command}`"])
+        body = {"cell": r.cell, "status": r.status, "config": r.config, "command": r.command, "device": r.device,
+                "seconds": None if pd.isna(secs) else round(float(secs), 3),
+                "peak_rss_mb": None if pd.isna(rss) else round(float(rss), 1), "versions": r.versions,
+                "machine": r.machine, "git_commit": _none_if_nan(getattr(r, "git_commit", None))}
+        if r.status != "ok":
+            body["error"] = _none_if_nan(getattr(r, "error", None))
+            body["traceback"] = _none_if_nan(getattr(r, "traceback", None))
+        details.append(Details(f"{r.cell} ({r.status})", json.dumps(body, indent=1, default=str)))
+    sec = Section("Cells: config, command, versions, device")
+    sec.blocks.append(Table(["cell", "status", "device", "seconds", "peak RSS MiB", "versions", "machine", "config",
+                             "command"], rows))
+    for vkey, vid in versions_ids.items():
+        sec.blocks.append(f"**{vid}**: `{vkey}`")
+    for mkey, mid in machines_ids.items():
+        sec.blocks.append(f"**{mid}**: `{mkey}`")
+    sec.blocks.append(Details(f"Full provenance of each of the {len(details)} cells (JSON)",
+                              "\n\n".join(d.body for d in details)))
+    return sec
+
+
+def _figure(name: str, fig, caption: str, figs: list) -> Figure:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "-", name)
+    f = Figure(name=f"{safe}.png", png=plots.figure_png(fig), caption=caption)
+    figs.append(f)
+    return f
+
+
+def build_report(df: pd.DataFrame, *, title: str = "Benchmark report", notes: str = "") -> Report:
+    """Assemble the report sections from records (see :func:`load_records`)."""
+    figs: list[Figure] = []
+    sections = []
+    n_cells = df["cell"].nunique() if not df.empty else 0
+    n_bad = df[df.status != "ok"]["cell"].nunique() if not df.empty else 0
+    overview = Section("Overview")
+    if df.empty:
+        overview.blocks.append("No records found.")
+        return Report(title, [overview])
+    datasets = ", ".join(sorted(map(str, df.dataset.dropna().unique())))
+    overview.blocks.append(f"{n_cells} cells ({n_cells - n_bad} ok, {n_bad} failed) over datasets: {datasets}. "
+                           f"Models: {', '.join(sorted(map(str, df.model.dropna().unique())))}.")
+    if notes:
+        overview.blocks.append(notes)
+    sections.append(overview)
+    acc = Section("Accuracy (test set)")
+    acc.blocks.append("Full ranking over all candidates; train positives excluded. Segments follow "
+                      "`BENCHMARKS.md` (cold-item: ranking among the test cold items only).")
+    acc.blocks.extend(accuracy_tables(df))
+    sections.append(acc)
+    for build in (_failures_section,):
+        s = build(df)
+        if s is not None:
+            sections.append(s)
+    for build in (_elicitation_section, _tradeoff_section, _training_section, _tuning_section):
+        s = build(df, figs)
+        if s is not None:
+            sections.append(s)
+    sections.append(_cells_section(df))
+    stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return Report(title, sections, subtitle=f"generated {stamp}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Markdown and HTML
+# ---------------------------------------------------------------------------------------------
+def _md_cell(s: str) -> str:
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(report: Report, *, figure_dir: str = "figures") -> str:
+    """The report as GitHub-flavoured Markdown; figures are linked as ``figure_dir/<name>``."""
+    out = [f"# {report.title}", ""]
+    if report.subtitle:
+        out += [f"_{report.subtitle}_", ""]
+    for sec in report.sections:
+        out += [f"## {sec.title}", ""]
+        for b in sec.blocks:
+            if isinstance(b, str):
+                out += [b, ""]
+            elif isinstance(b, Table):
+                if b.caption:
+                    out += [f"**{b.caption}**", ""]
+                out.append("| " + " | ".join(_md_cell(h) for h in b.header) + " |")
+                out.append("| " + " | ".join("---" for _ in b.header) + " |")
+                for i, row in enumerate(b.rows):
+                    cells = [f"**{_md_cell(c)}**" if (i, j) in b.bold else _md_cell(c) for j, c in enumerate(row)]
+                    out.append("| " + " | ".join(cells) + " |")
+                out.append("")
+            elif isinstance(b, Figure):
+                out += [f"![{b.caption}]({figure_dir}/{b.name})", ""]
+            elif isinstance(b, Details):
+                out += ["<details><summary>" + html.escape(b.summary) + "</summary>", "", "```json", b.body, "```",
+                        "", "</details>", ""]
+    return "\n".join(out) + "\n"
+
+
+_CSS = """
+body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0 auto;max-width:1200px;
+padding:16px 28px;color:#1f2328;background:#fff;line-height:1.45}
+h1{font-size:26px;border-bottom:2px solid #d0d7de;padding-bottom:6px}
+h2{font-size:20px;margin-top:34px;border-bottom:1px solid #d0d7de;padding-bottom:4px}
+.sub{color:#656d76;margin-top:-8px}
+table{border-collapse:collapse;margin:8px 0 18px;font-size:12.5px;display:block;overflow-x:auto;max-width:100%}
+th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:right;white-space:nowrap}
+th{background:#f6f8fa;position:sticky;top:0}
+td:first-child,th:first-child{text-align:left}
+tr:nth-child(even) td{background:#fbfcfd}
+td.best{font-weight:700;background:#e6f4ea!important}
+td.wrap{white-space:normal;text-align:left;min-width:240px;max-width:560px;word-break:break-word}
+caption{caption-side:top;text-align:left;font-weight:600;padding:4px 0;color:#24292f}
+figure{margin:10px 0 22px}
+figure img{max-width:100%;border:1px solid #eaeef2}
+figcaption{color:#656d76;font-size:12px}
+details{margin:6px 0;font-size:12px}
+summary{cursor:pointer;color:#0969da}
+pre{background:#f6f8fa;padding:8px;overflow-x:auto;font-size:11.5px;max-height:480px}
+code{background:#f6f8fa;padding:1px 4px;border-radius:4px;font-size:12px;word-break:break-all}
+nav a{margin-right:14px;font-size:13px}
+"""
+
+_INLINE_MD = re.compile(r"(\*\*[^*]+\*\*|`[^`]+`)")
+
+
+def _inline(text: str) -> str:
+    parts = []
+    for piece in _INLINE_MD.split(text):
+        if piece.startswith("**") and piece.endswith("**") and len(piece) > 4:
+            parts.append(f"<b>{html.escape(piece[2:-2])}</b>")
+        elif piece.startswith("`") and piece.endswith("`") and len(piece) > 2:
+            parts.append(f"<code>{html.escape(piece[1:-1])}</code>")
+        else:
+            parts.append(html.escape(piece))
+    return "".join(parts)
+
+
+def to_html(report: Report) -> str:
+    """The report as one self-contained HTML page (inline CSS, base64 PNG figures)."""
+    out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
+           '<meta name="viewport" content="width=device-width, initial-scale=1">',
+           f"<title>{html.escape(report.title)}</title>", f"<style>{_CSS}</style></head><body>",
+           f"<h1>{html.escape(report.title)}</h1>"]
+    if report.subtitle:
+        out.append(f'<p class="sub">{html.escape(report.subtitle)}</p>')
+    out.append("<nav>" + "".join(f'<a href="#s{i}">{html.escape(s.title)}</a>' for i, s in enumerate(report.sections))
+               + "</nav>")
+    for i, sec in enumerate(report.sections):
+        out.append(f'<section id="s{i}"><h2>{html.escape(sec.title)}</h2>')
+        for b in sec.blocks:
+            if isinstance(b, str):
+                out.append(f"<p>{_inline(b)}</p>")
+            elif isinstance(b, Table):
+                out.append("<table>")
+                if b.caption:
+                    out.append(f"<caption>{html.escape(b.caption)}</caption>")
+                out.append("<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in b.header) + "</tr></thead>")
+                out.append("<tbody>")
+                for r, row in enumerate(b.rows):
+                    tds = []
+                    for j, c in enumerate(row):
+                        cls = ["best"] if (r, j) in b.bold else []
+                        if len(c) > 40:
+                            cls.append("wrap")
+                        attr = f' class="{" ".join(cls)}"' if cls else ""
+                        body = f"<b>{_inline(c)}</b>" if (r, j) in b.bold else _inline(c)
+                        tds.append(f"<td{attr}>{body}</td>")
+                    out.append("<tr>" + "".join(tds) + "</tr>")
+                out.append("</tbody></table>")
+            elif isinstance(b, Figure):
+                data = base64.b64encode(b.png).decode("ascii")
+                out.append(f'<figure><img alt="{html.escape(b.caption)}" src="data:image/png;base64,{data}">'
+                           f"<figcaption>{html.escape(b.caption)}</figcaption></figure>")
+            elif isinstance(b, Details):
+                out.append(f"<details><summary>{html.escape(b.summary)}</summary><pre>{html.escape(b.body)}</pre>"
+                           "</details>")
+        out.append("</section>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def render_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike, *, title: str | None = None,
+                  notes: str = "") -> tuple[Path, Path]:
+    """Render every record under ``results_dir`` into ``out_dir/report.md`` and ``out_dir/report.html``.
+
+    Parameters
+    ----------
+    results_dir : path
+        Folder searched recursively for ``*.json`` record files (``out_dir`` may sit inside it).
+    out_dir : path
+        Output folder (created); Markdown figures go to ``out_dir/figures/``.
+    title : str, optional
+    notes : str
+        A paragraph added to the overview (e.g. what a shortened CPU run left out).
+
+    Returns
+    -------
+    (markdown path, html path)
+    """
+    df = load_records(results_dir)
+    report = build_report(df, title=title or f"Benchmark report: {Path(results_dir).name}", notes=notes)
+    out = Path(out_dir)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    for f in report.figures():
+        (out / "figures" / f.name).write_bytes(f.png)
+    md = out / "report.md"
+    md.write_text(to_markdown(report))
+    page = out / "report.html"
+    page.write_text(to_html(report))
+    logger.info("wrote %s and %s (%d figures)", md, page, len(report.figures()))
+    return md, page

@@ -1,0 +1,287 @@
+"""Top-k retrieval over item embeddings: exact (torch) or approximate (faiss flat / IVF / HNSW)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+from recsys_coldstart._utils import check_random_state, resolve_device
+
+logger = logging.getLogger(__name__)
+
+BACKENDS: tuple[str, ...] = ("exact", "flat", "ivf", "hnsw")
+METRICS: tuple[str, ...] = ("ip", "cosine", "l2")
+
+
+def _import_faiss():
+    try:
+        import faiss
+    except ImportError as e:  # pragma: no cover - faiss-cpu is a dependency
+        raise ImportError("the faiss back ends need faiss: pip install faiss-cpu "
+                          "(or the 'gpu' extra: pip install 'recsys_coldstart[gpu]')") from e
+    return faiss
+
+
+def faiss_has_gpu() -> bool:
+    """Whether the installed faiss was built with GPU support and sees a GPU."""
+    try:
+        faiss = _import_faiss()
+        return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+    except Exception:  # pragma: no cover
+        return False
+
+
+class EmbeddingIndex:
+    """A top-``k`` index over item vectors, returning ``(ids, scores)`` and skipping seen items.
+
+    Back ends:
+
+    - ``"exact"``: brute force ``query @ items^T`` + ``torch.topk`` on the resolved device, in
+      query blocks (memory ``block x n_items`` floats).
+    - ``"flat"``: faiss exact search (``IndexFlatIP`` / ``IndexFlatL2``).
+    - ``"ivf"``: faiss inverted file over a k-means coarse quantiser (Jégou, Douze & Schmid,
+      "Product quantization for nearest neighbor search", TPAMI 2011); ``nlist`` cells,
+      ``nprobe`` visited per query.
+    - ``"hnsw"``: faiss hierarchical navigable small-world graph (Malkov & Yashunin, TPAMI
+      2018); ``hnsw_m`` links per node, ``ef_search`` beam width. CPU only in faiss.
+
+    faiss runs on the GPU (``StandardGpuResources``) when the device resolves to CUDA and faiss
+    has GPU support (``flat`` and ``ivf``); otherwise on the CPU (Johnson, Douze & Jégou,
+    "Billion-scale similarity search with GPUs", IEEE TBD 2019).
+
+    Excluded items (a user's train positives) are handled by over-fetching ``k + max excluded``
+    candidates per query and filtering, so they are never returned; a row with fewer than ``k``
+    admissible results is padded with id ``-1`` and score ``-inf``.
+
+    Parameters
+    ----------
+    item_vectors : np.ndarray of float32, shape (n_items, d)
+        Row ``i`` is item index ``i``; returned ids are these indices.
+    backend : {"exact", "flat", "ivf", "hnsw"}
+    metric : {"ip", "cosine", "l2"}
+        Inner product (the scores of dot-product models), cosine (vectors and queries
+        L2-normalised), or Euclidean (scores are negative squared distances, higher = closer).
+    device : str
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    nlist : int, optional
+        IVF cells; default ``~4 sqrt(n_items)`` (at most ``n_items // 39`` so every cell gets
+        training points, at least 1).
+    nprobe : int
+        IVF cells searched per query.
+    hnsw_m : int
+        HNSW links per node.
+    ef_construction, ef_search : int
+        HNSW beam widths when building / searching.
+    batch_size : int
+        Queries per block (exact back end and faiss calls).
+    random_state : int or None
+        Seeds the IVF k-means.
+
+    Attributes
+    ----------
+    n_items, dim : int
+    device : torch.device
+        The resolved device.
+    on_gpu : bool
+        Whether the faiss index lives on the GPU.
+    """
+
+    def __init__(self, item_vectors: np.ndarray, *, backend: str = "exact", metric: str = "ip", device: Any = "auto",
+                 nlist: int | None = None, nprobe: int = 16, hnsw_m: int = 32, ef_construction: int = 200,
+                 ef_search: int = 128, batch_size: int = 4096, random_state: int | None = 0) -> None:
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
+        if metric not in METRICS:
+            raise ValueError(f"unknown metric {metric!r}; choose one of {METRICS}")
+        vecs = np.ascontiguousarray(np.asarray(item_vectors, dtype=np.float32))
+        if vecs.ndim != 2 or vecs.shape[0] == 0:
+            raise ValueError(f"item_vectors must be a non-empty 2-D array, got shape {vecs.shape}")
+        if metric == "cosine":
+            vecs = _normalize(vecs)
+        self.backend = backend
+        self.metric = metric
+        self.device = resolve_device(device)
+        self.n_items, self.dim = vecs.shape
+        self.batch_size = int(batch_size)
+        self.nprobe = int(nprobe)
+        self.ef_search = int(ef_search)
+        self.on_gpu = False
+        self._vectors = vecs
+        self._index = None
+        self._torch_items = None
+        if backend == "exact":
+            import torch
+
+            self._torch_items = torch.from_numpy(vecs).to(self.device)
+            return
+        faiss = _import_faiss()
+        faiss_metric = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
+        if backend == "flat":
+            index = faiss.IndexFlatL2(self.dim) if metric == "l2" else faiss.IndexFlatIP(self.dim)
+        elif backend == "ivf":
+            if nlist is None:
+                nlist = int(round(4 * np.sqrt(self.n_items)))
+            nlist = int(max(1, min(nlist, self.n_items // 39 or 1)))
+            quantizer = faiss.IndexFlatL2(self.dim) if metric == "l2" else faiss.IndexFlatIP(self.dim)
+            index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss_metric)
+            index.cp.seed = int(check_random_state(random_state).integers(0, 2**31 - 1))
+            self._quantizer = quantizer  # keep the Python object alive with the index
+            self.nlist = nlist
+        else:
+            index = faiss.IndexHNSWFlat(self.dim, int(hnsw_m), faiss_metric)
+            index.hnsw.efConstruction = int(ef_construction)
+        if self.device.type == "cuda" and backend != "hnsw" and faiss_has_gpu():  # pragma: no cover - GPU only
+            self._gpu_res = faiss.StandardGpuResources()
+            index = faiss.index_cpu_to_gpu(self._gpu_res, self.device.index or 0, index)
+            self.on_gpu = True
+        elif self.device.type == "cuda":
+            logger.info("faiss %s index runs on the CPU (no faiss GPU support for it here)", backend)
+        if backend == "ivf":
+            index.train(vecs)
+        index.add(vecs)
+        self._index = index
+        self._set_search_params()
+
+    def _set_search_params(self) -> None:
+        if self.backend == "ivf":
+            self._index.nprobe = min(self.nprobe, self.nlist)
+        elif self.backend == "hnsw":
+            self._index.hnsw.efSearch = self.ef_search
+
+    def __repr__(self) -> str:
+        return (f"EmbeddingIndex(backend={self.backend!r}, metric={self.metric!r}, n_items={self.n_items}, "
+                f"dim={self.dim}, device={str(self.device)!r}, on_gpu={self.on_gpu})")
+
+    @classmethod
+    def from_model(cls, model: Any, *, backend: str = "exact", **kwargs: Any) -> EmbeddingIndex:
+        """An index over a fitted embedding model's ``item_factors_`` (dot-product scores).
+
+        Parameters
+        ----------
+        model : EmbeddingModel
+            Has ``item_factors_`` of shape (n_items, d).
+        backend : str
+        **kwargs
+            Other :class:`EmbeddingIndex` options.
+        """
+        if not hasattr(model, "item_factors_"):
+            raise TypeError(f"{type(model).__name__} has no item_factors_: fit an embedding model first")
+        kwargs.setdefault("metric", "ip")
+        return cls(model.item_factors_, backend=backend, **kwargs)
+
+    # -- search -------------------------------------------------------------------------------
+    def search(self, query: np.ndarray, k: int, *, exclude: sp.spmatrix | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The ``k`` best items for each query vector, never an excluded one.
+
+        Parameters
+        ----------
+        query : np.ndarray of float32, shape (b, d)
+            E.g. ``model.user_factors_[user_idx]`` or ``model.embed_users(...)``.
+        k : int
+            Results per query (clipped to ``n_items``).
+        exclude : scipy CSR of shape (b, n_items), optional
+            Items not to return for each query row (train positives, revealed support).
+
+        Returns
+        -------
+        ids : np.ndarray of int64, shape (b, k)
+            Item indices, best first; ``-1`` pads a row with fewer than ``k`` admissible items.
+        scores : np.ndarray of float32, shape (b, k)
+            Inner product / cosine, or ``-||q - v||^2`` for ``metric="l2"``; ``-inf`` on padding.
+        """
+        q = np.ascontiguousarray(np.asarray(query, dtype=np.float32))
+        if q.ndim != 2 or q.shape[1] != self.dim:
+            raise ValueError(f"query must have shape (b, {self.dim}), got {q.shape}")
+        if self.metric == "cosine":
+            q = _normalize(q)
+        b = q.shape[0]
+        k = int(min(k, self.n_items))
+        ex = None
+        if exclude is not None:
+            ex = sp.csr_matrix(exclude)
+            if ex.shape != (b, self.n_items):
+                raise ValueError(f"exclude must have shape ({b}, {self.n_items}), got {ex.shape}")
+            ex.sum_duplicates()
+        ids_out = np.full((b, k), -1, np.int64)
+        scores_out = np.full((b, k), -np.inf, np.float32)
+        if b == 0 or k == 0:
+            return ids_out, scores_out
+        for start in range(0, b, self.batch_size):
+            stop = min(start + self.batch_size, b)
+            ex_b = None if ex is None else ex[start:stop]
+            n_ex = 0 if ex_b is None else int(np.diff(ex_b.indptr).max(initial=0))
+            fetch = min(k + n_ex, self.n_items)
+            ids, scores = self._raw_search(q[start:stop], fetch, ex_b)
+            if ex_b is not None and ex_b.nnz:
+                ids, scores = _drop_excluded(ids, scores, ex_b, k)
+            ids_out[start:stop, : ids.shape[1]] = ids[:, :k]
+            scores_out[start:stop, : ids.shape[1]] = scores[:, :k]
+        return ids_out, scores_out
+
+    def _raw_search(self, q: np.ndarray, fetch: int, ex_b: sp.csr_matrix | None) -> tuple[np.ndarray, np.ndarray]:
+        if self.backend == "exact":
+            import torch
+
+            with torch.no_grad():
+                qt = torch.from_numpy(q).to(self.device)
+                items = self._torch_items
+                if self.metric == "l2":
+                    s = 2 * qt @ items.T - (items * items).sum(1)[None, :] - (qt * qt).sum(1)[:, None]
+                else:
+                    s = qt @ items.T
+                if ex_b is not None and ex_b.nnz:
+                    # exact search can mask instead of over-fetching
+                    rows = np.repeat(np.arange(ex_b.shape[0]), np.diff(ex_b.indptr))
+                    s[torch.from_numpy(rows).to(self.device),
+                      torch.from_numpy(ex_b.indices.astype(np.int64)).to(self.device)] = -torch.inf
+                vals, idx = torch.topk(s, fetch, dim=1)
+                ids = idx.cpu().numpy().astype(np.int64)
+                scores = vals.cpu().numpy().astype(np.float32)
+                ids[~np.isfinite(scores)] = -1
+                return ids, scores
+        dist, ids = self._index.search(q, fetch)
+        scores = -dist if self.metric == "l2" else dist
+        scores = np.where(ids < 0, -np.inf, scores).astype(np.float32)
+        return ids.astype(np.int64), scores
+
+    def recall_against(self, other: EmbeddingIndex, query: np.ndarray, k: int,
+                       exclude: sp.spmatrix | None = None) -> float:
+        """Mean recall@k of this index's results against ``other``'s (e.g. exact) on ``query``.
+
+        Returns
+        -------
+        float
+            ``mean_q |ids_self ∩ ids_other| / |ids_other|`` over the valid (non ``-1``) ids.
+        """
+        a, _ = self.search(query, k, exclude=exclude)
+        b, _ = other.search(query, k, exclude=exclude)
+        hits = 0
+        total = 0
+        for ra, rb in zip(a, b, strict=True):
+            rb = rb[rb >= 0]
+            hits += len(np.intersect1d(ra[ra >= 0], rb))
+            total += len(rb)
+        return hits / max(total, 1)
+
+
+def _normalize(x: np.ndarray) -> np.ndarray:
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return np.divide(x, n, out=np.zeros_like(x), where=n > 0).astype(np.float32, copy=False)
+
+
+def _drop_excluded(ids: np.ndarray, scores: np.ndarray, ex: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Remove excluded ids from each row (keeping order) and keep the first ``k``; pad with -1 / -inf."""
+    b, f = ids.shape
+    n_items = np.int64(ex.shape[1])
+    # (row, item) pairs as one int64 key each; membership by np.isin
+    ex_keys = np.repeat(np.arange(b, dtype=np.int64), np.diff(ex.indptr)) * n_items + ex.indices
+    cand_keys = np.arange(b, dtype=np.int64)[:, None] * n_items + np.where(ids >= 0, ids, 0)
+    keep = ~np.isin(cand_keys, ex_keys) & (ids >= 0)
+    order = np.argsort(~keep, axis=1, kind="stable")  # kept entries first, original order
+    ids_k = np.take_along_axis(ids, order, axis=1)[:, :k]
+    sc_k = np.take_along_axis(scores, order, axis=1)[:, :k]
+    valid = np.take_along_axis(keep, order, axis=1)[:, :k]
+    return np.where(valid, ids_k, -1), np.where(valid, sc_k, -np.inf).astype(np.float32)

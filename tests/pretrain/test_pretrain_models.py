@@ -1,0 +1,204 @@
+"""Contract tests of the graph pretraining models on the synthetic fixture."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+import recsys_coldstart.graph.encoders as encoders
+from recsys_coldstart.baselines.popularity import Popularity
+from recsys_coldstart.data import user_cold_split, warm_split
+from recsys_coldstart.evaluate import evaluate, metric_value
+from recsys_coldstart.exceptions import TrainingDivergedError
+from recsys_coldstart.io import load_model, save_model
+from recsys_coldstart.pretrain import SGL, LightGCN, SimGCL, XSimGCL
+from recsys_coldstart.pretrain._trainer import CHECKPOINT_FILE
+
+# small-data settings: the published yelp2018 contrastive weights are for graphs ~100x larger
+FAST = {"lr": 0.01, "batch_size": 512, "n_epochs": 15, "eval_every": 3, "patience": 3}
+MODELS = {
+    "lightgcn": (LightGCN, {}),
+    "sgl": (SGL, {"ssl_weight": 0.02}),
+    "simgcl": (SimGCL, {"cl_weight": 0.02}),
+    "xsimgcl": (XSimGCL, {"cl_weight": 0.02}),
+}
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # the shared CI box is oversubscribed; OpenMP spinning with 2 threads is 10-100x slower there
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def warm(synthetic):
+    return warm_split(synthetic, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def ucold(synthetic):
+    return user_cold_split(synthetic, n_support=3, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def pop_warm(warm):
+    return metric_value(evaluate(Popularity().fit(warm.train), warm), "ndcg", 20, "warm")
+
+
+@pytest.fixture(scope="module")
+def fitted_lightgcn(warm):
+    return LightGCN(**FAST).fit(warm.train, val=warm.val)
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_beats_popularity_on_warm(name, warm, pop_warm):
+    cls, extra = MODELS[name]
+    model = cls(**FAST, **extra).fit(warm.train, val=warm.val)
+    assert model.user_factors_.dtype == np.float32 and model.user_factors_.shape == (warm.train.n_users, 64)
+    assert model.item_factors_.shape == (warm.train.n_items, 64)
+    ndcg = metric_value(evaluate(model, warm), "ndcg", 20, "warm")
+    assert ndcg > pop_warm * 1.5, (name, ndcg, pop_warm)
+
+
+@pytest.mark.parametrize("aug", ["nd", "rw"])
+def test_sgl_augmentations_train(aug, warm):
+    model = SGL(aug_type=aug, n_epochs=2, lr=0.01, batch_size=512).fit(warm.train)
+    assert np.isfinite(model.history_loss_).all() and len(model.history_loss_) == 2
+
+
+def test_invalid_options_raise():
+    with pytest.raises(ValueError):
+        SGL(aug_type="xx")
+    with pytest.raises(ValueError):
+        XSimGCL(n_layers=2, cl_layer=3)
+    with pytest.raises(TypeError):
+        LightGCN(not_an_option=1)
+
+
+@pytest.mark.parametrize("cls", [LightGCN, SimGCL])
+def test_deterministic_under_random_state(cls, warm):
+    a = cls(n_epochs=2, batch_size=512, random_state=3, device="cpu").fit(warm.train)
+    b = cls(n_epochs=2, batch_size=512, random_state=3, device="cpu").fit(warm.train)
+    c = cls(n_epochs=2, batch_size=512, random_state=4, device="cpu").fit(warm.train)
+    np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
+    np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
+    assert not np.array_equal(a.item_factors_, c.item_factors_)
+
+
+@pytest.mark.parametrize("cls", [SimGCL, XSimGCL])
+def test_one_propagation_per_batch(cls, warm, monkeypatch):
+    """SimGCL propagates its 3 views in one wide product; XSimGCL uses a single forward pass."""
+    calls = []
+    orig = encoders.spmm
+
+    def counting(adj, x):
+        calls.append(x.shape[1])
+        return orig(adj, x)
+
+    monkeypatch.setattr(encoders, "spmm", counting)
+    model = cls(n_epochs=1, batch_size=100_000, n_layers=2)  # one batch
+    model.fit(warm.train)
+    # 2 layers for the batch + 2 for the final (unperturbed) representations
+    assert len(calls) == 4
+    assert calls[0] == (3 * 64 if cls is SimGCL else 64)
+
+
+def test_save_load_round_trip(fitted_lightgcn, warm, ucold, tmp_path):
+    model = fitted_lightgcn
+    folder = save_model(model, tmp_path / "m", meta={"dataset": "synthetic"})
+    assert (folder / "weights.pt").is_file()
+    state = torch.load(folder / "weights.pt", weights_only=True)
+    np.testing.assert_array_equal(state["user_emb"].numpy(), model.user_emb0_)
+    assert json.loads((folder / "config.json").read_text())["config"]["n_epochs"] == FAST["n_epochs"]
+    loaded = load_model(folder)
+    assert isinstance(loaded, LightGCN) and loaded.config == model.config
+    users = np.arange(20)
+    np.testing.assert_array_equal(loaded.score(users), model.score(users))
+    obs = warm.train.user_items[:5]
+    np.testing.assert_allclose(loaded.embed_users(obs), model.embed_users(obs), rtol=1e-6, atol=1e-7)
+    np.testing.assert_array_equal(loaded.history_loss_, model.history_loss_)
+
+
+def test_nan_guard_raises(warm):
+    with pytest.raises(TrainingDivergedError, match="lower the learning rate|NaN"):
+        LightGCN(lr=1e30, n_epochs=3, batch_size=512).fit(warm.train)
+
+
+def test_nan_guard_on_injected_inf(warm):
+    class Broken(LightGCN):
+        def _batch_loss(self, ctx, users, pos, neg):
+            loss, parts = super()._batch_loss(ctx, users, pos, neg)
+            return loss * float("inf"), parts
+
+    with pytest.raises(TrainingDivergedError, match="epoch 1, batch 1"):
+        Broken(n_epochs=1).fit(warm.train)
+
+
+def test_checkpoint_resume_continues_exactly(warm, tmp_path):
+    opts = {"n_epochs": 4, "batch_size": 512, "lr": 0.01, "random_state": 5, "device": "cpu"}
+    full = SimGCL(**opts).fit(warm.train)
+    ck = tmp_path / "ck"
+    first = SimGCL(**{**opts, "n_epochs": 2}, checkpoint_dir=str(ck), checkpoint_every=1).fit(warm.train)
+    assert (ck / CHECKPOINT_FILE).is_file() and len(first.history_epoch_) == 2
+    resumed = SimGCL(**opts, checkpoint_dir=str(ck), checkpoint_every=1).fit(warm.train)
+    np.testing.assert_array_equal(resumed.history_epoch_, [1, 2, 3, 4])
+    np.testing.assert_allclose(resumed.history_loss_, full.history_loss_, rtol=1e-6)
+    np.testing.assert_allclose(resumed.item_factors_, full.item_factors_, rtol=1e-5, atol=1e-6)
+
+
+def test_callback_stops_and_gets_logs(warm):
+    seen = []
+
+    def cb(epoch, logs):
+        seen.append((epoch, dict(logs)))
+        return epoch >= 3
+
+    model = LightGCN(n_epochs=50, batch_size=512, eval_every=1).fit(warm.train, val=warm.val, callback=cb)
+    assert [e for e, _ in seen] == [1, 2, 3]
+    assert len(model.history_epoch_) == 3
+    assert {"loss", "val_ndcg@20", "seconds"} <= set(seen[0][1])
+    assert np.isfinite(model.history_val_ndcg_).all()
+
+
+def test_early_stopping_restores_best(warm):
+    model = LightGCN(lr=0.05, n_epochs=60, batch_size=512, eval_every=1, patience=2).fit(warm.train, val=warm.val)
+    hist = model.history_val_ndcg_
+    assert len(hist) < 60
+    assert model.best_epoch_ == int(model.history_epoch_[np.nanargmax(hist)])
+
+
+@pytest.mark.parametrize("mode", ["graph", "local"])
+def test_fold_in_beats_popularity_on_cold_users(mode, ucold):
+    model = LightGCN(**FAST, fold_in=mode).fit(ucold.train)
+    pop = metric_value(evaluate(Popularity().fit(ucold.train), ucold), "ndcg", 20, "cold-user")
+    ndcg = metric_value(evaluate(model, ucold), "ndcg", 20, "cold-user")
+    assert ndcg > pop, (mode, ndcg, pop)
+
+
+def test_fold_in_shapes_and_empty_rows(fitted_lightgcn):
+    model = fitted_lightgcn
+    obs = sp.csr_matrix(([1.0, 1.0], ([0, 0], [3, 7])), shape=(2, model.n_items_))
+    for mode in ("graph", "local"):
+        m = LightGCN(**FAST, fold_in=mode)
+        m.__dict__.update({k: v for k, v in model.__dict__.items() if k != "config"})
+        m._layers_cache = None
+        emb = m.embed_users(obs)
+        assert emb.shape == (2, 64) and emb.dtype == np.float32
+        np.testing.assert_array_equal(emb[1], 0)  # nothing observed: the zero vector
+        assert np.abs(emb[0]).sum() > 0
+    with pytest.raises(ValueError):
+        model.embed_users(sp.csr_matrix((1, model.n_items_ + 1)))
+
+
+def test_registry_names_resolve():
+    from recsys_coldstart.cli.registry import model_class
+
+    assert model_class("lightgcn") is LightGCN and model_class("xsimgcl") is XSimGCL
+    assert model_class("sgl") is SGL and model_class("simgcl") is SimGCL
