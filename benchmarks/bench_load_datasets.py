@@ -77,11 +77,10 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append({"model": "loader", "dataset": name, "split": split, "segment": "all", "metric": metric,
                              "k": 0, "value": float(med[metric]), "seed": 0 if split != "none" else None})
             table.append({"dataset": name, "split": split, "status": "ok",
-                          "users": int(med.n_users), "items": int(med.n_items), "positives": int(med.nnz),
-                          "seconds (median)": round(float(med.seconds), 3),
+                          "users": f"{int(med.n_users):,}", "items": f"{int(med.n_items):,}",
+                          "positives": f"{int(med.nnz):,}", "seconds (median)": f"{med.seconds:.3f}",
                           "seconds (min-max)": f"{df.seconds.min():.3f}-{df.seconds.max():.3f}",
-                          "peak RSS MiB": round(float(med.peak_rss_mb), 1),
-                          "RSS after import MiB": round(float(med.import_rss_mb), 1)})
+                          "peak RSS MiB": f"{med.peak_rss_mb:.1f}", "RSS after import MiB": f"{med.import_rss_mb:.1f}"})
             print(table[-1], flush=True)
     res = pd.DataFrame(rows)
     out = Path(args.out)
@@ -98,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
         f"Median of {args.repeats} runs, each in a fresh process; split `none` = `load_dataset`, else "
         "`load_predefined_split` (which loads the data itself). Peak RSS includes the ~import footprint.",
         "",
-        to_markdown(pd.DataFrame(table).fillna("")),
+        to_markdown(pd.DataFrame(table).astype(object).fillna("")),
         "",
     ]
     out.with_suffix(".md").write_text("\n".join(md))

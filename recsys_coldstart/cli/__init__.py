@@ -77,7 +77,6 @@ def main(argv: list[str] | None = None) -> int:
         typer.echo(f"error: {type(e).__name__}: {_one_line(e)} (run with --debug for the traceback)", err=True)
         return 1
     return int(rc) if isinstance(rc, int) else 0
-    return 0
 
 
 def _one_line(e: BaseException) -> str:

@@ -132,7 +132,8 @@ def to_torch(x: np.ndarray | sp.spmatrix | None, device: torch.device) -> torch.
     if sp.issparse(x):
         c = sp.coo_matrix(x, dtype=np.float32)
         idx = torch.from_numpy(np.vstack([c.row, c.col]).astype(np.int64))
-        return torch.sparse_coo_tensor(idx, torch.from_numpy(c.data), c.shape, device=device).coalesce()
+        return torch.sparse_coo_tensor(idx, torch.from_numpy(c.data), c.shape, device=device,
+                                       check_invariants=False).coalesce()
     return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
 
 

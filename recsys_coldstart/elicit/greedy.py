@@ -12,7 +12,11 @@ from recsys_coldstart.elicit.state import ElicitationState, PosteriorConfig
 
 @dataclass(frozen=True)
 class GreedyConfig(PosteriorConfig):
-    """Configuration of :class:`GreedyPolicy` (posterior settings only)."""
+    """Configuration of :class:`GreedyPolicy`: the posterior settings of
+    :class:`~recsys_coldstart.elicit.state.PosteriorConfig`, with ``skip_top`` defaulting to 10
+    (never ask what the current top-10 would recommend anyway)."""
+
+    skip_top: int = 10
 
 
 class GreedyPolicy(BasePolicy):
@@ -23,6 +27,7 @@ class GreedyPolicy(BasePolicy):
     it is the "items the user will most likely rate" strategy of Elahi, Ricci & Rubens, "A survey
     of active learning in collaborative filtering recommender systems", CSR 2016. Known-item
     weighting: ``P(known)^w x (mu^T v_i - min_j mu^T v_j)``.
+    Items in the user's current top-``skip_top`` (default 10) by posterior mean are never asked.
     """
 
     config_class = GreedyConfig

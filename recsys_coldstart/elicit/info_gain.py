@@ -12,7 +12,11 @@ from recsys_coldstart.elicit.state import ElicitationState, PosteriorConfig
 
 @dataclass(frozen=True)
 class InfoGainConfig(PosteriorConfig):
-    """Configuration of :class:`InfoGainPolicy` (posterior settings only)."""
+    """Configuration of :class:`InfoGainPolicy`: the posterior settings of
+    :class:`~recsys_coldstart.elicit.state.PosteriorConfig`, with ``skip_top`` defaulting to 10
+    (never ask what the current top-10 would recommend anyway)."""
+
+    skip_top: int = 10
 
 
 class InfoGainPolicy(BasePolicy):
@@ -24,6 +28,7 @@ class InfoGainPolicy(BasePolicy):
     about ``u`` is ``1/2 log det(Sigma) - 1/2 log det(Sigma') = 1/2 log(1 + v_i^T Sigma v_i /
     sigma^2)`` (matrix determinant lemma). An unknown answer carries none, so the expected
     gain is ``P(known)^w x log(1 + v_i^T Sigma v_i / sigma^2)`` (constant 1/2 dropped).
+    Items in the user's current top-``skip_top`` (default 10) by posterior mean are never asked.
     """
 
     config_class = InfoGainConfig

@@ -18,8 +18,12 @@ class LinUCBConfig(PosteriorConfig):
     ----------
     alpha : float
         Width of the confidence bonus, in posterior standard deviations.
+    skip_top : int
+        Default 10: never ask an item of the user's current top-10 (see ``PosteriorConfig``).
     (plus every field of :class:`~recsys_coldstart.elicit.state.PosteriorConfig`)
     """
+
+    skip_top: int = 10
 
     alpha: float = 1.0
 
@@ -36,6 +40,7 @@ class LinUCBPolicy(BasePolicy):
     recommendation", WWW 2010 (LinUCB with a shared linear model whose arms are the item
     vectors; the ridge posterior here starts from the population prior instead of the identity).
     Known-item weighting: ``P(known)^w x (UCB_i - min_j UCB_j)``.
+    Items in the user's current top-``skip_top`` (default 10) by posterior mean are never asked.
     """
 
     config_class = LinUCBConfig

@@ -20,6 +20,7 @@ import scipy.sparse as sp
 
 from recsys_coldstart.data.splits import ColdStartSplit
 from recsys_coldstart.elicit.state import DISLIKE, LIKE, ItemSpace
+from recsys_coldstart.evaluate.metrics import METRIC_FUNCTIONS, hits_matrix
 from recsys_coldstart.evaluate.protocol import rank_and_score
 from recsys_coldstart.exceptions import DataError
 
@@ -155,14 +156,30 @@ def _metrics_rows(rows: list[tuple], state, truth_all: sp.csr_matrix, support: s
     keep = np.flatnonzero(np.diff(truth.indptr) > 0)
     if len(keep) == 0:
         return
-    exclude = sp.csr_matrix((asked + support)[keep])
-    scores = state.mean_scores()[keep].astype(np.float32)
-    res = rank_and_score(lambda r: scores[r], truth[keep], exclude=exclude, candidates=None, ks=ks,
-                         batch_size=len(keep))
-    for (metric, k), vals in res.items():
-        if metric in REPLAY_METRICS:
+    scores = state.mean_scores()[keep]
+    scores[state.asked[keep]] = -np.inf
+    if support.nnz:
+        scores[support[keep].toarray() > 0] = -np.inf
+    truth = truth[keep]
+    top = _top_k(scores, max(ks))
+    hits = hits_matrix(top, truth)
+    n_truth = np.diff(truth.indptr)
+    for metric in REPLAY_METRICS:
+        for k in ks:
+            vals = METRIC_FUNCTIONS[metric](hits, n_truth, min(k, hits.shape[1]))
             rows.append((name, t, metric, k, float(np.mean(vals)), seed))
     rows.append((name, t, "n_users", 0, float(len(keep)), seed))
+
+
+def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Indices of each row's ``k`` largest scores, best first, shape (b, k) (numpy only: the
+    replay calls this once per question, and torch thread start-up dominates at this size)."""
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
+    top = np.take_along_axis(part, order, axis=1)
+    # an excluded item can only be padded in when fewer than k remain; it is never a hit
+    return np.where(np.isneginf(np.take_along_axis(scores, top, axis=1)), -1, top)
 
 
 def replay_policies(policies: dict[str, object], model, split: ColdStartSplit, *, budget: int = 10,

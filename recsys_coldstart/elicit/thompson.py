@@ -19,8 +19,12 @@ class ThompsonConfig(PosteriorConfig):
     sample_scale : float
         Multiplies the posterior standard deviation of the sample (``v`` in Agrawal & Goyal;
         1 samples the posterior itself).
+    skip_top : int
+        Default 10: never ask an item of the user's current top-10 (see ``PosteriorConfig``).
     (plus every field of :class:`~recsys_coldstart.elicit.state.PosteriorConfig`)
     """
+
+    skip_top: int = 10
 
     sample_scale: float = 1.0
 
@@ -36,6 +40,7 @@ class ThompsonPolicy(BasePolicy):
     Agrawal & Goyal, "Thompson sampling for contextual bandits with linear payoffs", ICML 2013.
     The draw comes from the state's generator, so a run is reproducible under
     ``random_state``. Known-item weighting: ``P(known)^w x (u^T v_i - min_j u^T v_j)``.
+    Items in the user's current top-``skip_top`` (default 10) by posterior mean are never asked.
     """
 
     config_class = ThompsonConfig

@@ -22,6 +22,7 @@ A suite file (read with :mod:`tomllib`) looks like::
     label = "als-64"                 # optional; defaults to name
     config = { factors = 64 }        # optional config overrides
     splits = ["warm", "user-cold-k3"]  # optional restriction (also datasets = [...])
+    max_train_seconds = 120          # optional, overrides the suite's
 
     [[elicitation]]                  # optional: offline elicitation replay cells
     dataset = "ml-100k"
@@ -109,7 +110,8 @@ class SplitSpec:
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """One model of a suite: registry ``name``, result ``label``, config overrides, restrictions."""
+    """One model of a suite: registry ``name``, result ``label``, config overrides, restrictions,
+    and an optional training time budget (seconds, enforced through the epoch callback)."""
 
     name: str
     label: str
@@ -117,6 +119,7 @@ class ModelSpec:
     splits: tuple[str, ...] | None = None
     datasets: tuple[str, ...] | None = None
     segments: tuple[str, ...] | None = None
+    max_train_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -255,7 +258,7 @@ def parse_suite(doc: Mapping[str, Any], *, source: str = "<suite>",
     for m in doc.get("models", []) or []:
         if isinstance(m, str):
             m = {"name": m}
-        extra = set(m) - {"name", "label", "config", "splits", "datasets", "segments"}
+        extra = set(m) - {"name", "label", "config", "splits", "datasets", "segments", "max_train_seconds"}
         if extra or "name" not in m:
             raise DataError(f"{source}: [[models]] entry {m!r} needs a name (unknown keys: {sorted(extra)})")
         name = str(m["name"])
@@ -271,7 +274,8 @@ def parse_suite(doc: Mapping[str, Any], *, source: str = "<suite>",
             name=name, label=label, config=dict(m.get("config", {})),
             splits=_tuple(m["splits"], "models.splits") if "splits" in m else None,
             datasets=_tuple(m["datasets"], "models.datasets") if "datasets" in m else None,
-            segments=_tuple(m["segments"], "models.segments") if "segments" in m else None))
+            segments=_tuple(m["segments"], "models.segments") if "segments" in m else None,
+            max_train_seconds=None if m.get("max_train_seconds") is None else float(m["max_train_seconds"])))
     if not datasets and not elicit:
         raise DataError(f"{source}: the suite has no [[datasets]] (and no [[elicitation]])")
     if datasets and not model_specs and not elicit:
@@ -786,7 +790,10 @@ def _run_cells(todo: list[Cell], suite: Suite, out: Path, summary: RunSummary, *
                 if cell.kind == "model":
                     cls = resolve_model(cell.model.name, models)
                     recs = run_model_cell(cell, split, cls=cls, ks=suite.ks, device=dev,
-                                          max_train_seconds=suite.max_train_seconds, command=cmd, extra=extra)
+                                          max_train_seconds=(cell.model.max_train_seconds
+                                                             if cell.model.max_train_seconds is not None
+                                                             else suite.max_train_seconds),
+                                          command=cmd, extra=extra)
                 else:
                     base, base_s = _base_model(cell, split, dev, models, base_cache)
                     recs = run_elicitation_cell(cell, split, ks=suite.ks, command=cmd, extra=extra,

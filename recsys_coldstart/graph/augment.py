@@ -58,6 +58,24 @@ def random_walk_masks(n_edges: int, drop_rate: float, n_layers: int, generator: 
     return [edge_dropout_mask(n_edges, drop_rate, generator, device) for _ in range(n_layers)]
 
 
+def uniform_noise_delta(x: torch.Tensor, eps: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The noise SimGCL adds to ``x``: ``eps * sign(x) * normalize(u)``, ``u ~ U(0, 1)^d`` per row.
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (..., d)
+        Rows are normalised along the last axis.
+    eps : float
+    generator : torch.Generator, optional
+
+    Returns
+    -------
+    torch.Tensor, same shape as ``x``
+    """
+    u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return torch.sign(x) * torch.nn.functional.normalize(u, dim=-1) * eps
+
+
 def uniform_noise(x: torch.Tensor, eps: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """SimGCL's perturbation ``x + eps * sign(x) * normalize(u)`` with ``u ~ U(0, 1)^d`` per row.
 
@@ -75,5 +93,4 @@ def uniform_noise(x: torch.Tensor, eps: float, generator: torch.Generator | None
     -------
     torch.Tensor, shape (n, d)
     """
-    u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    return x + torch.sign(x) * torch.nn.functional.normalize(u, dim=-1) * eps
+    return x + uniform_noise_delta(x, eps, generator)

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
-from recsys_coldstart.graph.augment import uniform_noise
+from recsys_coldstart.graph import encoders
+from recsys_coldstart.graph.augment import uniform_noise_delta
 from recsys_coldstart.graph.encoders import layer_mean, lightgcn_layers
 from recsys_coldstart.graph.losses import info_nce
 from recsys_coldstart.pretrain._trainer import GraphRecommender, GraphTrainConfig, TrainContext
@@ -45,8 +46,14 @@ class SimGCL(GraphRecommender):
 
     over the batch's unique users ``U`` and unique positive items ``I``.
 
-    Speed: the clean view and the two noisy views go over the same graph, so they are propagated
-    together as one ``(n, 3·dim)`` matrix (one sparse product per layer instead of three).
+    Speed (exact, not an approximation): LightGCN propagation is linear and the noise enters
+    only through ``sign(·)``, whose gradient is zero, so a perturbed view is the clean view plus a
+    constant offset: ``E'^(k) = E^(k) + N^(k)`` with ``N^(0) = 0`` and
+    ``N^(k) = Â N^(k-1) + ε sign(E^(k) + Â N^(k-1)) ⊙ normalize(u_k)``. The offsets of both views
+    are computed without autograd in one ``(n, 2·dim)`` product per layer (none for layer 1,
+    where ``N^(0) = 0``), and back-propagation runs through the clean propagation only. Values and
+    gradients equal those of three separate perturbed forward passes (SELFRec's implementation)
+    up to float rounding, at ~1.7x the cost of a LightGCN step instead of ~3x.
 
     Parameters
     ----------
@@ -60,19 +67,49 @@ class SimGCL(GraphRecommender):
 
     def _batch_loss(self, ctx: TrainContext, users: torch.Tensor, pos: torch.Tensor,
                     neg: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        cfg, nu, gen = self.config, ctx.graph.n_users, ctx.generator
+        cfg, nu = self.config, ctx.graph.n_users
         emb0 = ctx.encoder.emb0()
-        n, d = emb0.shape
-
-        def perturb(x: torch.Tensor) -> torch.Tensor:
-            noisy = uniform_noise(x[:, d:].reshape(n, 2, d), cfg.eps, gen).reshape(n, 2 * d)
-            return torch.cat([x[:, :d], noisy], 1)
-
-        layers = lightgcn_layers(ctx.adj, torch.cat([emb0, emb0, emb0], 1), cfg.n_layers, perturb=perturb)
-        allv = layer_mean(layers, include_input=cfg.n_layers == 0)
-        final, v1, v2 = allv[:, :d], allv[:, d:2 * d], allv[:, 2 * d:]
+        layers = lightgcn_layers(ctx.adj, emb0, cfg.n_layers)
+        final = layer_mean(layers, include_input=cfg.n_layers == 0)
+        off1, off2 = noise_offsets(ctx.adj, layers, cfg.eps, ctx.generator)
         bpr, reg = self._rec_loss(ctx, emb0, final, users, pos, neg)
         u = torch.unique(users)
         i = torch.unique(pos) + nu
+        v1, v2 = final + off1, final + off2
         cl = info_nce(v1[u], v2[u], cfg.cl_temp) + info_nce(v1[i], v2[i], cfg.cl_temp)
         return bpr + cfg.cl_weight * cl + reg, {"bpr": bpr, "cl": cl, "reg": reg}
+
+
+def noise_offsets(adj: torch.Tensor, layers: list[torch.Tensor], eps: float,
+                  generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Layer-mean noise offsets of two SimGCL views, ``mean_{k=1..L} N^(k)`` (no autograd).
+
+    Parameters
+    ----------
+    adj : torch sparse (n, n)
+        The normalised graph.
+    layers : list of torch.Tensor, each (n, d)
+        Clean layer embeddings ``[E^(0), ..., E^(L)]``.
+    eps : float
+    generator : torch.Generator, optional
+
+    Returns
+    -------
+    (torch.Tensor, torch.Tensor), each (n, d)
+        Adding them to the clean layer mean gives the two perturbed views.
+    """
+    n_layers = len(layers) - 1
+    n, d = layers[0].shape
+    with torch.no_grad():
+        prop = None  # Â N^(k-1) for both views, (n, 2d); zero at k = 1
+        total = torch.zeros(n, 2 * d, device=layers[0].device, dtype=layers[0].dtype)
+        for k in range(1, n_layers + 1):
+            clean = layers[k].detach().repeat(1, 2)
+            pre = clean if prop is None else clean + prop
+            noise = uniform_noise_delta(pre.view(n, 2, d), eps, generator).view(n, 2 * d)
+            offset = noise if prop is None else prop + noise
+            total += offset
+            if k < n_layers:
+                prop = encoders.spmm(adj, offset)
+        total /= max(n_layers, 1)
+    return total[:, :d], total[:, d:]

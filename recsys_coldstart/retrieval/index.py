@@ -52,9 +52,10 @@ class EmbeddingIndex:
     has GPU support (``flat`` and ``ivf``); otherwise on the CPU (Johnson, Douze & Jégou,
     "Billion-scale similarity search with GPUs", IEEE TBD 2019).
 
-    Excluded items (a user's train positives) are handled by over-fetching ``k + max excluded``
-    candidates per query and filtering, so they are never returned; a row with fewer than ``k``
-    admissible results is padded with id ``-1`` and score ``-inf``.
+    Excluded items (a user's train positives) are never returned: the exact back end masks them
+    before its top-k; faiss back ends over-fetch (``k`` + the block's 90th-percentile excluded
+    count, then ``k`` + the row's own count for the rows that fell short) and filter. A row
+    with fewer than ``k`` admissible results is padded with id ``-1`` and score ``-inf``.
 
     Parameters
     ----------
@@ -91,7 +92,7 @@ class EmbeddingIndex:
 
     def __init__(self, item_vectors: np.ndarray, *, backend: str = "exact", metric: str = "ip", device: Any = "auto",
                  nlist: int | None = None, nprobe: int = 16, hnsw_m: int = 32, ef_construction: int = 200,
-                 ef_search: int = 128, batch_size: int = 4096, random_state: int | None = 0) -> None:
+                 ef_search: int = 128, batch_size: int = 1024, random_state: int | None = 0) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
         if metric not in METRICS:
@@ -212,14 +213,31 @@ class EmbeddingIndex:
         for start in range(0, b, self.batch_size):
             stop = min(start + self.batch_size, b)
             ex_b = None if ex is None else ex[start:stop]
-            n_ex = 0 if ex_b is None else int(np.diff(ex_b.indptr).max(initial=0))
-            fetch = min(k + n_ex, self.n_items)
-            ids, scores = self._raw_search(q[start:stop], fetch, ex_b)
-            if ex_b is not None and ex_b.nnz:
-                ids, scores = _drop_excluded(ids, scores, ex_b, k)
+            ids, scores = self._search_block(q[start:stop], k, ex_b)
             ids_out[start:stop, : ids.shape[1]] = ids[:, :k]
             scores_out[start:stop, : ids.shape[1]] = scores[:, :k]
         return ids_out, scores_out
+
+    def _search_block(self, q: np.ndarray, k: int, ex_b: sp.csr_matrix | None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` admissible results for one block of queries.
+
+        The exact back end masks excluded items before its top-k. faiss back ends over-fetch:
+        first ``k`` + the 90th percentile of the block's excluded counts, then the rows that came
+        back with fewer than ``k`` admissible ids are searched again with ``k`` + their own
+        excluded count, which always suffices. Dropping excluded ids from a longer list of the
+        same ranking gives exactly the top-``k`` admissible ids.
+        """
+        if ex_b is None or ex_b.nnz == 0 or self.backend == "exact":
+            return self._raw_search(q, k, ex_b)
+        n_ex = np.diff(ex_b.indptr)
+        fetch = min(k + int(np.ceil(np.quantile(n_ex, 0.9))), self.n_items)
+        ids, scores = _drop_excluded(*self._raw_search(q, fetch, None), ex_b, k)
+        short = np.flatnonzero((ids < 0).any(axis=1) & (k + n_ex > fetch))
+        if len(short):
+            fetch2 = min(k + int(n_ex[short].max()), self.n_items)
+            ex_s = ex_b[short]
+            ids[short], scores[short] = _drop_excluded(*self._raw_search(q[short], fetch2, None), ex_s, k)
+        return ids, scores
 
     def _raw_search(self, q: np.ndarray, fetch: int, ex_b: sp.csr_matrix | None) -> tuple[np.ndarray, np.ndarray]:
         if self.backend == "exact":

@@ -79,6 +79,8 @@ def test_folder_itself_accepted(tmp_path):
 def test_no_predefined_split_is_none(tmp_path):
     assert load_predefined_split("ml-100k", "warm", tmp_path) is None
     assert load_predefined_split("gowalla", "item-cold", tmp_path) is None
+    with pytest.raises(ValueError, match="unknown split kind"):
+        load_predefined_split("gowalla", "cold", tmp_path)
 
 
 # ---------------------------------------------------------------- MovieLens 100K (real)
@@ -323,3 +325,46 @@ def test_citeulike_count_mismatch_named(tmp_path):
     (tmp_path / "citeulike-a" / "users.dat").write_text("2 0 1\n3 1 2\n1 3\n")
     with pytest.raises(DataError, match=r"users\.dat: line 2 declares 3 values but holds 2"):
         load_dataset("citeulike-a", tmp_path)
+
+
+# ---------------------------------------------------------------- any table
+def test_load_table_formats(tmp_path):
+    from recsys_coldstart.data import load_table
+
+    (tmp_path / "ws.txt").write_text("user item rating\nu1  10 5\nu2 11 2\nu1 11 4\n")
+    d = load_table(tmp_path / "ws.txt", rating_col="rating", threshold=4)
+    assert d.name == "ws" and d.shape == (2, 2) and d.nnz == 2 and d.ratings.nnz == 3
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"uid": ["a", "b", "a"], "iid": [1, 2, 2],
+                       "when": pd.to_datetime(["2020-01-01", "2020-01-02", "2020-01-03"])})
+    df.to_parquet(tmp_path / "x.parquet")
+    feats = pd.DataFrame({"iid": [1, 2], "genre": ["x", "y"], "year": [1990.0, 2000.0]})
+    feats.to_csv(tmp_path / "items.tsv", sep="\t", index=False)
+    d = load_table(tmp_path / "x.parquet", user_col="uid", item_col="iid", timestamp_col="when",
+                   item_features=tmp_path / "items.tsv")
+    assert d.item_features.names == ("genre=x", "genre=y", "year")
+    assert d.timestamps.data.min() == pd.Timestamp("2020-01-01").timestamp()
+
+
+def test_load_table_feature_ids_of_another_dtype(tmp_path):
+    from recsys_coldstart.data import load_table
+
+    (tmp_path / "t.csv").write_text("user,item\n1,7\n2,8\n")
+    pd = pytest.importorskip("pandas")
+    pd.DataFrame({"item": ["7", "8"], "f": [0.5, 1.5]}).to_parquet(tmp_path / "f.parquet")
+    d = load_table(tmp_path / "t.csv", item_features=tmp_path / "f.parquet")
+    assert d.item_features.take(d.items.to_idx([8])).tolist() == [[1.5]]
+
+
+def test_load_table_line_numbers_and_file_names(tmp_path):
+    from recsys_coldstart.data import load_table
+
+    (tmp_path / "t.csv").write_text("user,item,rating\n1,7,5\n2,8,4\n3,9,\n")
+    with pytest.raises(DataError, match=r"t\.csv: column 'rating'.*row 2 \(line 4\)"):
+        load_table(tmp_path / "t.csv", rating_col="rating")
+    (tmp_path / "t.csv").write_text("user,item\n1,7\n2,8\n")
+    (tmp_path / "uf.csv").write_text("user,age\n1,20\n2,30\n5,40\n")
+    with pytest.raises(DataError, match=r"uf\.csv: 1 id\(s\) in the feature table match no interaction, e\.g\. \[5\]"):
+        load_table(tmp_path / "t.csv", user_features=tmp_path / "uf.csv")
+    with pytest.raises(DataError, match="needs rating_col"):
+        load_table(tmp_path / "t.csv", threshold=4)

@@ -105,7 +105,7 @@ def test_linucb_picks_high_variance_item_when_means_tie():
     v = np.array([[1.0, 0.0], [0.0, 1.0]])
     cov = np.diag([0.1, 2.0])
     space = _toy_space(v, cov=cov)
-    policy = LinUCBPolicy(alpha=1.0)
+    policy = LinUCBPolicy(alpha=1.0, skip_top=0)
     state = policy.init_state(space, n_users=1)
     assert policy.select(state)[0] == 1
     greedy_tie = GreedyPolicy().acquisition(state)
@@ -116,10 +116,28 @@ def test_known_probability_steers_away_from_obscure_items():
     v = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
     space = _toy_space(v, known=np.array([0.01, 0.9, 0.5]))
     for cls in (InfoGainPolicy, LinUCBPolicy, GreedyPolicy):
-        state = cls().init_state(space, n_users=1)
+        policy = cls(skip_top=0)
+        state = policy.init_state(space, n_users=1)
         state.mu[:] = [1.0, 0.0]
         # item 0 and 1 are identical except that hardly anyone knows item 0
-        assert cls().select(state)[0] != 0
+        assert policy.select(state)[0] != 0
+
+
+@pytest.mark.parametrize("cls", [GreedyPolicy, LinUCBPolicy, ThompsonPolicy, InfoGainPolicy], ids=lambda c: c.name)
+def test_skip_top_never_asks_current_recommendations(cls, cold_split, svd_model):
+    space = ItemSpace.from_model(svd_model, cold_split.train)
+    assert cls().config.skip_top == 10
+    policy = cls(random_state=0)
+    state = policy.init_state(space, n_users=8)
+    for _ in range(4):
+        mean = np.where(state.asked, -np.inf, state.mean_scores())
+        top10 = np.argsort(-mean, axis=1)[:, :10]
+        items = policy.select(state)
+        assert not (top10 == items[:, None]).any()
+        policy.update(state, items, np.ones(8, np.int64))
+    greedy_plain = GreedyPolicy(skip_top=0, known_weight=0)
+    st = greedy_plain.init_state(space, n_users=1)
+    assert greedy_plain.select(st)[0] == np.argmax(st.mean_scores()[0])
 
 
 def test_thompson_deterministic_under_seed(cold_split, svd_model):

@@ -134,3 +134,29 @@ def test_replay_100_users_10_questions_is_fast():
         assert secs < 5.0, f"{policy.name}: {secs:.2f}s for 100 users x 10 questions"
         timings.append(secs)
     print("replay seconds (linucb, thompson, info-gain):", [round(t, 3) for t in timings])
+
+
+def test_cli_elicit_writes_table_json_and_plot(tmp_path, capsys):
+    from recsys_coldstart.cli import main
+    from recsys_coldstart.evaluate.results import read_json
+
+    out, png = tmp_path / "r.json", tmp_path / "c.png"
+    rc = main(["elicit", "--dataset", "synthetic", "--policy", "random", "--policy", "linucb", "--budget", "2",
+               "--output", str(out), "--plot", str(png)])
+    assert rc == 0
+    text = capsys.readouterr().out
+    assert "NDCG@10" in text and "Recall@20" in text and "linucb" in text
+    recs = read_json(out)
+    assert {"random", "linucb", "feature-popularity"} <= set(recs.policy)
+    assert set(recs.budget) == {0, 1, 2}
+    assert png.stat().st_size > 1000
+    assert main(["elicit", "--dataset", "synthetic", "--policy", "nope"]) == 2
+    assert "unknown policy 'nope'" in capsys.readouterr().err
+
+
+def test_elicitation_demo_returns_a_curve():
+    from recsys_coldstart.cli.elicit import elicitation_demo
+
+    df = elicitation_demo(policies=("random", "thompson"), budget=2)
+    assert list(df.columns) == REPLAY_COLUMNS
+    assert {"random", "thompson"} <= set(df.policy) and df.budget.max() == 2

@@ -105,9 +105,46 @@ def test_one_propagation_per_batch(cls, warm, monkeypatch):
     monkeypatch.setattr(encoders, "spmm", counting)
     model = cls(n_epochs=1, batch_size=100_000, n_layers=2)  # one batch
     model.fit(warm.train)
-    # 2 layers for the batch + 2 for the final (unperturbed) representations
-    assert len(calls) == 4
-    assert calls[0] == (3 * 64 if cls is SimGCL else 64)
+    if cls is SimGCL:  # clean layers (autograd), both views' noise offsets for layer 2, final
+        assert calls == [64, 64, 128, 64, 64]
+    else:  # one perturbed pass, then the final (unperturbed) representations
+        assert calls == [64, 64, 64, 64]
+
+
+def test_simgcl_noise_offsets_equal_direct_perturbed_views():
+    from recsys_coldstart.graph import (
+        layer_mean,
+        lightgcn_layers,
+        normalized_adjacency,
+        spmm,
+        uniform_noise_delta,
+    )
+    from recsys_coldstart.pretrain.simgcl import noise_offsets
+
+    ui = sp.random(30, 20, density=0.2, format="csr", random_state=0)
+    adj = normalized_adjacency(ui)
+    n, d, eps = 50, 8, 0.1
+    w = torch.randn(n, 2 * d, generator=torch.Generator().manual_seed(1))
+    base = torch.randn(n, d, generator=torch.Generator().manual_seed(0))
+
+    e_fast = base.clone().requires_grad_(True)
+    layers = lightgcn_layers(adj, e_fast, 3)
+    off1, off2 = noise_offsets(adj, layers, eps, torch.Generator().manual_seed(7))
+    final = layer_mean(layers, include_input=False)
+    fast = torch.cat([final + off1, final + off2], 1)
+    (fast * w).sum().backward()
+
+    e_direct = base.clone().requires_grad_(True)
+    g = torch.Generator().manual_seed(7)
+    x, outs = e_direct.repeat(1, 2), []
+    for _ in range(3):
+        x = spmm(adj, x)
+        x = (x.view(n, 2, d) + uniform_noise_delta(x.view(n, 2, d), eps, g)).view(n, 2 * d)
+        outs.append(x)
+    direct = torch.stack(outs).mean(0)
+    (direct * w).sum().backward()
+    np.testing.assert_allclose(fast.detach().numpy(), direct.detach().numpy(), atol=1e-6)
+    np.testing.assert_allclose(e_fast.grad.numpy(), e_direct.grad.numpy(), atol=1e-5)
 
 
 def test_save_load_round_trip(fitted_lightgcn, warm, ucold, tmp_path):

@@ -74,6 +74,25 @@ def test_exclusion_honoured(backend, metric):
         assert np.all(np.diff(scores[r]) <= 1e-5)
 
 
+def test_uneven_exclusion_refetches_short_rows():
+    """A few rows exclude far more than the block's 90th percentile: they are searched again and
+    the faiss flat result still equals exact masked search."""
+    rng = np.random.default_rng(3)
+    items = rng.normal(size=(400, 8)).astype(np.float32)
+    queries = rng.normal(size=(40, 8)).astype(np.float32)
+    exact = EmbeddingIndex(items, device="cpu")
+    top, _ = exact.search(queries, 160)
+    n_ex = np.where(np.arange(40) < 2, 150, 1)  # two heavy rows, the rest exclude one item
+    rows = np.repeat(np.arange(40), n_ex)
+    cols = np.concatenate([top[r, : n_ex[r]] for r in range(40)])
+    exclude = sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)), shape=(40, 400))
+    ids_f, sc_f = EmbeddingIndex(items, backend="flat", device="cpu").search(queries, 10, exclude=exclude)
+    ids_e, sc_e = exact.search(queries, 10, exclude=exclude)
+    np.testing.assert_array_equal(ids_f, ids_e)
+    np.testing.assert_allclose(sc_f, sc_e, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(ids_e[:2], top[:2, 150:160])
+
+
 def test_padding_when_too_few_items():
     items = np.eye(4, dtype=np.float32)
     index = EmbeddingIndex(items, device="cpu")

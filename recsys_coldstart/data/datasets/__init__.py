@@ -16,7 +16,7 @@ from typing import Any
 from recsys_coldstart.data.datasets.synthetic import make_synthetic
 from recsys_coldstart.data.datasets.tabular import load_table
 from recsys_coldstart.data.interactions import Interactions
-from recsys_coldstart.data.splits import ColdStartSplit
+from recsys_coldstart.data.splits import SPLIT_KINDS, ColdStartSplit
 from recsys_coldstart.exceptions import DataError
 
 DATA_ENV = "RECSYS_COLDSTART_DATA"
@@ -207,6 +207,8 @@ def load_predefined_split(name: str, kind: str, data_dir: str | os.PathLike | No
     ColdStartSplit, or None when ``(name, kind)`` has no predefined split.
     """
     info = _info(name)
+    if kind not in SPLIT_KINDS:
+        raise ValueError(f"unknown split kind {kind!r}; choose one of {SPLIT_KINDS}")
     if kind not in info.predefined_splits:
         return None
     folder = dataset_folder(name, data_dir)

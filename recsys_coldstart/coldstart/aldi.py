@@ -1,0 +1,270 @@
+"""ALDI-style aligned distillation of a warm teacher into content towers for cold items / users.
+
+Huang, Wang, Wang, Zhao & Wang, "Aligning Distillation For Cold-start Item Recommendation"
+(ALDI), SIGIR 2023.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from recsys_coldstart._utils import check_random_state, resolve_device, torch_generator
+from recsys_coldstart.data.interactions import Interactions
+from recsys_coldstart.distill._base import (
+    TowerRecommender,
+    base_factors,
+    duplicate_mask,
+    quick_val_recall,
+    sample_warm,
+    train_epochs,
+    warm_mask,
+)
+from recsys_coldstart.distill.losses import (
+    pairwise_alignment_loss,
+    sampled_softmax_loss,
+    score_distillation_loss,
+)
+from recsys_coldstart.distill.towers import Tower, to_torch
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ALDIConfig:
+    """Configuration of :class:`ALDI`.
+
+    Attributes
+    ----------
+    hidden : tuple of int
+        Hidden widths of the content generators (output width = the teacher's).
+    alpha_rating, alpha_ranking, alpha_ident : float
+        Weights of the rating-distribution, ranking and identification alignment terms.
+    task_weight : float
+        Weight of the supervised sampled-softmax loss on the real positives.
+    gamma : float
+        Teacher-qualification weighting ``w_i = tanh(gamma * log(1 + deg_i))``: distillation
+        terms trust the teacher more on popular (well-trained) rows.
+    temperature : float or None
+        Logit scale ``tau`` of the teacher's scores; None = the teacher's own
+        ``config.temperature`` if any, else the std of its scores.
+    ident_temperature : float
+        Temperature of the identification (contrastive, cosine) term.
+    fold_in_reg : float
+        Ridge strength pulling a cold row with a few revealed interactions towards its content vector.
+    n_negatives, batch_size, n_epochs, lr, patience, base_dim, random_state, device, show_progress :
+        Training settings (see :class:`~recsys_coldstart.coldstart.dropoutnet.DropoutNetConfig`).
+    """
+
+    hidden: tuple[int, ...] = (256,)
+    alpha_rating: float = 1.0
+    alpha_ranking: float = 1.0
+    alpha_ident: float = 0.5
+    task_weight: float = 0.5
+    gamma: float = 1.0
+    temperature: float | None = None
+    ident_temperature: float = 0.1
+    fold_in_reg: float = 1.0
+    n_negatives: int = 256
+    batch_size: int = 1024
+    n_epochs: int = 30
+    lr: float = 1e-3
+    patience: int | None = 5
+    base_dim: int = 64
+    random_state: int | None = 0
+    device: str = "auto"
+    show_progress: bool = False
+
+
+class ALDI(TowerRecommender):
+    """ALDI-style aligned distillation (Huang et al., SIGIR 2023).
+
+    A *warm teacher* (any fitted embedding model: LightGCN, SimGCL, ALS, a
+    :class:`~recsys_coldstart.distill.teacher.TwoTowerTeacher`, ...) keeps its vectors for warm
+    users and items. Content generators ``g_I(x_i)`` (and ``g_U(f_u)`` when users have features)
+    map side features into the teacher's space and are trained on warm rows so that, with the
+    teacher's user vectors ``U``:
+
+    - rating distribution alignment: :math:`\\mathrm{KL}(\\mathrm{softmax}(U_u V_C^T/\\tau)\\,\\|\\,
+      \\mathrm{softmax}(U_u g(X_C)^T/\\tau))` over the batch candidates ``C``;
+    - ranking alignment: :math:`\\mathrm{BCE}(\\sigma(\\Delta^s), \\sigma(\\Delta^t))` on
+      positive-minus-negative score gaps (:func:`~recsys_coldstart.distill.losses.pairwise_alignment_loss`);
+    - identification alignment: InfoNCE so that ``g(x_i)`` is closest (cosine) to its own teacher
+      vector ``V_i`` among the batch;
+    - plus a supervised sampled softmax on the real positives;
+
+    the distillation terms weighted per row by the teacher-qualification weight
+    ``w = tanh(gamma * log(1 + degree))``. Cold items (and users) get ``g(features)``; a cold
+    row with revealed interactions is folded in by ridge regression towards ``g(features)``.
+
+    Fitted attributes: ``user_factors_`` (n_users, D), ``item_factors_`` (n_items, D),
+    ``pos_score_`` (mean teacher score of train positives, the fold-in target), ``history_``.
+    """
+
+    config_class = ALDIConfig
+
+    def _build(self) -> None:
+        c = self.config
+        nets = {}
+        if self.d_item_features_:
+            nets["item_gen"] = Tower([self.d_item_features_], c.hidden, self.dim_)
+        if self.d_user_features_:
+            nets["user_gen"] = Tower([self.d_user_features_], c.hidden, self.dim_)
+        if not nets:
+            raise ValueError("ALDI needs item or user side features")
+        self._nets = nn.ModuleDict(nets)
+
+    def _dev(self):
+        return next(self._nets.parameters()).device
+
+    def _gen(self, side: str, feats, b: int, device) -> torch.Tensor:
+        key = f"{side}_gen"
+        if key not in self._nets or feats is None:
+            return torch.zeros(b, self.dim_, device=device)
+        return self._nets[key]([to_torch(feats, device)])
+
+    def _fold_in(self, prior: np.ndarray, observed: sp.csr_matrix | None, table: np.ndarray) -> np.ndarray:
+        """Ridge fold-in: ``argmin_x sum_{j in obs} (c - x.v_j)^2 + reg * ||x - prior||^2``."""
+        if observed is None or observed.nnz == 0:
+            return prior
+        obs = sp.csr_matrix(observed)
+        reg = self.config.fold_in_reg * float(np.mean(np.sum(table ** 2, axis=1)))
+        out = prior.copy()
+        eye = np.eye(table.shape[1], dtype=np.float64)
+        for r in np.flatnonzero(np.diff(obs.indptr) > 0):
+            V = table[obs.indices[obs.indptr[r]:obs.indptr[r + 1]]].astype(np.float64)
+            A = V.T @ V + reg * eye
+            rhs = V.T @ np.full(len(V), self.pos_score_) + reg * prior[r]
+            out[r] = np.linalg.solve(A, rhs)
+        return out.astype(np.float32)
+
+    def _user_forward(self, observed, features) -> torch.Tensor:
+        b = observed.shape[0] if observed is not None else features.shape[0]
+        prior = self._gen("user", features, b, self._dev()).detach().cpu().numpy()
+        return torch.from_numpy(self._fold_in(prior, observed, self.item_factors_))
+
+    def _item_forward(self, observed, features) -> torch.Tensor:
+        b = features.shape[0] if features is not None else observed.shape[0]
+        prior = self._gen("item", features, b, self._dev()).detach().cpu().numpy()
+        return torch.from_numpy(self._fold_in(prior, observed, self.user_factors_))
+
+    def fit(self, train: Interactions, *, val: Interactions | None = None, callback=None,
+            teacher: Any = None) -> ALDI:
+        """Fit the content generators against ``teacher``.
+
+        Parameters
+        ----------
+        train : Interactions
+        val : Interactions, optional
+            Early stopping on Recall@20.
+        callback : callable, optional
+        teacher : EmbeddingModel, tuple (U, V) or None
+            The warm teacher; None = a truncated SVD of ``train``.
+
+        Returns
+        -------
+        self
+        """
+        c = self.config
+        rng = check_random_state(c.random_state)
+        device = resolve_device(c.device)
+        self._init_features(train)
+        U, V = base_factors(train, teacher, c.base_dim, rng)
+        self.dim_ = int(U.shape[1])
+        R = train.user_items.tocsr()
+        wu, wi = warm_mask(R, 1), warm_mask(R, 0)
+        users, items, _, _ = train.to_coo_arrays()
+        self.pos_score_ = float(np.mean(np.sum(U[users] * V[items], axis=1)))
+        warm_items = np.flatnonzero(wi)
+        tau = c.temperature or getattr(getattr(teacher, "config", None), "temperature", None)
+        if tau is None:
+            su = rng.integers(0, U.shape[0], 256)
+            tau = float(np.std(U[su] @ V[warm_items].T)) or 1.0
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
+            torch.random.manual_seed(int(rng.integers(2**31)))
+            self._build()
+        self._nets.to(device)
+        uf = self._features(self._side_matrix(train, "user"), "user")
+        itf = self._features(self._side_matrix(train, "item"), "item")
+        Ut, Vt = torch.from_numpy(U).to(device), torch.from_numpy(V).to(device)
+        qual_u = torch.from_numpy(np.tanh(c.gamma * np.log1p(train.user_degrees())).astype(np.float32)).to(device)
+        qual_i = torch.from_numpy(np.tanh(c.gamma * np.log1p(train.item_degrees())).astype(np.float32)).to(device)
+        gen = torch_generator(rng, device)
+        opt = torch.optim.Adam(self._nets.parameters(), lr=c.lr)
+        n = len(users)
+
+        def align(s: torch.Tensor, t: torch.Tensor, b: int, dmask, w_rows: torch.Tensor) -> torch.Tensor:
+            loss = c.task_weight * sampled_softmax_loss(s, temperature=tau, mask=dmask)
+            loss = loss + c.alpha_rating * score_distillation_loss(s / tau, t / tau, mask=dmask)
+            ds = (s.diagonal()[:, None] - s[:, b:]) / tau
+            dt = (t.diagonal()[:, None] - t[:, b:]) / tau
+            return loss + c.alpha_ranking * pairwise_alignment_loss(ds, dt, w_rows[:, None])
+
+        def ident(g: torch.Tensor, target: torch.Tensor, idx: np.ndarray, w: torch.Tensor) -> torch.Tensor:
+            gn = nn.functional.normalize(g, dim=1)
+            tn = nn.functional.normalize(target, dim=1)
+            logits = gn @ tn.T / c.ident_temperature
+            m = idx[:, None] == idx[None, :]
+            np.fill_diagonal(m, False)
+            logits = logits.masked_fill(torch.from_numpy(m).to(device), float("-inf"))
+            per = nn.functional.cross_entropy(logits, torch.arange(len(idx), device=device), reduction="none")
+            return (per * w).mean()
+
+        def epoch_fn(epoch: int) -> dict[str, float]:
+            self._nets.train()
+            perm = torch.randperm(n, generator=gen, device=device).cpu().numpy()
+            total, steps = 0.0, 0
+            for start in range(0, n, c.batch_size):
+                sel = perm[start:start + c.batch_size]
+                u, i = users[sel], items[sel]
+                b = len(sel)
+                cand = np.concatenate([i, sample_warm(rng, warm_items, c.n_negatives)])
+                tu, tc = torch.from_numpy(u).to(device), torch.from_numpy(cand).to(device)
+                dmask = duplicate_mask(i, cand, device)
+                t = Ut[tu] @ Vt[tc].T
+                loss = torch.zeros((), device=device)
+                if "item_gen" in self._nets:
+                    g = self._gen("item", itf[cand], len(cand), device)
+                    s = Ut[tu] @ g.T
+                    loss = loss + align(s, t, b, dmask, qual_i[tc[:b]])
+                    uniq = np.unique(cand, return_index=True)[1]
+                    loss = loss + c.alpha_ident * ident(g[uniq], Vt[tc[uniq]], cand[uniq], qual_i[tc[uniq]])
+                if "user_gen" in self._nets:
+                    gu = self._gen("user", uf[u], b, device)
+                    s = gu @ Vt[tc].T
+                    loss = loss + align(s, t, b, dmask, qual_u[tu])
+                    uu = np.unique(u, return_index=True)[1]
+                    loss = loss + c.alpha_ident * ident(gu[uu], Ut[tu[uu]], u[uu], qual_u[tu[uu]])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach())
+                steps += 1
+            return {"loss": total / max(steps, 1)}
+
+        def finalize() -> None:
+            self._nets.eval()
+            dev = self._dev()
+            gi = self._batched(lambda r: self._gen("item", None if itf is None else itf[r], len(r), dev), train.n_items)
+            gu = self._batched(lambda r: self._gen("user", None if uf is None else uf[r], len(r), dev), train.n_users)
+            self.item_factors_ = np.where(wi[:, None], V, gi).astype(np.float32)
+            self.user_factors_ = np.where(wu[:, None], U, gu).astype(np.float32)
+
+        val_fn = None
+        if val is not None and val.nnz:
+            def val_fn() -> float:
+                finalize()
+                return quick_val_recall(self.user_factors_, self.item_factors_, train, val)
+
+        self.history_ = train_epochs(n_epochs=c.n_epochs, epoch_fn=epoch_fn, state_module=self._nets,
+                                     val_fn=val_fn, patience=c.patience, callback=callback,
+                                     show_progress=c.show_progress, desc="ALDI")
+        self._to_cpu()
+        finalize()
+        return self

@@ -1,0 +1,241 @@
+"""DropoutNet: content + preference towers trained with input dropout.
+
+Volkovs, Yu & Poutanen, "DropoutNet: Addressing Cold Start in Recommender Systems", NeurIPS 2017.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import nn
+
+from recsys_coldstart._utils import check_random_state, resolve_device, torch_generator
+from recsys_coldstart.data.interactions import Interactions
+from recsys_coldstart.distill._base import (
+    TowerRecommender,
+    base_factors,
+    quick_val_recall,
+    sample_warm,
+    train_epochs,
+    warm_mask,
+)
+from recsys_coldstart.distill.losses import score_regression_loss
+from recsys_coldstart.distill.towers import Tower, drop_entries, fit_dim, row_normalize, to_torch
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DropoutNetConfig:
+    """Configuration of :class:`DropoutNet`.
+
+    Attributes
+    ----------
+    dim : int
+        Output width of both towers.
+    hidden : tuple of int
+        Hidden widths.
+    pref_dim : int
+        Width the pretrained preference vectors are brought to (PCA / padding).
+    dropout_prob : float
+        Probability of zeroing a row's preference input during training (the paper's key idea).
+    transform_prob : float
+        Probability of the *user / item transform*: the preference input is replaced by the mean
+        preference vector of the row's (thinned) interactions.
+    n_negatives : int
+        Sampled warm items added to each batch's candidates.
+    batch_size, n_epochs, lr, patience : training settings (Adam).
+    base_dim : int
+        Rank of the SVD preference vectors when no pretrained model is given.
+    random_state : int or None
+    device : str
+    show_progress : bool
+    """
+
+    dim: int = 128
+    hidden: tuple[int, ...] = (256,)
+    pref_dim: int = 64
+    dropout_prob: float = 0.5
+    transform_prob: float = 0.2
+    n_negatives: int = 256
+    batch_size: int = 1024
+    n_epochs: int = 30
+    lr: float = 1e-3
+    patience: int | None = 5
+    base_dim: int = 64
+    random_state: int | None = 0
+    device: str = "auto"
+    show_progress: bool = False
+
+
+class _PreferenceTowerModel(TowerRecommender):
+    """Shared code of models fed frozen pretrained preference vectors plus content.
+
+    Fitted arrays ``pref_users_`` (n_users, p) and ``pref_items_`` (n_items, p) hold the
+    (normalised) pretrained vectors; cold rows are zero.
+    """
+
+    def _pref_bag(self, observed: sp.csr_matrix, side: str) -> np.ndarray:
+        table = self.pref_items_ if side == "user" else self.pref_users_
+        return np.asarray(row_normalize(observed) @ table, np.float32)
+
+    def _prep(self, train: Interactions, base: Any, rng: np.random.Generator) -> None:
+        c = self.config
+        self._init_features(train)
+        U, V = base_factors(train, base, c.base_dim, rng)
+        R = train.user_items
+        self.pref_users_ = fit_dim(U, c.pref_dim, rng) * warm_mask(R, 1)[:, None]
+        self.pref_items_ = fit_dim(V, c.pref_dim, rng) * warm_mask(R, 0)[:, None]
+
+    def _pref_input(self, side: str, idx: np.ndarray, mode: np.ndarray, R: sp.csr_matrix,
+                    target: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
+        """Preference input with dropout (mode 1) and transform (mode 2), float32 (b, p)."""
+        table = self.pref_users_ if side == "user" else self.pref_items_
+        x = table[idx] * (mode == 0)[:, None]
+        tr = np.flatnonzero(mode == 2)
+        if len(tr):
+            bag = drop_entries(R[idx[tr]], None if target is None else target[tr],
+                               rng.uniform(0.05, 1.0, len(tr)), rng)
+            x[tr] = self._pref_bag(bag, side)
+        return x.astype(np.float32)
+
+    def _forward_side(self, side: str, pref: np.ndarray, feats, device) -> torch.Tensor:
+        return self._nets[f"{side}_tower"]([to_torch(pref, device), to_torch(feats, device)])
+
+    def _user_forward(self, observed, features) -> torch.Tensor:
+        b = observed.shape[0] if observed is not None else features.shape[0]
+        pref = self._pref_bag(observed, "user") if observed is not None else np.zeros((b, self.config.pref_dim), np.float32)
+        return self._forward_side("user", pref, features, self._dev())
+
+    def _item_forward(self, observed, features) -> torch.Tensor:
+        b = features.shape[0] if features is not None else observed.shape[0]
+        pref = self._pref_bag(observed, "item") if observed is not None else np.zeros((b, self.config.pref_dim), np.float32)
+        return self._forward_side("item", pref, features, self._dev())
+
+    def _dev(self):
+        return next(self._nets.parameters()).device
+
+    def _finalize(self, uf, itf) -> None:
+        self._nets.eval()
+        dev = self._dev()
+        self.user_factors_ = self._batched(lambda r: self._forward_side(
+            "user", self.pref_users_[r], None if uf is None else uf[r], dev), self.n_users_in_)
+        self.item_factors_ = self._batched(lambda r: self._forward_side(
+            "item", self.pref_items_[r], None if itf is None else itf[r], dev), self.n_items_in_)
+
+    def _train_loss(self, eu, ei, u, cand, pu, pc, device) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _fit_loop(self, train: Interactions, val, callback, rng, device, extra_params=()) -> None:
+        c = self.config
+        self._nets.to(device)
+        gen = torch_generator(rng, device)
+        R = train.user_items.tocsr()
+        RT = R.T.tocsr()
+        uf = self._features(self._side_matrix(train, "user"), "user")
+        itf = self._features(self._side_matrix(train, "item"), "item")
+        users, items, _, _ = train.to_coo_arrays()
+        warm_items = np.flatnonzero(warm_mask(R, 0))
+        n = len(users)
+        opt = torch.optim.Adam(list(self._nets.parameters()) + list(extra_params), lr=c.lr)
+
+        def mode_of(k: int) -> np.ndarray:
+            r = rng.random(k)
+            return np.where(r < c.dropout_prob, 1, np.where(r < c.dropout_prob + c.transform_prob, 2, 0))
+
+        def epoch_fn(epoch: int) -> dict[str, float]:
+            self._nets.train()
+            perm = torch.randperm(n, generator=gen, device=device).cpu().numpy()
+            total, steps = 0.0, 0
+            for start in range(0, n, c.batch_size):
+                sel = perm[start:start + c.batch_size]
+                u, i = users[sel], items[sel]
+                cand = np.concatenate([i, sample_warm(rng, warm_items, c.n_negatives)])
+                pu = self._pref_input("user", u, mode_of(len(u)), R, i, rng)
+                pc = self._pref_input("item", cand, mode_of(len(cand)), RT,
+                                      np.concatenate([u, np.full(len(cand) - len(u), -1)]), rng)
+                eu = self._forward_side("user", pu, None if uf is None else uf[u], device)
+                ei = self._forward_side("item", pc, None if itf is None else itf[cand], device)
+                loss = self._train_loss(eu, ei, u, cand, pu, pc, device)
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                total += float(loss.detach())
+                steps += 1
+            return {"loss": total / max(steps, 1)}
+
+        val_fn = None
+        if val is not None and val.nnz:
+            def val_fn() -> float:
+                self._finalize(uf, itf)
+                return quick_val_recall(self.user_factors_, self.item_factors_, train, val)
+
+        self.history_ = train_epochs(n_epochs=c.n_epochs, epoch_fn=epoch_fn, state_module=self._nets,
+                                     val_fn=val_fn, patience=c.patience, callback=callback,
+                                     show_progress=c.show_progress, desc=type(self).__name__)
+        self._to_cpu()
+        self._finalize(uf, itf)
+
+
+class DropoutNet(_PreferenceTowerModel):
+    """DropoutNet (Volkovs, Yu & Poutanen, NeurIPS 2017).
+
+    User and item towers ``f_U([U_u ; Phi_u])``, ``f_V([V_i ; Phi_i])`` read a frozen pretrained
+    preference vector (``U``, ``V`` from any fitted embedding model, or an SVD) and content
+    features. Training reproduces the pretrained scores,
+
+    .. math:: \\min \\sum_{(u,i)} (U_u V_i^T - f_U(U_u, \\Phi_u) f_V(V_i, \\Phi_i)^T)^2,
+
+    over each batch's users x (in-batch + sampled warm) items, with the preference input
+    dropped (set to zero) with probability ``dropout_prob`` and replaced by the mean preference
+    of the row's interactions with probability ``transform_prob``. Cold users / items therefore
+    go through the content path (and the transform path when they revealed a few interactions).
+
+    Fitted attributes: ``user_factors_`` (n_users, dim), ``item_factors_`` (n_items, dim),
+    ``pref_users_``, ``pref_items_``, ``history_``.
+    """
+
+    config_class = DropoutNetConfig
+
+    def _build(self) -> None:
+        c = self.config
+        self._nets = nn.ModuleDict({
+            "user_tower": Tower([c.pref_dim, self.d_user_features_], c.hidden, c.dim),
+            "item_tower": Tower([c.pref_dim, self.d_item_features_], c.hidden, c.dim),
+        })
+
+    def _train_loss(self, eu, ei, u, cand, pu, pc, device) -> torch.Tensor:
+        target = torch.from_numpy(self.pref_users_[u] @ self.pref_items_[cand].T).to(device)
+        return score_regression_loss(eu @ ei.T, target)
+
+    def fit(self, train: Interactions, *, val: Interactions | None = None, callback=None,
+            base: Any = None) -> DropoutNet:
+        """Fit on ``train``.
+
+        Parameters
+        ----------
+        train : Interactions
+        val : Interactions, optional
+            Early stopping on Recall@20.
+        callback : callable, optional
+        base : EmbeddingModel, tuple (U, V) or None
+            Pretrained preference vectors; None = truncated SVD of ``train``.
+
+        Returns
+        -------
+        self
+        """
+        c = self.config
+        rng = check_random_state(c.random_state)
+        device = resolve_device(c.device)
+        self._prep(train, base, rng)
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
+            torch.random.manual_seed(int(rng.integers(2**31)))
+            self._build()
+        self._fit_loop(train, val, callback, rng, device)
+        return self

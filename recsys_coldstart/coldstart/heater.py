@@ -1,0 +1,165 @@
+"""Heater: mixture-of-experts content transform + randomized training.
+
+Zhu, Sharma, Pasumarthi, Jiang, Tang & Zhang, "Recommendation for New Users and New Items via
+Randomized Training and Mixture-of-Experts Transformation", SIGIR 2020.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from recsys_coldstart._utils import check_random_state, resolve_device
+from recsys_coldstart.coldstart.dropoutnet import _PreferenceTowerModel
+from recsys_coldstart.data.interactions import Interactions
+from recsys_coldstart.distill.losses import embedding_alignment_loss, score_regression_loss
+from recsys_coldstart.distill.towers import Tower, to_torch
+
+
+@dataclass(frozen=True)
+class HeaterConfig:
+    """Configuration of :class:`Heater`.
+
+    Attributes
+    ----------
+    dim : int
+        Output width.
+    hidden : tuple of int
+        Hidden widths of the shared transformation MLP after the CF / content representation.
+    pref_dim : int
+        Width of the (normalised) pretrained CF vectors and of each expert's output.
+    n_experts : int
+        Number of experts in the mixture-of-experts content transform.
+    dropout_prob : float
+        Randomized training: probability that a warm row's CF vector is replaced by its
+        content-based representation (the paper's ``p``).
+    transform_prob : float
+        Probability that the CF vector is replaced by the mean CF vector of the row's interactions
+        (the few-shot path).
+    alpha : float
+        Weight of the similarity constraint ``||Z - P||^2`` between content and CF representations.
+    n_negatives, batch_size, n_epochs, lr, patience, base_dim, random_state, device, show_progress :
+        As in :class:`~recsys_coldstart.coldstart.dropoutnet.DropoutNetConfig`.
+    """
+
+    dim: int = 128
+    hidden: tuple[int, ...] = (256,)
+    pref_dim: int = 64
+    n_experts: int = 5
+    dropout_prob: float = 0.5
+    transform_prob: float = 0.2
+    alpha: float = 1.0
+    n_negatives: int = 256
+    batch_size: int = 1024
+    n_epochs: int = 30
+    lr: float = 1e-3
+    patience: int | None = 5
+    base_dim: int = 64
+    random_state: int | None = 0
+    device: str = "auto"
+    show_progress: bool = False
+
+
+class MixtureOfExperts(nn.Module):
+    """``Z = sum_k softmax(x W_g)_k * tanh(x W_k + b_k)``: content (b, d_in) -> (b, d_out).
+
+    Parameters
+    ----------
+    d_in, d_out, n_experts : int
+    """
+
+    def __init__(self, d_in: int, d_out: int, n_experts: int) -> None:
+        super().__init__()
+        self.gate = Tower([d_in], (), n_experts)
+        self.experts = Tower([d_in], (), d_out * n_experts)
+        self.n_experts, self.d_out = n_experts, d_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Mix the experts for a batch ``x`` (dense or sparse), returns (b, d_out)."""
+        g = torch.softmax(self.gate([x]), dim=1)
+        e = torch.tanh(self.experts([x])).view(-1, self.n_experts, self.d_out)
+        return (g[:, :, None] * e).sum(1)
+
+
+class Heater(_PreferenceTowerModel):
+    """Heater (Zhu et al., SIGIR 2020).
+
+    Each side has a pretrained CF vector ``P`` (frozen, from any fitted embedding model or an SVD)
+    and a content representation ``Z = MoE(features)`` (a mixture of experts). The representation
+    fed to the shared transformation MLP ``T`` is ``P`` for warm rows and ``Z`` for cold rows; during
+    *randomized training* a warm row uses ``Z`` with probability ``dropout_prob``. The loss is
+
+    .. math:: \\sum_{(u,i)} (P_u P_i^T - T_U(r_u) T_I(r_i)^T)^2
+              + \\alpha \\big(\\lVert Z_u - P_u \\rVert^2 + \\lVert Z_i - P_i \\rVert^2\\big)
+
+    (reconstruction of the pretrained scores, as in DropoutNet, plus Heater's similarity
+    constraint). A side without features has ``Z = 0``.
+
+    Fitted attributes: ``user_factors_`` (n_users, dim), ``item_factors_`` (n_items, dim),
+    ``pref_users_``, ``pref_items_``, ``history_``.
+    """
+
+    config_class = HeaterConfig
+
+    def _build(self) -> None:
+        c = self.config
+        nets = {
+            "user_tower": Tower([c.pref_dim], c.hidden, c.dim),
+            "item_tower": Tower([c.pref_dim], c.hidden, c.dim),
+        }
+        if self.d_user_features_:
+            nets["user_moe"] = MixtureOfExperts(self.d_user_features_, c.pref_dim, c.n_experts)
+        if self.d_item_features_:
+            nets["item_moe"] = MixtureOfExperts(self.d_item_features_, c.pref_dim, c.n_experts)
+        self._nets = nn.ModuleDict(nets)
+
+    def _content(self, side: str, feats, b: int, device) -> torch.Tensor:
+        key = f"{side}_moe"
+        if key not in self._nets or feats is None:
+            return torch.zeros(b, self.config.pref_dim, device=device)
+        return self._nets[key](to_torch(feats, device))
+
+    def _forward_side(self, side: str, pref: np.ndarray, feats, device) -> torch.Tensor:
+        p = to_torch(pref, device)
+        z = self._content(side, feats, p.shape[0], device)
+        cold = (p.abs().sum(1) == 0)[:, None]  # dropped, or no CF vector: content path
+        return self._nets[f"{side}_tower"]([torch.where(cold, z, p)])
+
+    def _train_loss(self, eu, ei, u, cand, pu, pc, device) -> torch.Tensor:
+        target = torch.from_numpy(self.pref_users_[u] @ self.pref_items_[cand].T).to(device)
+        loss = score_regression_loss(eu @ ei.T, target)
+        if self.config.alpha > 0:
+            for side, idx, feats in (("user", u, self._train_uf), ("item", cand, self._train_itf)):
+                if f"{side}_moe" in self._nets and feats is not None:
+                    table = self.pref_users_ if side == "user" else self.pref_items_
+                    z = self._content(side, feats[idx], len(idx), device)
+                    loss = loss + self.config.alpha * embedding_alignment_loss(
+                        z, torch.from_numpy(table[idx]).to(device), kind="mse")
+        return loss
+
+    def fit(self, train: Interactions, *, val: Interactions | None = None, callback=None,
+            base: Any = None) -> Heater:
+        """Fit on ``train``; ``base`` gives the pretrained CF vectors (see :class:`DropoutNet`).
+
+        Returns
+        -------
+        self
+        """
+        c = self.config
+        rng = check_random_state(c.random_state)
+        device = resolve_device(c.device)
+        self._prep(train, base, rng)
+        self._train_uf = self._features(self._side_matrix(train, "user"), "user")
+        self._train_itf = self._features(self._side_matrix(train, "item"), "item")
+        with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
+            torch.random.manual_seed(int(rng.integers(2**31)))
+            self._build()
+        try:
+            self._fit_loop(train, val, callback, rng, device)
+        finally:
+            del self._train_uf, self._train_itf
+        return self
