@@ -20,13 +20,19 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from recsys_coldstart.cli.elicit import ALL_POLICIES, feature_popularity_reference, make_policies, plot_curves
+from recsys_coldstart.cli.elicit import (
+    ALL_POLICIES,
+    feature_popularity_reference,
+    make_policies,
+    plot_curves,
+)
 from recsys_coldstart.data.datasets import load_dataset
 from recsys_coldstart.data.splits import user_cold_split
 from recsys_coldstart.elicit import (
@@ -41,7 +47,6 @@ from recsys_coldstart.elicit import (
 )
 from recsys_coldstart.elicit.replay import replay_users
 from recsys_coldstart.evaluate.results import (
-    current_command,
     machine,
     peak_rss_mb,
     to_markdown,
@@ -84,6 +89,9 @@ def run_seed(data, seed: int) -> tuple[pd.DataFrame, dict]:
     # the model-based policies without it (ablation)
     policies["linucb-noskip"] = LinUCBPolicy(skip_top=0, random_state=seed)
     policies["thompson-noskip"] = ThompsonPolicy(skip_top=0, random_state=seed)
+    # ablation: read "unknown" as "not interacted" (target 0) instead of learning nothing
+    policies["linucb+unknown0"] = LinUCBPolicy(unknown_value=0.0, random_state=seed)
+    policies["thompson+unknown0"] = ThompsonPolicy(unknown_value=0.0, random_state=seed)
     for name, policy in policies.items():
         t0 = time.perf_counter()
         frames.append(replay(policy, model, split, budget=max(BUDGETS), random_state=seed, space=space,
@@ -127,7 +135,8 @@ def summarise(df: pd.DataFrame, metric: str, k: int) -> pd.DataFrame:
     g["cell"] = [f"{m:.4f} ± {s:.4f}" for m, s in zip(g["mean"], g["std"].fillna(0.0), strict=True)]
     t = g.pivot(index="budget", columns="policy", values="cell").reset_index()
     order = (["budget", "feature-popularity"] + list(ALL_POLICIES)
-             + ["random+skip10", "popularity+skip10", "linucb-noskip", "thompson-noskip", "oracle-likes"])
+             + ["random+skip10", "popularity+skip10", "linucb-noskip", "thompson-noskip", "linucb+unknown0",
+                "thompson+unknown0", "oracle-likes"])
     return t[[c for c in order if c in t.columns]].fillna("")
 
 
@@ -175,10 +184,11 @@ def main() -> None:
     spd = speed(data)
     secs = time.perf_counter() - t_all
     out = Path(args.out)
+    command = " ".join(["python", "benchmarks/elicitation_ml100k.py"] + sys.argv[1:])
     tidy = res.rename(columns={"policy": "model"}).assign(dataset="ml-100k", split="user-cold",
                                                           segment="elicitation-b" + res.budget.astype(str))
     cfg = {n: vars(p.config) for n, p in make_policies(["all"], 0).items()}
-    recs = to_records(tidy, config={"item_space": "ALS defaults", "policies": cfg}, seconds=secs,
+    recs = to_records(tidy, config={"item_space": "ALS defaults", "policies": cfg}, seconds=secs, command=command,
                       extra={"peak_rss_mb": peak_rss_mb(), "speed_100x10_s": spd, "runs": info})
     for r, b in zip(recs, res.budget, strict=True):
         r["policy"], r["budget"] = r["model"], int(b)
@@ -186,7 +196,7 @@ def main() -> None:
     plot_curves(res[res.budget <= 20], out.with_suffix(".png"),
                 title=f"Elicitation on ml-100k, ALS item space, seeds {args.seeds} (mean ± std)")
     md = ["# Elicitation on ml-100k (issue 5)", "",
-          f"Command: `{current_command()}`  ", f"Machine: {machine()}  ", f"Versions: {versions()}  ",
+          f"Command: `{command}`  ", f"Machine: {machine()}  ", f"Versions: {versions()}  ",
           f"Wall time: {secs:.0f} s, peak RSS {peak_rss_mb():.0f} MiB. Seeds {args.seeds}; "
           f"{info[f'seed{args.seeds[0]}']['n_users']} test cold users per seed; ALS d = "
           f"{info[f'seed{args.seeds[0]}']['d']}. Values: mean ± std over seeds.", "",

@@ -46,7 +46,7 @@ def bench(config: Path = typer.Argument(..., help="Suite TOML file (models x dat
         raise typer.Exit(1)
 
 
-def report(results_dir: Path = typer.Argument(..., help="Folder of JSON records (searched recursively)."),
+def report(results_dir: list[Path] = typer.Argument(..., help="Folder(s) of JSON records (searched recursively)."),
            out: Path = typer.Option(..., "--out", "-o", help="Output folder for report.md, report.html, figures/."),
            title: str = typer.Option(None, "--title", help="Report title."),
            notes: str = typer.Option("", "--notes", help="A paragraph for the overview (e.g. what a CPU run "
@@ -55,8 +55,9 @@ def report(results_dir: Path = typer.Argument(..., help="Folder of JSON records 
     """Render benchmark records into report.md and one self-contained report.html."""
     from recsys_coldstart.report import render_report
 
-    if not results_dir.is_dir():
-        raise DataError(f"{results_dir}: not a folder of results")
+    for d in results_dir:
+        if not d.is_dir():
+            raise DataError(f"{d}: not a folder of results")
     if notes_file is not None:
         notes = (notes + "\n\n" + notes_file.read_text()).strip()
     md, page = render_report(results_dir, out, title=title, notes=notes)

@@ -32,6 +32,8 @@ USER_COL_OPT = typer.Option("user", "--user-col", help="User id column of --inte
 ITEM_COL_OPT = typer.Option("item", "--item-col", help="Item id column of --interactions / --item-features.")
 RATING_COL_OPT = typer.Option(None, "--rating-col", help="Rating column (default: 'rating' if present).")
 TIMESTAMP_COL_OPT = typer.Option(None, "--timestamp-col", help="Timestamp column (default: 'timestamp' if present).")
+SEP_OPT = typer.Option(None, "--sep", help="Field separator of --interactions (default: sniffed).")
+ENCODING_OPT = typer.Option(None, "--encoding", help="Text encoding of the tables (default utf-8).")
 THRESHOLD_OPT = typer.Option(None, "--threshold", help="Ratings >= threshold are positives (default 4 for MovieLens).")
 SPLIT_OPT = typer.Option("warm", "--split", "-s", help=f"Split kind: {', '.join(SPLIT_KINDS)}.")
 SEED_OPT = typer.Option(0, "--seed", help="Random seed of the split and the model.")
@@ -41,7 +43,8 @@ SUPPORT_OPT = typer.Option(3, "--k-support", help="User-cold: positives each col
 def load_from_options(dataset: str | None, data_dir: str | None, interactions: str | None = None,
                       user_features: str | None = None, item_features: str | None = None, *,
                       user_col: str = "user", item_col: str = "item", rating_col: str | None = None,
-                      timestamp_col: str | None = None, threshold: float | None = None) -> Interactions:
+                      timestamp_col: str | None = None, threshold: float | None = None, sep: str | None = None,
+                      encoding: str | None = None) -> Interactions:
     """Load ``--dataset`` (known name or ``synthetic``) or the user's own ``--interactions`` file.
 
     Raises
@@ -72,7 +75,8 @@ def load_from_options(dataset: str | None, data_dir: str | None, interactions: s
     timestamp_col = timestamp_col or ("timestamp" if "timestamp" in head else None)
     return load_table(path, user_col=user_col, item_col=item_col, rating_col=rating_col,
                       timestamp_col=timestamp_col, threshold=threshold, user_features=user_features,
-                      item_features=item_features, name=path.stem)
+                      item_features=item_features, name=path.stem, sep=sep,
+                      **({"encoding": encoding} if encoding else {}))
 
 
 def _peek_columns(path: Path) -> list[str]:
@@ -142,7 +146,7 @@ def register(app: typer.Typer) -> None:
         user_features: str = USER_FEATURES_OPT, item_features: str = ITEM_FEATURES_OPT,
         user_col: str = USER_COL_OPT, item_col: str = ITEM_COL_OPT, rating_col: str = RATING_COL_OPT,
         timestamp_col: str = TIMESTAMP_COL_OPT, threshold: float = THRESHOLD_OPT,
-        split: str = SPLIT_OPT, seed: int = SEED_OPT, k_support: int = SUPPORT_OPT,
+        sep: str = SEP_OPT, encoding: str = ENCODING_OPT, split: str = SPLIT_OPT, seed: int = SEED_OPT, k_support: int = SUPPORT_OPT,
         fmt: str = typer.Option("csv", "--format", help="csv or parquet."),
     ) -> None:
         """Write a split (train/val/test, and support/query for cold users) with raw ids."""
@@ -150,7 +154,7 @@ def register(app: typer.Typer) -> None:
             raise DataError("--format must be csv or parquet")
         data = load_from_options(dataset, data_dir, interactions, user_features, item_features, user_col=user_col,
                                  item_col=item_col, rating_col=rating_col, timestamp_col=timestamp_col,
-                                 threshold=threshold)
+                                 threshold=threshold, sep=sep, encoding=encoding)
         s = get_split(data, split, seed, k_support, data_dir)
         out.mkdir(parents=True, exist_ok=True)
         parts = {"train": s.train, "val": s.val, "test": s.test}
@@ -185,6 +189,7 @@ def register(app: typer.Typer) -> None:
         user_features: str = USER_FEATURES_OPT, item_features: str = ITEM_FEATURES_OPT,
         user_col: str = USER_COL_OPT, item_col: str = ITEM_COL_OPT, rating_col: str = RATING_COL_OPT,
         timestamp_col: str = TIMESTAMP_COL_OPT, threshold: float = THRESHOLD_OPT,
+        sep: str = SEP_OPT, encoding: str = ENCODING_OPT,
         split: str = typer.Option(None, "--split", "-s", help=f"Split kind: {', '.join(SPLIT_KINDS)} (default: warm, or the saved model's)."),
         seed: int = typer.Option(None, "--seed", help="Split/model seed (default 0, or the saved model's)."),
         k_support: int = SUPPORT_OPT,
@@ -207,7 +212,7 @@ def register(app: typer.Typer) -> None:
             dataset = meta["dataset"]
         data = load_from_options(dataset, data_dir, interactions, user_features, item_features, user_col=user_col,
                                  item_col=item_col, rating_col=rating_col, timestamp_col=timestamp_col,
-                                 threshold=threshold)
+                                 threshold=threshold, sep=sep, encoding=encoding)
         s = get_split(data, kind, seed_, int(meta.get("n_support", k_support)), data_dir)
         t0 = time.perf_counter()
         if model_path is not None:

@@ -251,6 +251,11 @@ class Interactions:
         work = pd.DataFrame({"u": df[user_col].to_numpy(), "i": df[item_col].to_numpy()})
         if rating_col is not None:
             work["r"] = _numeric_column(df, rating_col, source)
+            too_big = np.abs(work["r"].to_numpy()) > np.finfo(np.float32).max
+            if too_big.any():
+                first = int(np.argmax(too_big))
+                raise DataError(f"{source}: column {rating_col!r} row {first} holds {work['r'].iloc[first]!r}, "
+                                "beyond float32 range")
         if timestamp_col is not None:
             work["t"] = _timestamp_column(df, timestamp_col, source)
 

@@ -15,8 +15,8 @@ from recsys_coldstart.elicit.popularity import PopularityConfig, PopularityPolic
 from recsys_coldstart.elicit.random_policy import RandomConfig, RandomPolicy
 from recsys_coldstart.elicit.replay import answer_matrix, reference_rows, replay, replay_policies
 from recsys_coldstart.elicit.session import ElicitationSession
-from recsys_coldstart.elicit.thompson import ThompsonConfig, ThompsonPolicy
 from recsys_coldstart.elicit.state import ANSWERS, ElicitationState, ItemSpace, PosteriorConfig
+from recsys_coldstart.elicit.thompson import ThompsonConfig, ThompsonPolicy
 
 __all__ = [
     "ANSWERS", "BasePolicy", "ElicitationSession", "ElicitationState", "GreedyConfig", "GreedyPolicy",

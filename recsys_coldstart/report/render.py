@@ -88,11 +88,15 @@ class Report:
 # ---------------------------------------------------------------------------------------------
 # building the sections from records
 # ---------------------------------------------------------------------------------------------
-def load_records(results_dir: str | os.PathLike) -> pd.DataFrame:
-    """Every record under ``results_dir`` (recursively), with defaults for optional fields."""
+def load_records(results_dir: str | os.PathLike | Sequence[str | os.PathLike]) -> pd.DataFrame:
+    """Every record under ``results_dir`` (one folder or several, searched recursively), with
+    defaults for optional fields."""
     from recsys_coldstart.evaluate.runner import read_results
 
-    df = read_results(results_dir)
+    dirs = [results_dir] if isinstance(results_dir, (str, os.PathLike)) else list(results_dir)
+    frames = [read_results(d) for d in dirs]
+    frames = [f for f in frames if not f.empty]
+    df = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
     if df.empty:
         return df
     defaults = {"status": "ok", "record_type": "metric", "cell": None, "seconds": np.nan, "device": None,
@@ -134,7 +138,10 @@ def accuracy_tables(df: pd.DataFrame, *, metrics: Sequence[str] = TABLE_METRICS,
                       key=lambda c: (_SEGMENT_ORDER.get(c[0], 9), c[0], list(metrics).index(c[1]), c[2]))
         models = sorted(g.model.unique(), key=str)
         stats = {key: _mean_std(v.value) for key, v in g.groupby(["model", "segment", "metric", "k"])}
+        has_epochs = "n_epochs_run" in g and pd.to_numeric(g["n_epochs_run"], errors="coerce").notna().any()
         header = ["model", "seeds"] + [f"{s} {m}@{k}" for s, m, k in cols] + ["fit s (median)"]
+        if has_epochs:
+            header.append("epochs run")
         rows = []
         means = np.full((len(models), len(cols)), np.nan)
         for i, mdl in enumerate(models):
@@ -151,6 +158,11 @@ def accuracy_tables(df: pd.DataFrame, *, metrics: Sequence[str] = TABLE_METRICS,
             fs = fit["fit_seconds"] if "fit_seconds" in fit else fit["seconds"]
             fs = pd.to_numeric(fs, errors="coerce").dropna()
             row.append(f"{fs.median():.1f}" if len(fs) else "—")
+            if has_epochs:
+                ep = pd.to_numeric(fit["n_epochs_run"], errors="coerce").dropna().astype(int)
+                capped = "stopped_for_time" in fit and fit["stopped_for_time"].fillna(False).astype(bool).any()
+                row.append(("—" if ep.empty else "/".join(map(str, sorted(set(ep))))) + (" (time cap)" if capped
+                                                                                        else ""))
             rows.append(row)
         bold = set()
         for j in range(len(cols)):
@@ -542,14 +554,14 @@ def to_html(report: Report) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike, *, title: str | None = None,
-                  notes: str = "") -> tuple[Path, Path]:
+def render_report(results_dir: str | os.PathLike | Sequence[str | os.PathLike], out_dir: str | os.PathLike, *,
+                  title: str | None = None, notes: str = "") -> tuple[Path, Path]:
     """Render every record under ``results_dir`` into ``out_dir/report.md`` and ``out_dir/report.html``.
 
     Parameters
     ----------
-    results_dir : path
-        Folder searched recursively for ``*.json`` record files (``out_dir`` may sit inside it).
+    results_dir : path or sequence of paths
+        Folder(s) searched recursively for ``*.json`` record files (``out_dir`` may sit inside).
     out_dir : path
         Output folder (created); Markdown figures go to ``out_dir/figures/``.
     title : str, optional
@@ -561,7 +573,8 @@ def render_report(results_dir: str | os.PathLike, out_dir: str | os.PathLike, *,
     (markdown path, html path)
     """
     df = load_records(results_dir)
-    report = build_report(df, title=title or f"Benchmark report: {Path(results_dir).name}", notes=notes)
+    first = results_dir if isinstance(results_dir, (str, os.PathLike)) else next(iter(results_dir), "results")
+    report = build_report(df, title=title or f"Benchmark report: {Path(first).name}", notes=notes)
     out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for f in report.figures():

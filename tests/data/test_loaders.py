@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from recsys_coldstart.data import check_no_leakage
@@ -334,7 +335,6 @@ def test_load_table_formats(tmp_path):
     (tmp_path / "ws.txt").write_text("user item rating\nu1  10 5\nu2 11 2\nu1 11 4\n")
     d = load_table(tmp_path / "ws.txt", rating_col="rating", threshold=4)
     assert d.name == "ws" and d.shape == (2, 2) and d.nnz == 2 and d.ratings.nnz == 3
-    pd = pytest.importorskip("pandas")
     df = pd.DataFrame({"uid": ["a", "b", "a"], "iid": [1, 2, 2],
                        "when": pd.to_datetime(["2020-01-01", "2020-01-02", "2020-01-03"])})
     df.to_parquet(tmp_path / "x.parquet")
@@ -350,7 +350,6 @@ def test_load_table_feature_ids_of_another_dtype(tmp_path):
     from recsys_coldstart.data import load_table
 
     (tmp_path / "t.csv").write_text("user,item\n1,7\n2,8\n")
-    pd = pytest.importorskip("pandas")
     pd.DataFrame({"item": ["7", "8"], "f": [0.5, 1.5]}).to_parquet(tmp_path / "f.parquet")
     d = load_table(tmp_path / "t.csv", item_features=tmp_path / "f.parquet")
     assert d.item_features.take(d.items.to_idx([8])).tolist() == [[1.5]]

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from recsys_coldstart.elicit import ElicitationSession, ItemSpace, LinUCBPolicy, PopularityPolicy, ThompsonPolicy
+from recsys_coldstart.elicit import (
+    ElicitationSession,
+    ItemSpace,
+    LinUCBPolicy,
+    PopularityPolicy,
+    ThompsonPolicy,
+)
 from recsys_coldstart.exceptions import DataError
 
 

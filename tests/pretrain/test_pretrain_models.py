@@ -239,3 +239,25 @@ def test_registry_names_resolve():
 
     assert model_class("lightgcn") is LightGCN and model_class("xsimgcl") is XSimGCL
     assert model_class("sgl") is SGL and model_class("simgcl") is SimGCL
+
+
+def test_cli_pretrain_saves_loadable_model(tmp_path, capsys):
+    from recsys_coldstart.cli import main
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('model = "xsimgcl"\n[config]\nn_layers = 2\nlr = 0.01\ncl_weight = 0.02\n')
+    out = tmp_path / "m"
+    rc = main(["pretrain", "--dataset", "synthetic", "--config", str(cfg), "--epochs", "2", "--device", "cpu",
+               "--no-progress", "--save", str(out)])
+    assert rc == 0
+    assert "ndcg@20" in capsys.readouterr().out
+    doc = json.loads((out / "config.json").read_text())
+    assert doc["meta"]["dataset"] == "synthetic" and doc["meta"]["split"] == "warm"
+    assert doc["config"]["n_layers"] == 2 and doc["config"]["n_epochs"] == 2
+    assert "test_warm_ndcg@20" in doc["meta"]["metrics"]
+    model = load_model(out)
+    assert isinstance(model, XSimGCL) and (out / "weights.pt").is_file()
+    assert main(["pretrain", "--dataset", "synthetic", "--model", "nope", "--save", str(tmp_path / "x")]) == 2
+    bad = tmp_path / "bad.toml"
+    bad.write_text('model = "lightgcn"\n[config]\nnot_a_field = 1\n')
+    assert main(["pretrain", "--dataset", "synthetic", "--config", str(bad), "--save", str(tmp_path / "y")]) == 2

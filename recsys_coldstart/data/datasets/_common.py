@@ -70,6 +70,14 @@ def read_delimited(path: Path, *, sep: str, names: list[str], encoding: str = "l
     return df
 
 
+def with_line_numbers(err: DataError, header_lines: int) -> DataError:
+    """Copy of ``err`` whose every ``row N`` also gives the file line (``N + header_lines + 1``)."""
+    import re
+
+    msg = re.sub(r"\brow (\d+)\b", lambda m: f"row {m.group(1)} (line {int(m.group(1)) + header_lines + 1})", str(err))
+    return DataError(msg)
+
+
 def isin_sorted(values: np.ndarray, sorted_unique: np.ndarray) -> np.ndarray:
     """``np.isin(values, sorted_unique)`` by binary search (much faster than hashing for int64 keys).
 

@@ -18,7 +18,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recsys_coldstart.data.datasets._common import int_column, read_delimited, require_files
+from recsys_coldstart.data.datasets._common import (
+    int_column,
+    read_delimited,
+    require_files,
+    with_line_numbers,
+)
 from recsys_coldstart.data.interactions import Interactions, encode_feature_table
 from recsys_coldstart.exceptions import DataError
 
@@ -76,9 +81,12 @@ def _assemble(ratings: pd.DataFrame, ratings_path: Path, user_table: pd.DataFram
               item_table: pd.DataFrame, item_path: Path, *, threshold: float, name: str) -> Interactions:
     for col in ("user", "item", "timestamp"):
         ratings[col] = int_column(ratings, col, ratings_path)
-    data = Interactions.from_pandas(ratings, user_col="user", item_col="item", rating_col="rating",
-                                    timestamp_col="timestamp", threshold=threshold, name=name,
-                                    source=str(ratings_path))
+    try:
+        data = Interactions.from_pandas(ratings, user_col="user", item_col="item", rating_col="rating",
+                                        timestamp_col="timestamp", threshold=threshold, name=name,
+                                        source=str(ratings_path))
+    except DataError as e:
+        raise with_line_numbers(e, 0) from e
     user_table = _restrict(user_table, "user", pd.Index(data.users.ids), user_path, "user")
     item_table = _restrict(item_table, "item", pd.Index(data.items.ids), item_path, "item")
     uf = encode_feature_table(user_table, data.users, id_col="user", source=str(user_path))

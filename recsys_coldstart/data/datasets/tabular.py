@@ -11,11 +11,11 @@ from __future__ import annotations
 import csv
 import logging
 import os
-import re
 from pathlib import Path
 
 import pandas as pd
 
+from recsys_coldstart.data.datasets._common import with_line_numbers
 from recsys_coldstart.data.interactions import DuplicatePolicy, Interactions
 from recsys_coldstart.exceptions import DataError
 
@@ -143,10 +143,7 @@ def _check_columns(df: pd.DataFrame, source: str, wanted: list[str], sep: str | 
 
 def _with_lines(err: DataError, is_text: bool) -> DataError:
     """Add the file line number to every ``row N`` a DataError mentions (header = line 1)."""
-    if not is_text:
-        return err
-    msg = re.sub(r"\brow (\d+)\b", lambda m: f"row {m.group(1)} (line {int(m.group(1)) + 2})", str(err))
-    return DataError(msg)
+    return with_line_numbers(err, 1) if is_text else err
 
 
 def load_table(

@@ -1,0 +1,263 @@
+"""Distillation and cold-start benchmark (issue 4): teacher vs students vs cold-start models vs floors.
+
+Scenarios: ml-100k item-cold, ml-100k user-cold (K support positives per cold user), citeulike-a
+item-cold (DropoutNet's predefined cold split), each over several seeds. Per scenario and seed:
+
+- base: implicit ALS (64 factors) fitted on the split's train part (the pretrained embeddings);
+- ``teacher``: :class:`TwoTowerTeacher` (256-d, 2 hidden layers) initialised from ALS;
+- ``student-{score,rank,embed}``: 32-d one-hidden-layer students distilled from the teacher
+  (lambda = 0.5), and ``student-nodistill``: the same student on the task loss only;
+- ``dropoutnet`` / ``heater`` (ALS preference input) and ``aldi`` (teacher = the two-tower teacher);
+- floors: ``content-knn`` (item-cold), ``feature-popularity`` (user-cold), ``popularity``.
+
+Reported: NDCG@20 / Recall@20 on the cold segment (``cold-item``: ranking among the test cold
+items; ``cold-user``: full ranking for test cold users), parameter counts (serving parameters of
+the torch models; floors have none), and scoring latency: median ms to embed 1,000 users online
+(``score_new_users`` from their interactions + features) and rank the whole catalogue (top-20),
+CPU, one torch thread, all models in the same process. ``--warm`` adds a warm split of ml-100k so
+the table can say how each model does on warm users.
+
+Usage::
+
+    nice -n 10 python benchmarks/distill_coldstart.py [--data-dir ../shared/data] [--seeds 0 1 2]
+        [--epochs 15] [--scenarios ml-100k:item-cold ml-100k:user-cold citeulike-a:item-cold]
+    python benchmarks/distill_coldstart.py --report-only     # rebuild .md/.png from the JSON
+
+Writes ``benchmarks/results/distill_coldstart.{json,md,png}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from recsys_coldstart.base import topk
+from recsys_coldstart.evaluate.results import (
+    current_command,
+    machine,
+    peak_rss_mb,
+    read_json,
+    to_markdown,
+    to_records,
+    versions,
+    write_json,
+)
+
+RESULTS = Path(__file__).resolve().parent / "results"
+OUT = RESULTS / "distill_coldstart"
+STUDENTS = ("student-score", "student-rank", "student-embed")
+SEGMENT = {"item-cold": "cold-item", "user-cold": "cold-user", "warm": "warm"}
+
+
+def latency_ms(model, obs, feats, n_repeats: int = 3) -> float:
+    """Median ms per 1,000 users: ``score_new_users(obs, feats)`` over the catalogue + top-20."""
+    times = []
+    for _ in range(n_repeats):
+        t0 = time.perf_counter()
+        topk(model.score_new_users(obs, feats), 20)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times) * 1000 * 1000 / obs.shape[0])
+
+
+def run_scenario(dataset: str, kind: str, seed: int, data_dir: str, epochs: int, n_support: int) -> list[dict]:
+    from recsys_coldstart.baselines.content_knn import ContentKNN
+    from recsys_coldstart.baselines.feature_popularity import FeaturePopularity
+    from recsys_coldstart.baselines.implicit_mf import ALS
+    from recsys_coldstart.baselines.popularity import Popularity
+    from recsys_coldstart.cli.data import get_split
+    from recsys_coldstart.coldstart import ALDI, DropoutNet, Heater
+    from recsys_coldstart.data.datasets import load_dataset
+    from recsys_coldstart.distill import Student, TwoTowerTeacher
+    from recsys_coldstart.evaluate.protocol import evaluate
+
+    data = load_dataset(dataset, data_dir)
+    split = get_split(data, kind, seed=seed, n_support=n_support, data_dir=data_dir)
+    train, val = split.train, split.val
+    seg = SEGMENT[kind]
+    segments = [seg] + (["all"] if kind == "item-cold" else [])
+    common = dict(n_epochs=epochs, patience=3, random_state=seed, device="cpu")
+    models: dict[str, object] = {}
+    seconds: dict[str, float] = {}
+
+    def fit(name, make):
+        t0 = time.perf_counter()
+        models[name] = make()
+        seconds[name] = time.perf_counter() - t0
+        print(f"  {dataset} {kind} seed {seed}: {name} fitted in {seconds[name]:.1f}s", flush=True)
+
+    fit("als", lambda: ALS(factors=64, random_state=seed, num_threads=1).fit(train))
+    als = models["als"]
+    fit("teacher", lambda: TwoTowerTeacher(**common).fit(train, val=val, init=als))
+    teacher = models["teacher"]
+    item_ids = kind != "item-cold"
+    fit("student-nodistill", lambda: Student(item_ids=item_ids, **common).fit(train, val=val))
+    for loss in ("score", "rank", "embed"):
+        fit(f"student-{loss}", lambda loss=loss: Student(item_ids=item_ids, distill_loss=loss, **common).fit(
+            train, val=val, teacher=teacher))
+    fit("dropoutnet", lambda: DropoutNet(**common).fit(train, val=val, base=als))
+    fit("heater", lambda: Heater(**common).fit(train, val=val, base=als))
+    fit("aldi", lambda: ALDI(**common).fit(train, val=val, teacher=teacher))
+    if kind == "item-cold":
+        fit("content-knn", lambda: ContentKNN().fit(train))
+    else:
+        fit("feature-popularity", lambda: FeaturePopularity().fit(train))
+    fit("popularity", lambda: Popularity().fit(train))
+
+    rng = np.random.default_rng(seed)
+    users = rng.choice(train.n_users, 1000, replace=train.n_users < 1000)
+    obs = (train.user_items + split.support.user_items)[users].tocsr()
+    feats = None if train.user_features is None else train.user_features.take(users)
+    frames, extra_rows = [], []
+    for name, m in models.items():
+        if name == "als":
+            continue
+        df = evaluate(m, split, segments=segments, ks=(10, 20), model_name=name, seed=seed)
+        frames.append(df)
+        n_params = int(getattr(m, "n_parameters", 0) or 0)
+        lat = latency_ms(m, obs, feats)
+        for metric, value in (("n_parameters", n_params), ("ms_per_1k_users", lat), ("fit_seconds", seconds[name])):
+            extra_rows.append((name, split.name, kind, seg, metric, 0, float(value), seed))
+    res = pd.concat(frames + [pd.DataFrame(extra_rows, columns=frames[0].columns)], ignore_index=True)
+    cfg = {"epochs": epochs, "patience": 3, "n_support": n_support, "base": "ALS(64)", "torch_threads": 1,
+           "teacher": "TwoTowerTeacher(dim=256, hidden=(256,256))",
+           "student": f"Student(dim=32, hidden=(32,), item_ids={item_ids}, lam=0.5)"}
+    return to_records(res, config=cfg, command=current_command(), device="cpu",
+                      seconds=sum(seconds.values()), extra={"peak_rss_mb": peak_rss_mb(), "machine": machine(),
+                                                            "versions": versions()})
+
+
+def _mean_std(x: pd.Series) -> str:
+    return f"{x.mean():.4f} ± {x.std(ddof=1):.4f}" if len(x) > 1 else f"{x.mean():.4f}"
+
+
+def report(records: pd.DataFrame) -> str:
+    """Markdown tables + checks, and the PNG figure."""
+    lines = ["# Distillation and cold-start benchmark (issue 4)", "",
+             f"Command: `{records['command'].iloc[0]}`" if "command" in records else "", ""]
+    if "versions" in records and isinstance(records["versions"].iloc[0], dict):
+        v = records["versions"].iloc[0]
+        lines.append("Versions: " + ", ".join(f"{k} {v[k]}" for k in ("python", "torch", "numpy") if k in v))
+    if "machine" in records and isinstance(records["machine"].iloc[0], dict):
+        lines.append(f"Machine: {records['machine'].iloc[0]}")
+    lines.append("")
+    checks = []
+    fig_data = []
+    for (dataset, kind), g in records.groupby(["dataset", "split"], sort=False):
+        seg = SEGMENT[kind]
+        seeds = sorted(g.seed.unique())
+        lines += [f"## {dataset} {kind} (segment `{seg}`, seeds {seeds})", ""]
+        rows = []
+        for model, gm in g.groupby("model", sort=False):
+            def pick(metric, k, segment=seg):
+                s = gm[(gm.metric == metric) & (gm.k == k) & (gm.segment == segment)].value
+                return s
+            row = {"model": model, "NDCG@20": _mean_std(pick("ndcg", 20)), "Recall@20": _mean_std(pick("recall", 20))}
+            if kind == "item-cold":
+                row["NDCG@20 (all items)"] = _mean_std(pick("ndcg", 20, "all"))
+            npar = pick("n_parameters", 0).mean()
+            lat = pick("ms_per_1k_users", 0)
+            row["params"] = f"{int(npar):,}" if npar > 0 else "-"
+            row["ms / 1k users (median over seeds)"] = f"{lat.median():.1f}"
+            row["fit s"] = f"{pick('fit_seconds', 0).median():.0f}"
+            rows.append(row)
+            fig_data.append((dataset, kind, model, pick("ndcg", 20).mean(), npar, lat.median()))
+        lines += [to_markdown(pd.DataFrame(rows)), ""]
+
+        def nd(model):
+            s = g[(g.model == model) & (g.metric == "ndcg") & (g.k == 20) & (g.segment == seg)].value
+            return float(s.mean()) if len(s) else float("nan")
+
+        def val(model, metric):
+            s = g[(g.model == model) & (g.metric == metric)].value
+            return float(s.median()) if len(s) else float("nan")
+
+        t = nd("teacher")
+        best_student = max(STUDENTS, key=nd)
+        floor = "content-knn" if kind == "item-cold" else "feature-popularity"
+        ratio = val(best_student, "n_parameters") / val("teacher", "n_parameters")
+        speed = val("teacher", "ms_per_1k_users") / val(best_student, "ms_per_1k_users")
+        checks += [
+            f"- **{dataset} {kind}**: best distilled student `{best_student}` NDCG@20 {nd(best_student):.4f} vs "
+            f"no-distillation {nd('student-nodistill'):.4f} → "
+            f"{'PASS' if nd(best_student) > nd('student-nodistill') else 'FAIL'} (distilled beats plain); "
+            + "; ".join(f"{s} {nd(s):.4f}" for s in STUDENTS),
+            f"  - keeps {nd(best_student) / t:.1%} of the teacher's NDCG@20 ({t:.4f}) → "
+            f"{'PASS' if nd(best_student) >= 0.95 * t else 'FAIL'} (≥95%); params {ratio:.1%} of the teacher → "
+            f"{'PASS' if ratio <= 0.10 else 'FAIL'} (≤10%); scoring {speed:.1f}× faster → "
+            f"{'PASS' if speed >= 5 else 'FAIL'} (≥5×)",
+            "  - cold-start models vs floor `" + floor + f"` ({nd(floor):.4f}): "
+            + ", ".join(f"{m} {nd(m):.4f} {'PASS' if nd(m) > nd(floor) else 'FAIL'}"
+                        for m in ("dropoutnet", "heater", "aldi", "teacher", best_student)),
+        ]
+    lines = lines[:4] + ["## Checks (computed from the numbers below)", ""] + checks + [""] + lines[4:]
+    lines += ["Notes: `params` counts serving parameters of the torch models (ID tables + towers; ALDI keeps "
+              "the teacher's warm vectors as arrays, not counted); floors have none. Latency: median ms to "
+              "embed 1,000 users (their train rows / support + features) and rank the whole catalogue "
+              "(top-20), one torch thread, CPU shared with other jobs (timings swing up to 2×)."]
+    _figure(fig_data)
+    return "\n".join(lines) + "\n"
+
+
+def _figure(fig_data) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    df = pd.DataFrame(fig_data, columns=["dataset", "kind", "model", "ndcg", "params", "ms"])
+    scen = list(dict.fromkeys(zip(df.dataset, df.kind)))
+    fig, axes = plt.subplots(len(scen), 2, figsize=(11, 3.6 * len(scen)), squeeze=False)
+    for r, (d, k) in enumerate(scen):
+        g = df[(df.dataset == d) & (df.kind == k)]
+        for c, (col, label) in enumerate((("params", "parameters (log)"), ("ms", "ms per 1,000 users (log)"))):
+            ax = axes[r, c]
+            for row in g.itertuples():
+                x = getattr(row, col)
+                if col == "params" and x <= 0:
+                    x = 1.0  # floors: no parameters, plotted at 1
+                marker = "s" if row.model == "teacher" else ("o" if row.model.startswith("student") else "^")
+                ax.scatter(x, row.ndcg, marker=marker, s=40)
+                ax.annotate(row.model, (x, row.ndcg), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            ax.set_xscale("log")
+            ax.set_xlabel(label)
+            ax.set_ylabel(f"NDCG@20 ({SEGMENT[k]})")
+            ax.set_title(f"{d} {k}")
+            ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(OUT.with_suffix(".png"), dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--epochs", type=int, default=15)
+    p.add_argument("--n-support", type=int, default=3)
+    p.add_argument("--scenarios", nargs="+",
+                   default=["ml-100k:item-cold", "ml-100k:user-cold", "citeulike-a:item-cold"])
+    p.add_argument("--warm", action="store_true", help="also run ml-100k warm (warm-user comparison)")
+    p.add_argument("--report-only", action="store_true")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = OUT.with_suffix(".json")
+    if not args.report_only:
+        scen = [s.split(":") for s in args.scenarios] + ([["ml-100k", "warm"]] if args.warm else [])
+        records: list[dict] = []
+        for seed in args.seeds:  # seeds outermost: partial results cover every scenario
+            for dataset, kind in scen:
+                records += run_scenario(dataset, kind, seed, args.data_dir, args.epochs, args.n_support)
+                write_json(records, path)
+    df = read_json(path)
+    OUT.with_suffix(".md").write_text(report(df))
+    print(OUT.with_suffix(".md").read_text())
+
+
+if __name__ == "__main__":
+    main()
