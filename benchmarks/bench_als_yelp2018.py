@@ -115,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-retrieval", action="store_true")
     p.add_argument("--out", default=str(RESULTS / "als_yelp2018"), help="output path without extension")
     args = p.parse_args(argv)
+    command = "python benchmarks/" + current_command()  # this script lives in benchmarks/
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     t0 = time.perf_counter()
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
              "n_users": int(split.train.n_users), "n_items": int(split.train.n_items),
              "n_train": int(train.nnz), "n_test": int(split.test.nnz)}
     cfg = {f: getattr(model.config, f) for f in model.config.__dataclass_fields__}
-    records = to_records(results, config=cfg, command=current_command(), device="cpu",
+    records = to_records(results, config=cfg, command=command, device="cpu",
                          seconds=round(fit_s + eval_s, 2), extra=extra)
     out = Path(args.out)
     write_json(records, out.with_suffix(".json"))
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
 
     lines = [
         "# ALS on yelp2018 (LightGCN warm split)", "",
-        f"Command: `{current_command()}`", "",
+        f"Command (from the repository root): `{command}`", "",
         f"Machine: {machine()}", "",
         f"Versions: {versions()}", "",
         f"Config: {cfg}; fitted on {'train + val' if args.fit_on_val else 'train (LightGCN train.txt minus 10% val)'}"

@@ -56,6 +56,33 @@ from recsys_coldstart.evaluate.results import (
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
+
+NOTES = """## Reading the numbers
+
+- **Asked items leave the truth.** The protocol scores each user's query positives *not yet
+  asked*, so a question answered *like* removes a positive, often one the prior already ranked
+  in the top 10. Asking what the current estimate likes most (greedy / LinUCB / Thompson as
+  first written, `*-noskip` columns) and plain popularity asking therefore *lower* NDCG@10 below
+  the prior: on these splits ~50% of their questions are known, most of them liked top-ranked
+  items. Hence the model-based policies skip the user's current top-10 (`skip_top=10`, their
+  default); random / popularity with the same rule are the `+skip10` columns.
+- **Little to learn from 5 answers.** `oracle-likes` is not a policy: it reads the held-out
+  answers and asks random items the user likes (5 guaranteed informative answers); it reaches
+  only about +17% NDCG@10 over budget 0 after 5 questions. The issue's +25% target is above
+  that ceiling for this posterior (Bayesian linear regression on ALS item vectors) and protocol.
+- **Unknown answers.** By the protocol an *unknown* answer teaches nothing. Reading it instead as
+  "not interacted" (regression target 0, `+unknown0` columns) adds 0.01-0.03 NDCG@10 from budget
+  3 on (+8.6% over budget 0 at budget 5); it is an option (`unknown_value=0.0`), not the default.
+- **Settings** (noise variance 0.1, prior scale 1, like/dislike targets 1/0.5, known-probability
+  exponent 1, LinUCB alpha 1, skip_top 10) were chosen on the *validation* cold users of seeds
+  0-2 (`replay(..., which="val")`, scripts not kept): one-at-a-time changes (noise 0.03 / 0.3,
+  prior scale 0.5 / 2, exponent 0.5 / 2, alpha 0.3 / 3, skip_top 5) moved mean NDCG@10 at budget
+  5 by at most 0.015 there; dislike target 0 was worse by 0.01-0.03 (measured without the skip
+  rule) and skip_top 0 worse by 0.05-0.10 for the four model-based policies (seeds 0-1).
+- Differences between the four model-based policies (0.43 at budget 5) and random asking (0.42)
+  are within one standard deviation over seeds (~0.03).
+"""
+NOTES = NOTES.splitlines()
 BUDGETS = list(range(11)) + [20]
 
 
@@ -70,6 +97,19 @@ class OracleLikes(BasePolicy):
 
     def acquisition(self, state):
         return (self.answers == 1) * (1.0 + state.rng.random(self.answers.shape))
+
+
+def _policy_configs() -> dict[str, dict]:
+    from recsys_coldstart.io import config_to_dict
+
+    cfg = {n: config_to_dict(p.config) for n, p in make_policies(["all"], 0).items()}
+    cfg["random+skip10"] = config_to_dict(RandomPolicy(skip_top=10).config)
+    cfg["popularity+skip10"] = config_to_dict(PopularityPolicy(skip_top=10).config)
+    cfg["linucb-noskip"] = config_to_dict(LinUCBPolicy(skip_top=0).config)
+    cfg["thompson-noskip"] = config_to_dict(ThompsonPolicy(skip_top=0).config)
+    cfg["linucb+unknown0"] = config_to_dict(LinUCBPolicy(unknown_value=0.0).config)
+    cfg["thompson+unknown0"] = config_to_dict(ThompsonPolicy(unknown_value=0.0).config)
+    return cfg
 
 
 def run_seed(data, seed: int) -> tuple[pd.DataFrame, dict]:
@@ -142,14 +182,18 @@ def summarise(df: pd.DataFrame, metric: str, k: int) -> pd.DataFrame:
 
 def checks(df: pd.DataFrame) -> list[str]:
     nd = df[(df.metric == "ndcg") & (df.k == 10)].groupby(["policy", "budget"]).value.mean().unstack("policy")
+    per_seed = df[(df.metric == "ndcg") & (df.k == 10)].pivot_table(index=["seed", "budget"], columns="policy",
+                                                                     values="value")
     lines = []
     bandit_ok = True
     for b in [x for x in BUDGETS if x >= 3]:
         best_bandit = max(nd.loc[b, "linucb"], nd.loc[b, "thompson"])
         ok = best_bandit > nd.loc[b, "random"] and best_bandit > nd.loc[b, "popularity"]
         bandit_ok &= bool(ok)
+        ps = per_seed.xs(b, level="budget")
+        wins = int((ps[["linucb", "thompson"]].max(axis=1) > ps["random"]).sum())
         lines.append(f"| {b} | {nd.loc[b, 'linucb']:.4f} | {nd.loc[b, 'thompson']:.4f} | {nd.loc[b, 'random']:.4f} | "
-                     f"{nd.loc[b, 'popularity']:.4f} | {'yes' if ok else 'no'} |")
+                     f"{nd.loc[b, 'popularity']:.4f} | {'yes' if ok else 'no'} | {wins}/{len(ps)} |")
     fair_ok = all(max(nd.loc[b, "linucb"], nd.loc[b, "thompson"]) > max(nd.loc[b, "random+skip10"], nd.loc[b, "popularity+skip10"])
                   for b in BUDGETS if b >= 3)
     b0 = nd.loc[0, "random"]
@@ -163,7 +207,8 @@ def checks(df: pd.DataFrame) -> list[str]:
             f"**{gain:+.1%}** (target >= +25%: **{'PASS' if gain >= 0.25 else 'FAIL'}**)",
             f"- Ceiling diagnostic, oracle-likes after 5 liked items: {nd.loc[5, 'oracle-likes']:.4f} "
             f"({nd.loc[5, 'oracle-likes'] / b0 - 1:+.1%})", "",
-            "| budget | linucb | thompson | random | popularity | bandit beats both |", "| --- | --- | --- | --- | --- | --- |"]
+            "| budget | linucb | thompson | random | popularity | bandit beats both (means) | seeds where the better bandit beats random |",
+            "| --- | --- | --- | --- | --- | --- | --- |"]
     return head + lines
 
 
@@ -185,15 +230,29 @@ def main() -> None:
     secs = time.perf_counter() - t_all
     out = Path(args.out)
     command = " ".join(["python", "benchmarks/elicitation_ml100k.py"] + sys.argv[1:])
-    tidy = res.rename(columns={"policy": "model"}).assign(dataset="ml-100k", split="user-cold",
-                                                          segment="elicitation-b" + res.budget.astype(str))
-    cfg = {n: vars(p.config) for n, p in make_policies(["all"], 0).items()}
-    recs = to_records(tidy, config={"item_space": "ALS defaults", "policies": cfg}, seconds=secs, command=command,
-                      extra={"peak_rss_mb": peak_rss_mb(), "speed_100x10_s": spd, "runs": info})
-    for r, b in zip(recs, res.budget, strict=True):
-        r["policy"], r["budget"] = r["model"], int(b)
+    # JSON: the curve metrics only (NDCG/Recall @10/@20, users, known rate), each record with its
+    # policy's config; the run-wide provenance (command, versions, machine) goes once in a header
+    # record (no "metric" key, so read_json skips it) to keep the file small.
+    keep = res[(res.metric.isin(["ndcg", "recall"]) & res.k.isin([10, 20]))
+               | res.metric.isin(["n_users", "known_rate"])].reset_index(drop=True)
+    tidy = keep.rename(columns={"policy": "model"}).assign(dataset="ml-100k", split="user-cold",
+                                                           segment="elicitation-b" + keep.budget.astype(str))
+    recs = []
+    for name, grp in tidy.groupby("model", sort=False):
+        cfg = _policy_configs().get(name, {"diagnostic": True})
+        part = to_records(grp, config=cfg, seconds=None, command=command)
+        for r, b in zip(part, keep.loc[grp.index, "budget"], strict=True):
+            r["policy"], r["budget"] = r["model"], int(b)
+            for key in ("versions", "machine", "command"):
+                r.pop(key, None)
+        recs.extend(part)
+    header = {"benchmark": "elicitation_ml100k", "command": command, "versions": versions(), "machine": machine(),
+              "seconds": secs, "peak_rss_mb": peak_rss_mb(), "speed_100x10_s": spd, "runs": info,
+              "item_space": "recsys_coldstart.baselines.implicit_mf.ALS defaults (random_state = seed)"}
+    recs.insert(0, header)
     write_json(recs, out.with_suffix(".json"))
-    plot_curves(res[res.budget <= 20], out.with_suffix(".png"),
+    main_rows = res[res.policy.isin(list(ALL_POLICIES) + ["feature-popularity", "oracle-likes"])]
+    plot_curves(main_rows, out.with_suffix(".png"),
                 title=f"Elicitation on ml-100k, ALS item space, seeds {args.seeds} (mean ± std)")
     md = ["# Elicitation on ml-100k (issue 5)", "",
           f"Command: `{command}`  ", f"Machine: {machine()}  ", f"Versions: {versions()}  ",
@@ -201,7 +260,7 @@ def main() -> None:
           f"{info[f'seed{args.seeds[0]}']['n_users']} test cold users per seed; ALS d = "
           f"{info[f'seed{args.seeds[0]}']['d']}. Values: mean ± std over seeds.", "",
           f"Curve: `{out.with_suffix('.png').name}`", ""]
-    md += checks(res) + [""]
+    md += checks(res) + [""] + NOTES + [""]
     md += ["## NDCG@10 by questions asked", "", to_markdown(summarise(res, "ndcg", 10)),
            "## Recall@20 by questions asked", "", to_markdown(summarise(res, "recall", 20)),
            "## Share of answers that were not *unknown* (known rate), budget 10", "",

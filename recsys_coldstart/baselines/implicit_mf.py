@@ -92,16 +92,12 @@ class _ImplicitMF(EmbeddingRecommender):
         conf = self._confidence(x)
         with _blas_single_thread():
             model = self._make_model(gpu, rng)
-            if gpu:  # pragma: no cover - needs an implicit CUDA build
-                import implicit.gpu
-
-                conf_fit = implicit.gpu.CuCSRMatrix(conf)
-            else:
-                conf_fit = conf
             self.epochs_run_ = 0
             for epoch in range(cfg.n_epochs):
                 t0 = time.perf_counter()
-                model.fit(conf_fit, show_progress=False)
+                if gpu and epoch > 0:  # pragma: no cover - GPU: a fresh int seed per one-epoch fit
+                    model.random_state = int(rng.integers(0, 2**31 - 1))
+                model.fit(conf, show_progress=False)  # users x items, as implicit expects
                 self.epochs_run_ = epoch + 1
                 logs = {"seconds": time.perf_counter() - t0}
                 if callback is not None:
@@ -338,10 +334,11 @@ class BPR(_ImplicitMF):
         if gpu:  # pragma: no cover - needs an implicit CUDA build
             from implicit.gpu.bpr import BayesianPersonalizedRanking
 
+            # implicit's GPU random state takes an int seed; fit() draws a new one per epoch
             return BayesianPersonalizedRanking(factors=cfg.factors, learning_rate=cfg.learning_rate,
                                                regularization=cfg.regularization, iterations=1,
                                                verify_negative_samples=cfg.verify_negative_samples,
-                                               random_state=seed_rng)
+                                               random_state=int(seed_rng.integers(0, 2**31 - 1)))
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
         return BayesianPersonalizedRanking(factors=cfg.factors, learning_rate=cfg.learning_rate,

@@ -91,7 +91,13 @@ def tune(model: str = typer.Option(..., "--model", "-m", help="Model name (see t
     import optuna
 
     from recsys_coldstart.evaluate.results import current_command
-    from recsys_coldstart.evaluate.runner import SplitSpec, load_split, make_model, resolve_model, resolved_device
+    from recsys_coldstart.evaluate.runner import (
+        SplitSpec,
+        load_split,
+        make_model,
+        resolve_model,
+        resolved_device,
+    )
     from recsys_coldstart.tune import tune as run_tune
     from recsys_coldstart.tune import tune_records, write_best_toml
 

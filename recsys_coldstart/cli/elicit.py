@@ -134,12 +134,13 @@ def plot_curves(df: pd.DataFrame, path: str | Path, *, title: str = "",
     fig, axes = plt.subplots(1, len(metrics), figsize=(6 * len(metrics), 4.2), squeeze=False)
     for ax, (m, k) in zip(axes[0], metrics, strict=True):
         sel = df[(df.metric == m) & (df.k == k)]
-        for name, g in sel.groupby("policy"):
+        styles = ["-", "--", "-.", ":"]
+        for i, (name, g) in enumerate(sel.groupby("policy")):
             st = g.groupby("budget").value.agg(["mean", "std"]).fillna(0.0)
             if len(st) == 1:  # a reference row (no questions): draw a horizontal line
                 ax.axhline(st["mean"].iloc[0], ls="--", color="grey", lw=1, label=str(name))
                 continue
-            ax.plot(st.index, st["mean"], marker="o", ms=3, label=str(name))
+            ax.plot(st.index, st["mean"], marker="o", ms=3, ls=styles[(i // 10) % len(styles)], label=str(name))
             ax.fill_between(st.index, st["mean"] - st["std"], st["mean"] + st["std"], alpha=0.15)
         ax.set_xlabel("questions asked")
         ax.set_ylabel(f"{m.upper() if m == 'ndcg' else m.capitalize()}@{k}")

@@ -22,6 +22,11 @@ MODELS: dict[str, str] = {
     "sgl": "recsys_coldstart.pretrain.sgl:SGL",
     "simgcl": "recsys_coldstart.pretrain.simgcl:SimGCL",
     "xsimgcl": "recsys_coldstart.pretrain.xsimgcl:XSimGCL",
+    "teacher": "recsys_coldstart.distill.teacher:TwoTowerTeacher",
+    "student": "recsys_coldstart.distill.student:Student",
+    "dropoutnet": "recsys_coldstart.coldstart.dropoutnet:DropoutNet",
+    "heater": "recsys_coldstart.coldstart.heater:Heater",
+    "aldi": "recsys_coldstart.coldstart.aldi:ALDI",
 }
 
 POLICIES: dict[str, str] = {

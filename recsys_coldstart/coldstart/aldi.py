@@ -58,6 +58,8 @@ class ALDIConfig:
         Temperature of the identification (contrastive, cosine) term.
     fold_in_reg : float
         Ridge strength pulling a cold row with a few revealed interactions towards its content vector.
+    fold_in_max : int
+        At most this many revealed interactions are folded in per row.
     n_negatives, batch_size, n_epochs, lr, patience, base_dim, random_state, device, show_progress :
         Training settings (see :class:`~recsys_coldstart.coldstart.dropoutnet.DropoutNetConfig`).
     """
@@ -71,6 +73,7 @@ class ALDIConfig:
     temperature: float | None = None
     ident_temperature: float = 0.1
     fold_in_reg: float = 1.0
+    fold_in_max: int = 64
     n_negatives: int = 256
     batch_size: int = 1024
     n_epochs: int = 30
@@ -130,18 +133,23 @@ class ALDI(TowerRecommender):
         return self._nets[key]([to_torch(feats, device)])
 
     def _fold_in(self, prior: np.ndarray, observed: sp.csr_matrix | None, table: np.ndarray) -> np.ndarray:
-        """Ridge fold-in: ``argmin_x sum_{j in obs} (c - x.v_j)^2 + reg * ||x - prior||^2``."""
+        """Ridge fold-in: ``argmin_x sum_{j in obs} (c - x.v_j)^2 + reg * ||x - prior||^2``.
+
+        Solved in its dual form ``x = prior + V^T (V V^T + reg I)^{-1} (c - V prior)`` on at most
+        ``fold_in_max`` revealed rows (the first ones), so the cost per row is O(n^2 d) with n small.
+        """
         if observed is None or observed.nnz == 0:
             return prior
         obs = sp.csr_matrix(observed)
         reg = self.config.fold_in_reg * float(np.mean(np.sum(table ** 2, axis=1)))
-        out = prior.copy()
-        eye = np.eye(table.shape[1], dtype=np.float64)
+        out = prior.astype(np.float64)
+        cap = self.config.fold_in_max
         for r in np.flatnonzero(np.diff(obs.indptr) > 0):
-            V = table[obs.indices[obs.indptr[r]:obs.indptr[r + 1]]].astype(np.float64)
-            A = V.T @ V + reg * eye
-            rhs = V.T @ np.full(len(V), self.pos_score_) + reg * prior[r]
-            out[r] = np.linalg.solve(A, rhs)
+            cols = obs.indices[obs.indptr[r]:obs.indptr[r + 1]][:cap]
+            V = table[cols].astype(np.float64)
+            y = self.pos_score_ - V @ out[r]
+            alpha = np.linalg.solve(V @ V.T + reg * np.eye(len(cols)), y)
+            out[r] = out[r] + V.T @ alpha
         return out.astype(np.float32)
 
     def _user_forward(self, observed, features) -> torch.Tensor:

@@ -29,22 +29,24 @@ def cold_segment(kind: str) -> str:
     return {"item-cold": "cold-item", "user-cold": "cold-user"}.get(kind, "warm")
 
 
-def scoring_latency(model: Any, observed: sp.csr_matrix, features: np.ndarray | None = None, *, k: int = 20,
-                    n_repeats: int = 5, per: int = 1000) -> float:
-    """Median milliseconds to score ``per`` users against the whole catalogue and take the top-``k``.
+def scoring_latency(model: Any, observed: sp.csr_matrix, features: np.ndarray | None = None, *,
+                    k: int | None = None, n_repeats: int = 5, per: int = 1000) -> float:
+    """Median milliseconds to score ``per`` users against the whole catalogue.
 
-    Each repeat runs the user tower online (``embed_users(observed, features)``: what serving a
-    request costs for a two-tower model) and then an exact ``users x catalogue`` dot product and
-    top-``k``; item vectors are precomputed (as in any index).
+    Each repeat runs ``model.score_new_users(observed, features)``: for a two-tower model that is
+    the user tower online (what serving a request costs) followed by the ``users x catalogue``
+    dot products against the precomputed item vectors; with ``k`` the top-``k`` selection is
+    included too.
 
     Parameters
     ----------
-    model : ColdStartModel
-        Fitted; ``item_factors_`` (n_items, d).
+    model : Recommender
+        Fitted, with ``score_new_users``.
     observed : scipy CSR of shape (b, n_items)
         The users' interactions (train rows for warm users, support for cold ones).
     features : np.ndarray, shape (b, d_user), optional
-    k : int
+    k : int, optional
+        Also take the top-``k`` of each row.
     n_repeats : int
     per : int
         Report per this many users.
@@ -56,13 +58,13 @@ def scoring_latency(model: Any, observed: sp.csr_matrix, features: np.ndarray | 
     """
     from recsys_coldstart.base import topk
 
-    V = np.ascontiguousarray(model.item_factors_, dtype=np.float32)
     b = observed.shape[0]
     times = []
     for _ in range(n_repeats):
         t0 = time.perf_counter()
-        q = model.embed_users(observed=observed, features=features)
-        topk(q @ V.T, k)
+        s = model.score_new_users(observed, features)
+        if k is not None:
+            topk(s, k)
         times.append(time.perf_counter() - t0)
     return float(np.median(times) * 1000.0 * per / b)
 

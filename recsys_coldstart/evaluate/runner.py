@@ -23,6 +23,7 @@ A suite file (read with :mod:`tomllib`) looks like::
     config = { factors = 64 }        # optional config overrides
     splits = ["warm", "user-cold-k3"]  # optional restriction (also datasets = [...])
     max_train_seconds = 120          # optional, overrides the suite's
+    role = "teacher"                 # optional: teacher / student in the report's trade-off plot
 
     [[elicitation]]                  # optional: offline elicitation replay cells
     dataset = "ml-100k"
@@ -61,7 +62,6 @@ import logging
 import re
 import subprocess
 import time
-import tomllib
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -70,9 +70,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import tomllib
 
 from recsys_coldstart.evaluate.protocol import RESULT_COLUMNS, evaluate
-from recsys_coldstart.evaluate.results import current_command, machine, peak_rss_mb, to_records, versions, write_json
+from recsys_coldstart.evaluate.results import (
+    current_command,
+    machine,
+    peak_rss_mb,
+    to_records,
+    versions,
+    write_json,
+)
 from recsys_coldstart.exceptions import DataError
 
 logger = logging.getLogger(__name__)
@@ -120,6 +128,7 @@ class ModelSpec:
     datasets: tuple[str, ...] | None = None
     segments: tuple[str, ...] | None = None
     max_train_seconds: float | None = None
+    role: str | None = None
 
 
 @dataclass(frozen=True)
@@ -258,7 +267,8 @@ def parse_suite(doc: Mapping[str, Any], *, source: str = "<suite>",
     for m in doc.get("models", []) or []:
         if isinstance(m, str):
             m = {"name": m}
-        extra = set(m) - {"name", "label", "config", "splits", "datasets", "segments", "max_train_seconds"}
+        extra = set(m) - {"name", "label", "config", "splits", "datasets", "segments", "max_train_seconds",
+                          "role"}
         if extra or "name" not in m:
             raise DataError(f"{source}: [[models]] entry {m!r} needs a name (unknown keys: {sorted(extra)})")
         name = str(m["name"])
@@ -275,7 +285,8 @@ def parse_suite(doc: Mapping[str, Any], *, source: str = "<suite>",
             splits=_tuple(m["splits"], "models.splits") if "splits" in m else None,
             datasets=_tuple(m["datasets"], "models.datasets") if "datasets" in m else None,
             segments=_tuple(m["segments"], "models.segments") if "segments" in m else None,
-            max_train_seconds=None if m.get("max_train_seconds") is None else float(m["max_train_seconds"])))
+            max_train_seconds=None if m.get("max_train_seconds") is None else float(m["max_train_seconds"]),
+            role=None if m.get("role") is None else str(m["role"])))
     if not datasets and not elicit:
         raise DataError(f"{source}: the suite has no [[datasets]] (and no [[elicitation]])")
     if datasets and not model_specs and not elicit:
@@ -587,6 +598,9 @@ def run_model_cell(cell: Cell, split, *, cls: type, ks: Sequence[int], device: s
     meta = {**extra, "record_type": "metric", "model_name": m.name, "fit_seconds": fit_s, "eval_seconds": eval_s,
             "n_params": n_params, "latency_ms_per_1k_users": latency, "n_epochs_run": len(rec.epochs) or None,
             "stopped_for_time": rec.stopped_for_time, "peak_rss_mb": peak_rss_mb()}
+    role = m.role or getattr(model, "role_", None) or getattr(model, "role", None)
+    if isinstance(role, str):
+        meta["role"] = role  # teacher / student, for the report's trade-off section
     cfg = config_dict(model)
     dev = resolved_device(model)
     records = to_records(res, config=cfg, command=command, device=dev, seconds=seconds, extra=meta)

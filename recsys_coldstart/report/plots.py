@@ -54,6 +54,9 @@ def elicitation_figure(curves: pd.DataFrame, title: str = ""):
             ax.plot(x, agg["mean"], marker="o", ms=3, label=str(pol))
             sd = agg["std"].fillna(0.0).to_numpy()
             ax.fill_between(x, agg["mean"] - sd, agg["mean"] + sd, alpha=0.15)
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("questions asked (budget)")
         ax.set_ylabel(f"{metric}@{k}")
         ax.grid(alpha=0.3)
@@ -126,7 +129,12 @@ def training_curves_figure(curves: Sequence[tuple[str, str, Sequence[float]]], t
             if k2 != key:
                 continue
             v = np.array([np.nan if a is None else float(a) for a in vals])
-            ax.plot(np.arange(1, len(v) + 1), v, label=str(model), lw=1.4)
+            x = np.arange(1, len(v) + 1)
+            ok = np.isfinite(v)  # e.g. validation logged every few epochs only
+            ax.plot(x[ok], v[ok], label=str(model), lw=1.4, marker="." if ok.sum() < 30 else None)
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(key)
         ax.grid(alpha=0.3)

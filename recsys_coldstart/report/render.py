@@ -243,9 +243,10 @@ def _tradeoff_section(df: pd.DataFrame, figs: list) -> Section | None:
         return None
     ok = df[(df.record_type == "metric") & (df.status == "ok") & (df.segment != "elicitation")]
     sec = Section("Teacher vs student trade-off")
-    sec.blocks.append("Accuracy against cost: scoring latency (ms per 1,000 users against the whole catalogue, "
-                      "median of 3, on the device of the run) and fitted parameter count (marker size). A "
-                      "record's `role` field (teacher / student), when present, colours the points.")
+    sec.blocks.append("Accuracy against cost: scoring latency (ms per 1,000 known users against the whole "
+                      "catalogue, median of 3 calls of `score`, on the device of the run; on a shared machine it "
+                      "swings with the load) and fitted parameter count (marker size). A record's `role` field "
+                      "(teacher / student), when present, colours the points.")
     for (dataset, split), g in ok.groupby(["dataset", "split"]):
         prim = _primary_accuracy(g)
         if prim is None:
@@ -258,14 +259,14 @@ def _tradeoff_section(df: pd.DataFrame, figs: list) -> Section | None:
             par = pd.to_numeric(cells.get("n_params"), errors="coerce")
             role = cells["role"].dropna().iloc[0] if "role" in cells and cells["role"].notna().any() else None
             rows.append({"model": mdl, "accuracy": gm.value.mean(), "acc_std": gm.value.std(ddof=1) if len(gm) > 1
-                         else 0.0, "latency_ms_per_1k_users": lat.median() if lat is not None else np.nan,
+                         else 0.0, "n_seeds": len(gm), "latency_ms_per_1k_users": lat.median() if lat is not None else np.nan,
                          "n_params": par.median() if par is not None else np.nan, "role": role})
         pts = pd.DataFrame(rows)
         if pts[["latency_ms_per_1k_users", "n_params"]].isna().all().all():
             continue
         best = pts.accuracy.max()
         tab = Table(["model", "role", label, "params", "latency ms / 1k users"],
-                    [[str(r.model), str(r.role or "—"), f"{r.accuracy:.4f} ± {r.acc_std:.4f}",
+                    [[str(r.model), str(r.role or "—"), _fmt(r.accuracy, r.acc_std, r.n_seeds),
                       "—" if pd.isna(r.n_params) else f"{int(r.n_params):,}",
                       "—" if pd.isna(r.latency_ms_per_1k_users) else f"{r.latency_ms_per_1k_users:.2f}"]
                      for r in pts.itertuples()],
@@ -290,12 +291,17 @@ def _training_section(df: pd.DataFrame, figs: list) -> Section | None:
         for mdl, gm in g.groupby("model"):
             seed0 = gm.seed.min()
             for r in gm[gm.seed == seed0].itertuples():
-                if isinstance(r.curve, list) and len(r.curve) > 1:
+                if isinstance(r.curve, list) and len(r.curve) > 1 and _plotted_log(str(r.metric)):
                     curves.append((str(mdl), str(r.metric), r.curve))
         fig = plots.training_curves_figure(curves, title=f"{dataset} — {split}")
         if fig is not None:
             sec.blocks.append(_figure(f"training_{dataset}_{split}", fig, f"Training curves, {dataset} {split}", figs))
     return sec if len(sec.blocks) > 1 else None
+
+
+def _plotted_log(key: str) -> bool:
+    """Training-curve keys drawn: losses and validation metrics (timings stay in the records)."""
+    return "loss" in key or key in ("bpr", "ssl", "cl", "reg") or key.startswith("val_")
 
 
 def _tuning_section(df: pd.DataFrame, figs: list) -> Section | None:

@@ -1,5 +1,12 @@
 """Hyper-parameter tuning: optuna studies over a model's own ``search_space(trial)``."""
 
-from recsys_coldstart.tune.study import TuneResult, parse_metric, suite_toml, tune, tune_records, write_best_toml
+from recsys_coldstart.tune.study import (
+    TuneResult,
+    parse_metric,
+    suite_toml,
+    tune,
+    tune_records,
+    write_best_toml,
+)
 
 __all__ = ["tune", "TuneResult", "parse_metric", "write_best_toml", "suite_toml", "tune_records"]

@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from recsys_coldstart.base import BaseRecommender
-from recsys_coldstart.evaluate.runner import load_suite, parse_suite, read_results, run_suite, suite_cells
+from recsys_coldstart.evaluate.runner import (
+    load_suite,
+    parse_suite,
+    read_results,
+    run_suite,
+    suite_cells,
+)
 from recsys_coldstart.exceptions import DataError
 
 SYN = {"n_users": 200, "n_items": 120, "mean_ratings": 20}

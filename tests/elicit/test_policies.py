@@ -192,3 +192,11 @@ def test_observe_rejects_bad_input():
     st.observe(np.array([1]), np.array([1]))
     with pytest.raises(ValueError, match="twice"):
         st.observe(np.array([1]), np.array([1]))
+
+
+@pytest.mark.parametrize("cls", ALL, ids=lambda c: c.name)
+def test_policies_satisfy_the_protocol_and_cite_a_paper(cls):
+    from recsys_coldstart.types import ElicitationPolicy
+
+    assert isinstance(cls(), ElicitationPolicy)
+    assert any(str(year) in (cls.__doc__ or "") for year in (2002, 2007, 2010, 2013, 2016))

@@ -11,7 +11,7 @@ from recsys_coldstart.evaluate import evaluate, metric_value
 from recsys_coldstart.pretrain import LightGCN
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     n = torch.get_num_threads()
     torch.set_num_threads(1)

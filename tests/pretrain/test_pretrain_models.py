@@ -28,7 +28,7 @@ MODELS = {
 }
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     # the shared CI box is oversubscribed; OpenMP spinning with 2 threads is 10-100x slower there
     n = torch.get_num_threads()

@@ -51,7 +51,7 @@ class NoisyPop(BaseRecommender):
             if val is not None:
                 truth = val.user_items
                 users = np.flatnonzero(np.diff(truth.indptr) > 0)
-                res = rank_and_score(lambda r: self.score(users[r]), truth[users],
+                res = rank_and_score(lambda r, users=users: self.score(users[r]), truth[users],
                                      exclude=train.user_items[users], candidates=None, ks=(20,))
                 logs["val_ndcg@20"] = float(res[("ndcg", 20)].mean())
             if callback(epoch, logs):

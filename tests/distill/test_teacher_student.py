@@ -1,0 +1,157 @@
+"""Two-tower teacher and distilled student on the synthetic fixture (small configs, seeded)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from recsys_coldstart.base import topk
+from recsys_coldstart.data.splits import make_split
+from recsys_coldstart.distill import Student, TwoTowerTeacher, distill_demo, scoring_latency
+from recsys_coldstart.evaluate.protocol import evaluate, metric_value
+from recsys_coldstart.io import load_model, save_model
+from recsys_coldstart.types import ColdStartModel
+
+TEACHER = dict(dim=128, hidden=(128,), n_epochs=8, patience=None, random_state=0)
+STUDENT = dict(dim=16, hidden=(16,), n_epochs=15, patience=None, random_state=0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # the test machine's cores are shared: one thread is faster
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def item_cold(synthetic):
+    return make_split(synthetic, "item-cold", random_state=0)
+
+
+@pytest.fixture(scope="module")
+def user_cold(synthetic):
+    return make_split(synthetic, "user-cold", random_state=0, n_support=3)
+
+
+@pytest.fixture(scope="module")
+def teacher_ic(item_cold):
+    return TwoTowerTeacher(**TEACHER).fit(item_cold.train, val=item_cold.val)
+
+
+@pytest.fixture(scope="module")
+def teacher_uc(user_cold):
+    return TwoTowerTeacher(**TEACHER).fit(user_cold.train, val=user_cold.val)
+
+
+def _ndcg(model, split, seg):
+    return metric_value(evaluate(model, split, segments=[seg]), "ndcg", 20, seg)
+
+
+def test_teacher_is_a_cold_start_model_and_cold_items_use_features(teacher_ic, item_cold):
+    assert isinstance(teacher_ic, ColdStartModel)
+    cold = item_cold.test_items
+    feats = item_cold.train.item_features.take(cold)
+    np.testing.assert_allclose(teacher_ic.embed_items(feats), teacher_ic.item_factors_[cold], rtol=1e-4, atol=1e-5)
+    assert teacher_ic.user_factors_.shape == (item_cold.train.n_users, 128)
+
+
+def test_teacher_embeds_cold_items_better_than_random(teacher_ic, item_cold):
+    got = _ndcg(teacher_ic, item_cold, "cold-item")
+    rng = np.random.default_rng(0)
+    cold = item_cold.cold_items
+    saved = teacher_ic.item_factors_.copy()
+    try:
+        teacher_ic.item_factors_[cold] = rng.normal(size=(len(cold), saved.shape[1])).astype(np.float32)
+        random_ndcg = _ndcg(teacher_ic, item_cold, "cold-item")
+    finally:
+        teacher_ic.item_factors_ = saved
+    assert got > random_ndcg + 0.1
+
+
+def test_teacher_init_from_pretrained_factors(item_cold):
+    rng = np.random.default_rng(1)
+    U = rng.normal(size=(item_cold.train.n_users, 8)).astype(np.float32)
+    V = rng.normal(size=(item_cold.train.n_items, 8)).astype(np.float32)
+    t = TwoTowerTeacher(dim=16, hidden=(16,), n_epochs=1, patience=None).fit(item_cold.train, init=(U, V))
+    assert t.item_factors_.shape == (item_cold.train.n_items, 16)
+    with pytest.raises(ValueError, match="same split"):
+        TwoTowerTeacher(dim=16, hidden=(16,), n_epochs=1).fit(item_cold.train, init=(U[:5], V))
+
+
+@pytest.mark.parametrize("kind", ["item-cold", "user-cold"])
+def test_distilled_student_beats_plain_student(kind, item_cold, user_cold, teacher_ic, teacher_uc):
+    split, teacher, seg = ((item_cold, teacher_ic, "cold-item") if kind == "item-cold"
+                           else (user_cold, teacher_uc, "cold-user"))
+    ids = kind == "user-cold"
+    plain = Student(item_ids=ids, **STUDENT).fit(split.train, val=split.val)
+    dist = Student(item_ids=ids, distill_loss="score", **STUDENT).fit(split.train, val=split.val, teacher=teacher)
+    assert dist.n_parameters <= 0.10 * teacher.n_parameters
+    assert _ndcg(dist, split, seg) > _ndcg(plain, split, seg)
+
+
+@pytest.mark.parametrize("loss", ["rank", "embed"])
+def test_other_distillation_losses_train(loss, item_cold, teacher_ic):
+    st = Student(distill_loss=loss, dim=16, hidden=(16,), n_epochs=2, patience=None).fit(
+        item_cold.train, teacher=teacher_ic)
+    assert np.isfinite(st.history_[-1]["distill"])
+    assert _ndcg(st, item_cold, "cold-item") > 0
+
+
+def test_student_param_budget_and_latency(teacher_ic, item_cold):
+    st = Student(dim=32, hidden=(32,), n_epochs=1, patience=None).fit(item_cold.train, teacher=teacher_ic)
+    assert st.n_parameters <= 0.10 * teacher_ic.n_parameters
+    obs = item_cold.train.user_items[:200]
+    feats = item_cold.train.user_features.take(np.arange(200))
+    assert scoring_latency(st, obs, feats, n_repeats=1) > 0
+
+
+def test_save_load_round_trip(tmp_path, teacher_uc, user_cold):
+    st = Student(item_ids=True, dim=16, hidden=(16,), n_epochs=1, patience=None).fit(user_cold.train, teacher=teacher_uc)
+    users = user_cold.test_users[:20]
+    obs = user_cold.support.user_items[users]
+    feats = user_cold.train.user_features.take(users)
+    for model in (teacher_uc, st):
+        loaded = load_model(save_model(model, tmp_path / type(model).__name__))
+        np.testing.assert_array_equal(loaded.score(np.arange(10)), model.score(np.arange(10)))
+        np.testing.assert_array_equal(loaded.score_new_users(obs, feats), model.score_new_users(obs, feats))
+        assert loaded.n_parameters == model.n_parameters
+
+
+def test_determinism_and_auto_device(item_cold):
+    kw = dict(dim=16, hidden=(16,), n_epochs=2, patience=None, random_state=3, device="auto")
+    a = TwoTowerTeacher(**kw).fit(item_cold.train)
+    b = TwoTowerTeacher(**kw).fit(item_cold.train)
+    np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
+    s1 = Student(**kw).fit(item_cold.train, teacher=a)
+    s2 = Student(**kw).fit(item_cold.train, teacher=b)
+    np.testing.assert_array_equal(s1.user_factors_, s2.user_factors_)
+    c = TwoTowerTeacher(**dict(kw, random_state=4)).fit(item_cold.train)
+    assert not np.array_equal(a.item_factors_, c.item_factors_)
+
+
+def test_recommend_serves_through_index(teacher_ic, item_cold):
+    users = np.arange(15)
+    ex = item_cold.train.user_items[users]
+    ids, _ = teacher_ic.recommend(users, k=5, exclude=ex)
+    want, _ = topk(teacher_ic.score(users), 5, exclude=ex)
+    np.testing.assert_array_equal(np.sort(ids, 1), np.sort(want, 1))
+
+
+def test_callback_stops_training(item_cold):
+    seen = []
+    t = TwoTowerTeacher(dim=16, hidden=(16,), n_epochs=5, patience=None).fit(
+        item_cold.train, callback=lambda e, logs: seen.append(logs["loss"]) or e >= 1)
+    assert len(seen) == 2 and len(t.history_) == 2
+
+
+def test_distill_demo_returns_numbers(item_cold):
+    from recsys_coldstart.distill import StudentConfig, TwoTowerTeacherConfig
+
+    out = distill_demo(item_cold, None, teacher_config=TwoTowerTeacherConfig(dim=32, hidden=(32,), n_epochs=1),
+                       student_config=StudentConfig(dim=8, hidden=(8,), n_epochs=1))
+    for key in ("teacher_params", "student_params", "teacher_ms_per_1k", "student_ms_per_1k",
+                "teacher_ndcg@20", "student_ndcg@20", "student_nodistill_ndcg@20"):
+        assert np.isfinite(out[key])
+    assert out["segment"] == "cold-item"
