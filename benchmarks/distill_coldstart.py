@@ -138,6 +138,41 @@ def run_scenario(dataset: str, kind: str, seed: int, data_dir: str, epochs: int,
                                                             "versions": versions()})
 
 
+def run_latency(dataset: str, kind: str, data_dir: str, n_support: int, n_repeats: int = 5) -> list[dict]:
+    """Serving latency only: architectures at their benchmark sizes, trained for one epoch (latency does
+    not depend on the weights), all measured in this one process."""
+    from recsys_coldstart.baselines.content_knn import ContentKNN
+    from recsys_coldstart.baselines.feature_popularity import FeaturePopularity
+    from recsys_coldstart.baselines.implicit_mf import ALS
+    from recsys_coldstart.cli.data import get_split
+    from recsys_coldstart.coldstart import DropoutNet, Heater
+    from recsys_coldstart.data.datasets import load_dataset
+    from recsys_coldstart.distill import Student, TwoTowerTeacher
+
+    data = load_dataset(dataset, data_dir)
+    split = get_split(data, kind, seed=0, n_support=n_support, data_dir=data_dir)
+    train = split.train
+    one = dict(n_epochs=1, patience=None, random_state=0, device="cpu")
+    als = ALS(factors=64, num_threads=1).fit(train)
+    models = {"teacher": TwoTowerTeacher(**one).fit(train, init=als),
+              "student": Student(item_ids=kind != "item-cold", **one).fit(train),
+              "dropoutnet": DropoutNet(**one).fit(train, base=als), "heater": Heater(**one).fit(train, base=als),
+              "content-knn" if kind == "item-cold" else "feature-popularity":
+                  (ContentKNN() if kind == "item-cold" else FeaturePopularity()).fit(train)}
+    rng = np.random.default_rng(0)
+    users = rng.choice(train.n_users, 1000, replace=train.n_users < 1000)
+    obs = (train.user_items + split.support.user_items)[users].tocsr()
+    feats = None if train.user_features is None else train.user_features.take(users)
+    rows = []
+    for name, m in models.items():
+        lat, lat_top = latency_ms(m, obs, feats, n_repeats=n_repeats)
+        rows.append({"model": name, "dataset": dataset, "split": kind, "n_items": train.n_items,
+                     "params": int(getattr(m, "n_parameters", 0) or 0), "score_ms_per_1k": lat,
+                     "score_top20_ms_per_1k": lat_top, "command": current_command()})
+        print(f"  latency {dataset} {kind} {name}: {lat:.1f} ms ({lat_top:.1f} with top-20)", flush=True)
+    return rows
+
+
 def _mean_std(x: pd.Series) -> str:
     return f"{x.mean():.4f} ± {x.std(ddof=1):.4f}" if len(x) > 1 else f"{x.mean():.4f}"
 
@@ -160,7 +195,7 @@ def report(records: pd.DataFrame) -> str:
         lines += [f"## {dataset} {kind} (segment `{seg}`, seeds {seeds})", ""]
         rows = []
         for model, gm in g.groupby("model", sort=False):
-            def pick(metric, k, segment=seg):
+            def pick(metric, k, segment=seg, gm=gm):
                 s = gm[(gm.metric == metric) & (gm.k == k) & (gm.segment == segment)].value
                 return s
             row = {"model": model, "NDCG@20": _mean_std(pick("ndcg", 20)), "Recall@20": _mean_std(pick("recall", 20))}
@@ -176,11 +211,11 @@ def report(records: pd.DataFrame) -> str:
             fig_data.append((dataset, kind, model, pick("ndcg", 20).mean(), npar, lat.median()))
         lines += [to_markdown(pd.DataFrame(rows)), ""]
 
-        def nd(model):
+        def nd(model, g=g, seg=seg):
             s = g[(g.model == model) & (g.metric == "ndcg") & (g.k == 20) & (g.segment == seg)].value
             return float(s.mean()) if len(s) else float("nan")
 
-        def val(model, metric):
+        def val(model, metric, g=g):
             s = g[(g.model == model) & (g.metric == metric)].value
             return float(s.median()) if len(s) else float("nan")
 
@@ -221,7 +256,7 @@ def _figure(fig_data) -> None:
     import matplotlib.pyplot as plt
 
     df = pd.DataFrame(fig_data, columns=["dataset", "kind", "model", "ndcg", "params", "ms"])
-    scen = list(dict.fromkeys(zip(df.dataset, df.kind)))
+    scen = list(dict.fromkeys(zip(df.dataset, df.kind, strict=True)))
     fig, axes = plt.subplots(len(scen), 2, figsize=(11, 3.6 * len(scen)), squeeze=False)
     for r, (d, k) in enumerate(scen):
         g = df[(df.dataset == d) & (df.kind == k)]
@@ -255,6 +290,8 @@ def main() -> None:
     p.add_argument("--warm", action="store_true", help="also run ml-100k warm (warm-user comparison)")
     p.add_argument("--report-only", action="store_true")
     p.add_argument("--append", action="store_true", help="add to the records already in the JSON file")
+    p.add_argument("--latency-only", action="store_true",
+                   help="re-measure serving latency only (1-epoch models) into distill_coldstart_latency.json")
     args = p.parse_args()
     torch.set_num_threads(1)
     from threadpoolctl import threadpool_limits
@@ -262,6 +299,15 @@ def main() -> None:
     threadpool_limits(1)  # one BLAS thread too: the machine's 2 cores are shared
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = OUT.with_suffix(".json")
+    lat_path = RESULTS / "distill_coldstart_latency.json"
+    if args.latency_only:
+        import json
+
+        rows = []
+        for sc in args.scenarios:
+            rows += run_latency(*sc.split(":"), args.data_dir, args.n_support)
+            lat_path.write_text(json.dumps(rows, indent=1))
+        args.report_only = True
     if not args.report_only:
         scen = [s.split(":") for s in args.scenarios] + ([["ml-100k", "warm"]] if args.warm else [])
         records: list[dict] = []
@@ -275,7 +321,23 @@ def main() -> None:
                 records += run_scenario(dataset, kind, seed, args.data_dir, args.epochs, args.n_support)
                 write_json(records, path)
     df = read_json(path)
-    OUT.with_suffix(".md").write_text(report(df))
+    text = report(df)
+    if lat_path.is_file():
+        import json
+
+        lat = pd.DataFrame(json.loads(lat_path.read_text()))
+        text += ("\n## Serving latency, re-measured (`--latency-only`)\n\nSame architectures and sizes, trained one "
+                 "epoch (latency does not depend on the weights), measured one after another in one process with "
+                 f"the current code. Command: `{lat['command'].iloc[0]}`\n\n")
+        text += to_markdown(lat.drop(columns=["command"]).round(2))
+        for (d, k), g in lat.groupby(["dataset", "split"], sort=False):
+            t = g[g.model == "teacher"].iloc[0]
+            st = g[g.model == "student"].iloc[0]
+            text += (f"\n- {d} {k}: student scores {t.score_ms_per_1k / st.score_ms_per_1k:.1f}x faster than the "
+                     f"teacher ({t.score_top20_ms_per_1k / st.score_top20_ms_per_1k:.1f}x with the top-20 selection); "
+                     f"{st.params / t.params:.1%} of its parameters")
+        text += "\n"
+    OUT.with_suffix(".md").write_text(text)
     print(OUT.with_suffix(".md").read_text())
 
 

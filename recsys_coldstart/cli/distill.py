@@ -52,7 +52,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Distil a two-tower teacher into a lightweight student; print size, latency and cold-segment NDCG@20."""
         from recsys_coldstart.cli.data import get_split, load_from_options
-        from recsys_coldstart.distill import Student, StudentConfig, TwoTowerTeacher, TwoTowerTeacherConfig
+        from recsys_coldstart.distill import (
+            Student,
+            StudentConfig,
+            TwoTowerTeacher,
+            TwoTowerTeacherConfig,
+        )
         from recsys_coldstart.distill.distiller import cold_segment, scoring_latency
         from recsys_coldstart.distill.student import DISTILL_LOSSES
         from recsys_coldstart.evaluate import evaluate, metric_value

@@ -1,6 +1,11 @@
 """Two-tower teacher, lightweight student, distillation losses and the Distiller."""
 
-from recsys_coldstart.distill.distiller import Distiller, DistillerConfig, distill_demo, scoring_latency
+from recsys_coldstart.distill.distiller import (
+    Distiller,
+    DistillerConfig,
+    distill_demo,
+    scoring_latency,
+)
 from recsys_coldstart.distill.losses import (
     bpr_loss,
     embedding_alignment_loss,

@@ -171,7 +171,10 @@ class Student(TowerRecommender):
         if self.config.item_ids:
             # only warm items have trained ID vectors; cold ones contribute through features
             w = self._nets["item_emb"].weight * torch.from_numpy(self.warm_items_mask_).to(device)[:, None].float()
-            bag_id = torch.sparse.mm(to_torch(bn, device), w)
+            if torch.is_grad_enabled() or device.type != "cpu":
+                bag_id = torch.sparse.mm(to_torch(bn, device), w)
+            else:  # serving on CPU: a scipy sparse x dense product avoids building a torch COO tensor
+                bag_id = torch.from_numpy(np.asarray(bn @ w.numpy(), np.float32))
         return self._nets["user_tower"]([bag_f, bag_id, to_torch(feats, device)])
 
     def _user_forward(self, observed, features) -> torch.Tensor:

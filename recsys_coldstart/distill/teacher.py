@@ -127,7 +127,10 @@ class TwoTowerTeacher(TowerRecommender):
 
     # ------------------------------------------------------------------ forward helpers
     def _bag(self, obs: sp.csr_matrix, table: nn.Embedding, device) -> torch.Tensor:
-        return torch.sparse.mm(to_torch(row_normalize(obs), device), table.weight)
+        if torch.is_grad_enabled() or device.type != "cpu":
+            return torch.sparse.mm(to_torch(row_normalize(obs), device), table.weight)
+        # serving on CPU: a scipy sparse x dense product avoids building a torch COO tensor
+        return torch.from_numpy(np.asarray(row_normalize(obs) @ table.weight.numpy(), np.float32))
 
     def _user_forward(self, observed, features) -> torch.Tensor:
         dev = next(self._nets.parameters()).device
@@ -146,7 +149,6 @@ class TwoTowerTeacher(TowerRecommender):
     def _side_forward(self, side: str, idx: np.ndarray, mode: np.ndarray, R: sp.csr_matrix,
                       target: np.ndarray | None, feats, rng: np.random.Generator, device) -> torch.Tensor:
         """Training forward of one side; ``mode``: 0 ID, 1 zero (cold), 2 bag transform."""
-        c = self.config
         own = self._nets["user_emb" if side == "user" else "item_emb"]
         other = self._nets["item_emb" if side == "user" else "user_emb"]
         t_idx = torch.from_numpy(idx).to(device)

@@ -56,7 +56,7 @@ class Tower(nn.Module):
             self.inputs.append(w)
         self.bias0 = nn.Parameter(torch.zeros(first))
         layers: list[nn.Module] = []
-        for a, b in zip(widths[:-1], widths[1:]):
+        for a, b in zip(widths[:-1], widths[1:], strict=True):
             layers += [nn.ReLU(), nn.Dropout(dropout) if dropout > 0 else nn.Identity(), nn.Linear(a, b)]
         self.mlp = nn.Sequential(*layers)
         if residual_block is not None and self.in_dims[residual_block] != out_dim:
@@ -78,7 +78,7 @@ class Tower(nn.Module):
         """
         h = None
         b = None
-        for x, w, d in zip(blocks, self.inputs, self.in_dims):
+        for x, w, d in zip(blocks, self.inputs, self.in_dims, strict=True):
             if x is None or d == 0:
                 continue
             b = x.shape[0]

@@ -24,6 +24,7 @@ A suite file (read with :mod:`tomllib`) looks like::
     splits = ["warm", "user-cold-k3"]  # optional restriction (also datasets = [...])
     max_train_seconds = 120          # optional, overrides the suite's
     role = "teacher"                 # optional: teacher / student in the report's trade-off plot
+    # teacher = "teacher-label"      # optional: fit(train, teacher=<that model of the same split/seed>)
 
     [[elicitation]]                  # optional: offline elicitation replay cells
     dataset = "ml-100k"
@@ -129,6 +130,7 @@ class ModelSpec:
     segments: tuple[str, ...] | None = None
     max_train_seconds: float | None = None
     role: str | None = None
+    teacher: str | None = None
 
 
 @dataclass(frozen=True)
@@ -268,7 +270,7 @@ def parse_suite(doc: Mapping[str, Any], *, source: str = "<suite>",
         if isinstance(m, str):
             m = {"name": m}
         extra = set(m) - {"name", "label", "config", "splits", "datasets", "segments", "max_train_seconds",
-                          "role"}
+                          "role", "teacher"}
         if extra or "name" not in m:
             raise DataError(f"{source}: [[models]] entry {m!r} needs a name (unknown keys: {sorted(extra)})")
         name = str(m["name"])
@@ -286,7 +288,12 @@ def parse_suite(doc: Mapping[str, Any], *, source: str = "<suite>",
             datasets=_tuple(m["datasets"], "models.datasets") if "datasets" in m else None,
             segments=_tuple(m["segments"], "models.segments") if "segments" in m else None,
             max_train_seconds=None if m.get("max_train_seconds") is None else float(m["max_train_seconds"]),
-            role=None if m.get("role") is None else str(m["role"])))
+            role=None if m.get("role") is None else str(m["role"]),
+            teacher=None if m.get("teacher") is None else str(m["teacher"])))
+    for ms in model_specs:
+        if ms.teacher is not None and ms.teacher not in labels:
+            raise DataError(f"{source}: model {ms.label!r} distils from teacher {ms.teacher!r}, which is not the "
+                            f"label of a model of the suite ({sorted(labels)})")
     if not datasets and not elicit:
         raise DataError(f"{source}: the suite has no [[datasets]] (and no [[elicitation]])")
     if datasets and not model_specs and not elicit:
@@ -575,15 +582,25 @@ def _curve_frame(history: Mapping[str, list[float]], base: Mapping[str, Any]) ->
 
 
 def run_model_cell(cell: Cell, split, *, cls: type, ks: Sequence[int], device: str | None,
-                   max_train_seconds: float | None, command: str, extra: Mapping[str, Any]) -> list[dict]:
-    """Fit and evaluate one model on one split; returns the records (raises on failure)."""
+                   max_train_seconds: float | None, command: str, extra: Mapping[str, Any],
+                   teacher: Any = None, fitted: dict | None = None) -> list[dict]:
+    """Fit and evaluate one model on one split; returns the records (raises on failure).
+
+    ``teacher`` (a fitted model) is passed to ``fit(..., teacher=teacher)`` for distilled
+    students; the fitted model is stored in ``fitted[label]`` when a dict is given.
+    """
     m = cell.model
     assert m is not None
     t_start = time.perf_counter()
     model = make_model(cls, m.config, seed=cell.seed, device=device)
     rec = _Recorder(max_train_seconds)
-    model.fit(split.train, val=split.val, callback=rec)
+    if teacher is not None:
+        model.fit(split.train, val=split.val, callback=rec, teacher=teacher)
+    else:
+        model.fit(split.train, val=split.val, callback=rec)
     fit_s = time.perf_counter() - t_start
+    if fitted is not None:
+        fitted[m.label] = model
     t1 = time.perf_counter()
     res = evaluate(model, split, segments=m.segments, ks=ks, which="test", model_name=m.label, seed=cell.seed)
     eval_s = time.perf_counter() - t1
@@ -596,6 +613,7 @@ def run_model_cell(cell: Cell, split, *, cls: type, ks: Sequence[int], device: s
     history = rec.history() or model_history(model)
     seconds = time.perf_counter() - t_start
     meta = {**extra, "record_type": "metric", "model_name": m.name, "fit_seconds": fit_s, "eval_seconds": eval_s,
+            "teacher": m.teacher,
             "n_params": n_params, "latency_ms_per_1k_users": latency, "n_epochs_run": len(rec.epochs) or None,
             "stopped_for_time": rec.stopped_for_time, "peak_rss_mb": peak_rss_mb()}
     role = m.role or getattr(model, "role_", None) or getattr(model, "role", None)
@@ -793,8 +811,14 @@ def _run_cells(todo: list[Cell], suite: Suite, out: Path, summary: RunSummary, *
     data_cache: dict[str, Any] = {}
     split_cache: dict[tuple, Any] = {}
     base_cache: dict[tuple, Any] = {}
+    fitted: dict[str, Any] = {}  # label -> fitted model of the current (dataset, split, seed)
+    current = None
     try:
         for cell in todo:
+            key = (cell.dataset.name, cell.split.name, cell.seed)
+            if key != current:
+                fitted.clear()
+                current = key
             if bar is not None:
                 bar.set_postfix_str(cell.id[-60:], refresh=True)
             t0 = time.perf_counter()
@@ -803,7 +827,11 @@ def _run_cells(todo: list[Cell], suite: Suite, out: Path, summary: RunSummary, *
                 split = _get_split(cell, data_dir, data_cache, split_cache)
                 if cell.kind == "model":
                     cls = resolve_model(cell.model.name, models)
-                    recs = run_model_cell(cell, split, cls=cls, ks=suite.ks, device=dev,
+                    teacher = None
+                    if cell.model.teacher is not None:
+                        teacher = _teacher_model(cell, suite, split, dev, models, fitted)
+                    recs = run_model_cell(cell, split, cls=cls, ks=suite.ks, device=dev, teacher=teacher,
+                                          fitted=fitted,
                                           max_train_seconds=(cell.model.max_train_seconds
                                                              if cell.model.max_train_seconds is not None
                                                              else suite.max_train_seconds),
@@ -823,6 +851,18 @@ def _run_cells(todo: list[Cell], suite: Suite, out: Path, summary: RunSummary, *
     finally:
         if bar is not None:
             bar.close()
+
+
+def _teacher_model(cell: Cell, suite: Suite, split, device, models, fitted: dict) -> Any:
+    """The fitted teacher of a student cell: the same split and seed's model labelled
+    ``cell.model.teacher`` (fitted here when its own cell was skipped or failed)."""
+    label = cell.model.teacher
+    if label not in fitted:
+        spec = next(m for m in suite.models if m.label == label)
+        model = make_model(resolve_model(spec.name, models), spec.config, seed=cell.seed, device=device)
+        model.fit(split.train, val=split.val)
+        fitted[label] = model
+    return fitted[label]
 
 
 def _base_model(cell: Cell, split, device, models, cache: dict) -> tuple[Any, float]:

@@ -159,3 +159,36 @@ def test_cli_bench_and_run_script(tmp_path):
     assert main(["bench", str(tmp_path / "missing.toml"), "--out", str(out)]) == 2
     run_py = Path(__file__).resolve().parents[2] / "benchmarks" / "run.py"
     assert run_py.is_file()
+
+
+class Pupil(Countdown):
+    """Toy student: copies its teacher's item scores."""
+
+    def fit(self, train, *, val=None, callback=None, teacher=None):
+        assert teacher is not None
+        self.item_scores_ = teacher.item_scores_.copy()
+        self.n_items_ = train.n_items
+        return self
+
+
+def test_student_cells_get_the_teacher_of_their_split_and_seed(tmp_path):
+    models = {"countdown": Countdown, "pupil": Pupil}
+    doc = _suite([{"name": "countdown", "label": "t", "role": "teacher", "splits": ["warm"]},
+                  {"name": "pupil", "label": "s", "role": "student", "teacher": "t", "splits": ["warm"]}])
+    suite = parse_suite(doc, models=models)
+    run_suite(suite, tmp_path, only="synthetic__warm__[ts]__*", models=models)
+    df = read_results(tmp_path)
+    met = df[(df.record_type == "metric") & (df.metric == "ndcg") & (df.k == 20)]
+    by = met.set_index(["model", "seed"]).value
+    for seed in (0, 1):  # the student copies the teacher of its own seed, so the numbers match
+        assert by[("s", seed)] == pytest.approx(by[("t", seed)])
+    assert set(met.role) == {"teacher", "student"}
+    # resume with the teacher done: the student refits it (same seed -> same numbers)
+    (tmp_path / "cells" / "synthetic__warm__s__s0.json").unlink()
+    s = run_suite(suite, tmp_path, only="synthetic__warm__[ts]__*", models=models)
+    assert s.ok == ["synthetic__warm__s__s0"]
+    df2 = read_results(tmp_path)
+    v = df2[(df2.model == "s") & (df2.seed == 0) & (df2.metric == "ndcg") & (df2.k == 20)].value.iloc[0]
+    assert v == pytest.approx(by[("s", 0)])
+    with pytest.raises(DataError, match="teacher"):
+        parse_suite(_suite([{"name": "pupil", "teacher": "nobody"}]), models=models)

@@ -20,7 +20,7 @@ from recsys_coldstart.distill.losses import (
 
 
 def _kl(p, q):
-    return sum(a * math.log(a / b) for a, b in zip(p, q))
+    return sum(a * math.log(a / b) for a, b in zip(p, q, strict=True))
 
 
 def _softmax(z):
@@ -61,7 +61,7 @@ def test_score_distillation_teacher_gets_no_gradient():
 def test_rank_position_weights():
     w = rank_position_weights(3, lam=1.0)
     e = [math.exp(-1), math.exp(-2), math.exp(-3)]
-    for a, b in zip(w.tolist(), [x / sum(e) for x in e]):
+    for a, b in zip(w.tolist(), [x / sum(e) for x in e], strict=True):
         assert a == pytest.approx(b, rel=1e-6)
 
 
