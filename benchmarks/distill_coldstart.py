@@ -70,7 +70,8 @@ def latency_ms(model, obs, feats, n_repeats: int = 3) -> tuple[float, float]:
     return float(np.median(score_t) * per), float(np.median(total_t) * per)
 
 
-def run_scenario(dataset: str, kind: str, seed: int, data_dir: str, epochs: int, n_support: int) -> list[dict]:
+def run_scenario(dataset: str, kind: str, seed: int, data_dir: str, epochs: int, n_support: int,
+                 logq: bool = False) -> list[dict]:
     from recsys_coldstart.baselines.content_knn import ContentKNN
     from recsys_coldstart.baselines.feature_popularity import FeaturePopularity
     from recsys_coldstart.baselines.implicit_mf import ALS
@@ -98,12 +99,14 @@ def run_scenario(dataset: str, kind: str, seed: int, data_dir: str, epochs: int,
 
     fit("als", lambda: ALS(factors=64, random_state=seed, num_threads=1).fit(train))
     als = models["als"]
-    fit("teacher", lambda: TwoTowerTeacher(**common).fit(train, val=val, init=als))
+    tx = {"logq_correction": True} if logq else {}
+    sx = {"logq_correction": True, "few_shot_prob": 0.5} if logq else {}
+    fit("teacher", lambda: TwoTowerTeacher(**common, **tx).fit(train, val=val, init=als))
     teacher = models["teacher"]
     item_ids = kind != "item-cold"
-    fit("student-nodistill", lambda: Student(item_ids=item_ids, **common).fit(train, val=val))
+    fit("student-nodistill", lambda: Student(item_ids=item_ids, **common, **sx).fit(train, val=val))
     for loss in ("score", "rank", "embed"):
-        fit(f"student-{loss}", lambda loss=loss: Student(item_ids=item_ids, distill_loss=loss, **common).fit(
+        fit(f"student-{loss}", lambda loss=loss: Student(item_ids=item_ids, distill_loss=loss, **common, **sx).fit(
             train, val=val, teacher=teacher))
     fit("dropoutnet", lambda: DropoutNet(**common).fit(train, val=val, base=als))
     fit("heater", lambda: Heater(**common).fit(train, val=val, base=als))
@@ -132,7 +135,8 @@ def run_scenario(dataset: str, kind: str, seed: int, data_dir: str, epochs: int,
     res = pd.concat(frames + [pd.DataFrame(extra_rows, columns=frames[0].columns)], ignore_index=True)
     cfg = {"epochs": epochs, "patience": 3, "n_support": n_support, "base": "ALS(64)", "torch_threads": 1,
            "teacher": "TwoTowerTeacher(dim=256, hidden=(256,256))",
-           "student": f"Student(dim=32, hidden=(32,), item_ids={item_ids}, lam=0.5)"}
+           "student": f"Student(dim=32, hidden=(32,), item_ids={item_ids}, lam=0.5)", "teacher_extra": tx,
+           "student_extra": sx}
     return to_records(res, config=cfg, command=current_command(), device="cpu",
                       seconds=sum(seconds.values()), extra={"peak_rss_mb": peak_rss_mb(), "machine": machine(),
                                                             "versions": versions()})
@@ -180,7 +184,8 @@ def _mean_std(x: pd.Series) -> str:
 def report(records: pd.DataFrame) -> str:
     """Markdown tables + checks, and the PNG figure."""
     lines = ["# Distillation and cold-start benchmark (issue 4)", "",
-             f"Command: `{records['command'].iloc[0]}`" if "command" in records else "", ""]
+             "Commands: " + ", ".join(f"`{c}`" for c in records["command"].unique()) if "command" in records else "",
+             ""]
     if "versions" in records and isinstance(records["versions"].iloc[0], dict):
         v = records["versions"].iloc[0]
         lines.append("Versions: " + ", ".join(f"{k} {v[k]}" for k in ("python", "torch", "numpy") if k in v))
@@ -191,7 +196,7 @@ def report(records: pd.DataFrame) -> str:
     fig_data = []
     for (dataset, kind), g in records.groupby(["dataset", "split"], sort=False):
         seg = SEGMENT[kind]
-        seeds = sorted(g.seed.unique())
+        seeds = sorted(int(x) for x in g.seed.unique())
         lines += [f"## {dataset} {kind} (segment `{seg}`, seeds {seeds})", ""]
         rows = []
         for model, gm in g.groupby("model", sort=False):
@@ -289,6 +294,9 @@ def main() -> None:
                    default=["ml-100k:item-cold", "ml-100k:user-cold", "citeulike-a:item-cold"])
     p.add_argument("--warm", action="store_true", help="also run ml-100k warm (warm-user comparison)")
     p.add_argument("--report-only", action="store_true")
+    p.add_argument("--logq", action="store_true",
+                   help="teacher and students with the log-q correction (+ few-shot history sampling for students)")
+    p.add_argument("--out", default="distill_coldstart", help="results file stem in benchmarks/results/")
     p.add_argument("--append", action="store_true", help="add to the records already in the JSON file")
     p.add_argument("--latency-only", action="store_true",
                    help="re-measure serving latency only (1-epoch models) into distill_coldstart_latency.json")
@@ -298,6 +306,8 @@ def main() -> None:
 
     threadpool_limits(1)  # one BLAS thread too: the machine's 2 cores are shared
     RESULTS.mkdir(parents=True, exist_ok=True)
+    global OUT
+    OUT = RESULTS / args.out
     path = OUT.with_suffix(".json")
     lat_path = RESULTS / "distill_coldstart_latency.json"
     if args.latency_only:
@@ -318,11 +328,11 @@ def main() -> None:
             records = records.get("records", records) if isinstance(records, dict) else records
         for seed in args.seeds:  # seeds outermost: partial results cover every scenario
             for dataset, kind in scen:
-                records += run_scenario(dataset, kind, seed, args.data_dir, args.epochs, args.n_support)
+                records += run_scenario(dataset, kind, seed, args.data_dir, args.epochs, args.n_support, args.logq)
                 write_json(records, path)
     df = read_json(path)
     text = report(df)
-    if lat_path.is_file():
+    if lat_path.is_file() and args.out == "distill_coldstart":
         import json
 
         lat = pd.DataFrame(json.loads(lat_path.read_text()))

@@ -10,12 +10,13 @@ import torch.nn.functional as F
 
 
 def sampled_softmax_loss(logits: torch.Tensor, *, temperature: float = 1.0,
-                         mask: torch.Tensor | None = None) -> torch.Tensor:
+                         mask: torch.Tensor | None = None, log_q: torch.Tensor | None = None) -> torch.Tensor:
     """Sampled softmax (in-batch / sampled negatives) with the positive in column ``r``.
 
-    .. math:: L = -\\frac1b \\sum_r \\log \\frac{\\exp(s_{r,r}/\\tau)}{\\sum_c \\exp(s_{r,c}/\\tau)}
+    .. math:: L = -\\frac1b \\sum_r \\log \\frac{\\exp(s_{r,r}/\\tau - \\log q_r)}{\\sum_c \\exp(s_{r,c}/\\tau - \\log q_c)}
 
-    (Covington et al., RecSys 2016; Yi et al., RecSys 2019 for in-batch negatives.)
+    (Covington et al., RecSys 2016; Yi et al., RecSys 2019 for in-batch negatives and the
+    ``log q`` sampling-bias correction; ``log_q = None`` means no correction.)
 
     Parameters
     ----------
@@ -25,8 +26,13 @@ def sampled_softmax_loss(logits: torch.Tensor, *, temperature: float = 1.0,
         ``tau``.
     mask : torch.Tensor of bool, shape (b, n_cand), optional
         True marks columns to ignore (e.g. a duplicate of the row's positive item).
+    log_q : torch.Tensor, shape (n_cand,), optional
+        Log of each candidate's expected count among the sampled candidates; subtracting it
+        undoes the popularity bias of in-batch negatives.
     """
     z = logits / temperature
+    if log_q is not None:
+        z = z - log_q[None, :]
     if mask is not None:
         z = z.masked_fill(mask, float("-inf"))
     target = torch.arange(z.shape[0], device=z.device)

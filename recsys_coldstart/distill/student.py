@@ -80,6 +80,12 @@ class StudentConfig:
         Item-ID dropout (hybrid students).
     history_dropout : float
         Probability of emptying a user's history bag during training (cold users with no support).
+    few_shot_prob : float
+        Probability of thinning a user's history to 1..``few_shot_max`` items during training (the
+        few-shot support of cold users); 0 = off.
+    few_shot_max : int
+    logq_correction : bool
+        Subtract ``log q`` (expected candidate counts) from the task logits (Yi et al. 2019).
     batch_size, n_epochs, lr, weight_decay, patience : training settings (Adam).
     random_state : int or None
     device : str
@@ -100,6 +106,9 @@ class StudentConfig:
     n_negatives: int = 256
     id_dropout: float = 0.3
     history_dropout: float = 0.3
+    few_shot_prob: float = 0.0
+    logq_correction: bool = False
+    few_shot_max: int = 10
     batch_size: int = 1024
     n_epochs: int = 30
     lr: float = 3e-3
@@ -238,6 +247,7 @@ class Student(TowerRecommender):
         users, items, _, _ = train.to_coo_arrays()
         warm_items = np.flatnonzero(self.warm_items_mask_)
         n = len(users)
+        item_freq = np.bincount(items, minlength=train.n_items) / max(len(items), 1)
         opt = torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
         lam = c.lam if teacher is not None else 0.0
         if teacher is not None:
@@ -265,11 +275,19 @@ class Student(TowerRecommender):
                 keep = rng.random(len(cand)) >= c.id_dropout if c.item_ids else None
                 ei = self._item_in(cand, keep, None if itf is None else itf[cand], len(cand), device)
                 thin = np.where(rng.random(b) < c.history_dropout, 0.0, rng.uniform(0.2, 1.0, b))
+                if c.few_shot_prob > 0:  # keep only 1..few_shot_max items: cold users reveal that many
+                    deg = np.maximum(np.diff(R.indptr)[u], 1)
+                    k = rng.integers(1, c.few_shot_max + 1, b)
+                    thin = np.where(rng.random(b) < c.few_shot_prob, np.minimum(k / deg, 1.0), thin)
                 bag = drop_entries(R[u], i, thin, rng)
                 eu = self._user_in(bag, None if uf is None else uf[u], b, device)
                 logits = eu @ ei.T
                 dmask = duplicate_mask(i, cand, device)
-                task = sampled_softmax_loss(logits, temperature=c.task_temperature, mask=dmask)
+                lq = None
+                if c.logq_correction:
+                    lq = torch.from_numpy(np.log(b * item_freq[cand] + c.n_negatives / len(warm_items))
+                                          .astype(np.float32)).to(device)
+                task = sampled_softmax_loss(logits, temperature=c.task_temperature, mask=dmask, log_q=lq)
                 if lam > 0:
                     tu = torch.from_numpy(u).to(device)
                     if c.distill_loss == "score":

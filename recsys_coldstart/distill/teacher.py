@@ -67,6 +67,8 @@ class TwoTowerTeacherConfig:
         Dropout on hidden activations.
     base_dim : int
         Rank of the SVD factors used when ``fit`` gets no pretrained model.
+    logq_correction : bool
+        Subtract ``log q`` (expected candidate counts) from the softmax logits (Yi et al. 2019).
     random_state : int or None
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
@@ -87,6 +89,7 @@ class TwoTowerTeacherConfig:
     patience: int | None = 5
     dropout: float = 0.0
     base_dim: int = 64
+    logq_correction: bool = False
     random_state: int | None = 0
     device: str = "auto"
     show_progress: bool = False
@@ -206,6 +209,7 @@ class TwoTowerTeacher(TowerRecommender):
         itf = None if itf is None else sp.csr_matrix(itf) if sp.issparse(itf) else itf
         users, items, _, _ = train.to_coo_arrays()
         warm_items = np.flatnonzero(warm_mask(R, 0))
+        item_freq = np.bincount(items, minlength=train.n_items) / max(len(items), 1)
         opt = torch.optim.Adam(self._nets.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         n = len(users)
         if n == 0:
@@ -230,8 +234,12 @@ class TwoTowerTeacher(TowerRecommender):
                                         np.concatenate([u, np.full(len(neg), -1)]), itf, rng, device)
                 logits = eu @ ei.T
                 if c.loss == "softmax":
+                    lq = None
+                    if c.logq_correction:
+                        lq = torch.from_numpy(np.log(b * item_freq[cand] + c.n_negatives / len(warm_items))
+                                              .astype(np.float32)).to(device)
                     loss = sampled_softmax_loss(logits, temperature=c.temperature,
-                                                mask=duplicate_mask(i, cand, device))
+                                                mask=duplicate_mask(i, cand, device), log_q=lq)
                 elif c.loss == "bpr":
                     loss = bpr_loss(logits.diagonal(), logits[:, b:])
                 else:

@@ -1,6 +1,6 @@
 """Benchmark runner: models x datasets x splits x seeds from one TOML suite file.
 
-A suite file (read with :mod:`tomllib`) looks like::
+A suite file (read with :mod:`tomllib`; ``tomli`` on Python 3.10) looks like::
 
     name = "ml-100k"
     seeds = [0, 1, 2]
@@ -50,7 +50,7 @@ machine, device, seconds, peak_rss_mb``) built with
   ``metric = value = None``; the other cells go on.
 
 A run is resumable: cells whose file holds ``status="ok"`` records are skipped (failed cells are
-retried). ``peak_rss_mb`` is the process's peak so far, because cells run in one process.
+retried, and so are cells whose definition changed since: records carry a ``spec_hash``). ``peak_rss_mb`` is the process's peak so far, because cells run in one process.
 """
 
 from __future__ import annotations
@@ -58,6 +58,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import fnmatch
+import hashlib
 import json
 import logging
 import re
@@ -71,7 +72,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import tomllib
 
 from recsys_coldstart.evaluate.protocol import RESULT_COLUMNS, evaluate
 from recsys_coldstart.evaluate.results import (
@@ -308,6 +308,13 @@ def parse_suite(doc: Mapping[str, Any], *, source: str = "<suite>",
 
 def load_suite(path: str | Path, *, models: Mapping[str, type] | None = None) -> Suite:
     """Read and validate a suite TOML file (see :func:`parse_suite`)."""
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise ImportError("reading suite files on Python 3.10 needs tomli: pip install tomli") from None
     p = Path(path)
     if not p.is_file():
         raise DataError(f"suite file not found: {p}")
@@ -709,15 +716,29 @@ def cell_path(out_dir: str | Path, cell: Cell) -> Path:
     return Path(out_dir) / "cells" / f"{cell.id}.json"
 
 
-def cell_done(path: Path) -> bool:
-    """True when ``path`` holds the records of a finished (status ok) cell."""
+def cell_spec_hash(cell: Cell, suite: Suite) -> str:
+    """A short hash of everything that defines a cell's result (model, config, split, cutoffs,
+    time cap, elicitation settings): a finished cell whose spec changed is run again on resume."""
+    doc = {"kind": cell.kind, "dataset": dataclasses.asdict(cell.dataset), "split": dataclasses.asdict(cell.split),
+           "seed": cell.seed, "ks": list(suite.ks), "model": None if cell.model is None else
+           dataclasses.asdict(cell.model), "policy": cell.policy, "elicitation": None if cell.elicitation is None
+           else dataclasses.asdict(cell.elicitation), "max_train_seconds": suite.max_train_seconds}
+    return hashlib.sha1(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def cell_done(path: Path, spec_hash: str | None = None) -> bool:
+    """True when ``path`` holds the records of a finished (status ok) cell whose ``spec_hash``
+    matches (records written without a hash count as finished)."""
     if not path.is_file():
         return False
     try:
         recs = json.loads(path.read_text())
     except (json.JSONDecodeError, OSError):
         return False
-    return bool(recs) and all(isinstance(r, dict) and r.get("status") == "ok" for r in recs)
+    if not recs or not all(isinstance(r, dict) and r.get("status") == "ok" for r in recs):
+        return False
+    stored = recs[0].get("spec_hash")
+    return spec_hash is None or stored is None or stored == spec_hash
 
 
 def _git_commit() -> str | None:
@@ -781,7 +802,7 @@ def run_suite(suite: Suite | str | Path, out_dir: str | Path, *, data_dir: str |
     summary = RunSummary(out_dir=out)
     todo = []
     for c in cells:
-        if resume and cell_done(cell_path(out, c)):
+        if resume and cell_done(cell_path(out, c), cell_spec_hash(c, suite)):
             summary.skipped.append(c.id)
         else:
             todo.append(c)
@@ -822,7 +843,7 @@ def _run_cells(todo: list[Cell], suite: Suite, out: Path, summary: RunSummary, *
             if bar is not None:
                 bar.set_postfix_str(cell.id[-60:], refresh=True)
             t0 = time.perf_counter()
-            extra = _base_meta(cell, suite.name, run_meta)
+            extra = {**_base_meta(cell, suite.name, run_meta), "spec_hash": cell_spec_hash(cell, suite)}
             try:
                 split = _get_split(cell, data_dir, data_cache, split_cache)
                 if cell.kind == "model":
@@ -898,9 +919,11 @@ def _get_split(cell: Cell, data_dir, data_cache: dict, split_cache: dict):
 
 
 def read_results(out_dir: str | Path) -> pd.DataFrame:
-    """Every record under ``out_dir`` (recursively) as a DataFrame, failed cells included."""
+    """Every record under ``out_dir`` (recursively; or of one JSON file) as a DataFrame, failed
+    cells included."""
     rows: list[dict] = []
-    for f in sorted(Path(out_dir).rglob("*.json")):
+    p = Path(out_dir)
+    for f in sorted(p.rglob("*.json")) if p.is_dir() else [p]:
         try:
             data = json.loads(f.read_text())
         except (json.JSONDecodeError, OSError, UnicodeDecodeError):

@@ -89,6 +89,12 @@ def test_runner_records_failures_and_resume(tmp_path):
     assert ok_file.stat().st_mtime_ns == before
     s3 = run_suite(suite, tmp_path, resume=False, only="synthetic__warm__popularity__*")
     assert sorted(s3.ok) == ["synthetic__warm__popularity__s0", "synthetic__warm__popularity__s1"]
+    # a changed cell definition (here the cutoffs) is run again on resume
+    doc = _suite()
+    doc["ks"] = [5]
+    s4 = run_suite(parse_suite(doc), tmp_path, only="synthetic__warm__popularity__s0")
+    assert s4.ok == ["synthetic__warm__popularity__s0"]
+    assert set(read_results(tmp_path / "cells" / "synthetic__warm__popularity__s0.json").k) == {0, 5}
 
 
 def test_training_curves_and_efficiency_fields(tmp_path):

@@ -98,6 +98,10 @@ def test_task_losses():
     # masking the only negative leaves a certain positive: loss 0
     mask = torch.tensor([[False, True], [True, False]])
     assert sampled_softmax_loss(logits, mask=mask).item() == pytest.approx(0.0, abs=1e-6)
+    # log-q correction: z = s - log q per column, q = (2, 1)
+    want_q = 0.5 * (math.log(1 + 2 / math.e) + math.log(1 + 0.5 / math.e))
+    log_q = torch.tensor([math.log(2.0), 0.0])
+    assert sampled_softmax_loss(logits, log_q=log_q).item() == pytest.approx(want_q, abs=1e-6)
     assert bpr_loss(torch.tensor([1.0]), torch.tensor([0.0])).item() == pytest.approx(want, abs=1e-6)
     assert score_regression_loss(torch.tensor([1.0, 3.0]), torch.tensor([0.0, 1.0])).item() == pytest.approx(2.5)
     # soft BCE with teacher gap 0 (target 0.5) and student gap 0: ln 2
