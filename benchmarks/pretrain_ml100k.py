@@ -12,6 +12,11 @@ smaller): lr 1e-2 and smaller contrastive weights, picked on seed 0's *validatio
 (see ``TUNING`` in the results file). Runs on the device ``--device`` (auto = CUDA when present).
 
     nice -n 10 python benchmarks/pretrain_ml100k.py --seeds 0,1,2
+    nice -n 10 python benchmarks/pretrain_ml100k.py --seeds 0,1,2 --only user-cold   # merges into the results
+
+User-cold models use the default ``fold_in="ridge"`` (a ridge map from side features + revealed
+items to a user vector, fitted on warm users' simulated first-3 reveals); the same fitted model is
+also scored with the propagation fold-in ``fold_in="graph"`` for comparison, plus Popularity.
 """
 
 from __future__ import annotations
@@ -50,6 +55,8 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--tuning-log", default=None, help="text file of the tuning runs to attach")
     ap.add_argument("--out", default=str(RESULTS / "pretrain_ml100k"))
+    ap.add_argument("--only", choices=("all", "warm", "user-cold"), default="all",
+                    help="run one part; the other part's records are kept from the existing results file")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -80,31 +87,57 @@ def main() -> None:
         timing.append({"model": name, "split": split.kind, "seed": seed, "fit_seconds": round(secs, 1), **extra})
         print(name, split.kind, seed, f"{secs:.1f}s", extra, flush=True)
 
+    from recsys_coldstart.baselines.popularity import Popularity
+    from recsys_coldstart.io import config_to_dict
+
     for seed in seeds:
-        warm = make_split(data, "warm", random_state=seed)
-        run("ALS", ALS(random_state=seed), warm, seed)
-        run("BPR", BPR(random_state=seed), warm, seed)
-        for m in args.models.split(","):
-            est = model_class(m)(**COMMON, **CONFIGS[m], random_state=seed, device=args.device)
-            run(m, est, warm, seed, val=warm.val)
-        cold = make_split(data, "user-cold", random_state=seed, n_support=3)
-        run("FeaturePopularity", FeaturePopularity(random_state=seed), cold, seed)
-        for m in args.cold_models.split(","):
-            opts = {**COMMON, **CONFIGS[m], "n_epochs": args.cold_epochs}
-            est = model_class(m)(**opts, random_state=seed, device=args.device)
-            run(f"{m} (fold-in)", est, cold, seed)
+        if args.only in ("all", "warm"):
+            warm = make_split(data, "warm", random_state=seed)
+            run("ALS", ALS(random_state=seed), warm, seed)
+            run("BPR", BPR(random_state=seed), warm, seed)
+            for m in args.models.split(","):
+                est = model_class(m)(**COMMON, **CONFIGS[m], random_state=seed, device=args.device)
+                run(m, est, warm, seed, val=warm.val)
+        if args.only in ("all", "user-cold"):
+            cold = make_split(data, "user-cold", random_state=seed, n_support=3)
+            run("Popularity", Popularity(), cold, seed)
+            run("FeaturePopularity", FeaturePopularity(random_state=seed), cold, seed)
+            for m in args.cold_models.split(","):
+                opts = {**COMMON, **CONFIGS[m], "n_epochs": args.cold_epochs}
+                est = model_class(m)(**opts, random_state=seed, device=args.device)
+                run(f"{m} (fold-in ridge)", est, cold, seed, val=cold.val)
+                # the same fitted weights, propagation fold-in (the issue's original method)
+                graph = model_class(m)(**{**opts, "fold_in": "graph"}, random_state=seed, device=args.device)
+                graph.__dict__.update({k: v for k, v in est.__dict__.items() if k != "config"})
+                res = evaluate(graph, cold, model_name=f"{m} (fold-in graph)", seed=seed)
+                records.extend(to_records(res, config=config_to_dict(graph.config), seconds=0.0,
+                                          device=args.device, extra={}))
+                frames.append(res)
+
+    commands = {"warm": current_command(), "user-cold": current_command()}
+    prev_path = Path(args.out).with_suffix(".json")
+    if args.only != "all" and prev_path.is_file():
+        # keep the other part's records from the existing results file
+        prev = json.loads(prev_path.read_text())
+        other = "user-cold" if args.only == "warm" else "warm"
+        keep = [r for r in prev["records"] if r["split"] == other]
+        records[:0] = keep
+        timing[:0] = [t for t in prev.get("timing", []) if t["split"] == other]
+        commands[other] = prev.get("commands", {}).get(other, prev.get("command"))
+        frames.insert(0, pd.DataFrame([{c: r[c] for c in ("model", "dataset", "split", "segment", "metric", "k",
+                                                           "value", "seed")} for r in keep]))
 
     df = pd.concat(frames, ignore_index=True)
     table = summary_table(df, metrics=("ndcg", "recall"), ks=(20,))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tuning_log = Path(args.tuning_log).read_text() if args.tuning_log else ""
-    doc = {"benchmark": "pretrain_ml100k", "command": current_command(), "machine": machine(), "versions": versions(),
+    doc = {"benchmark": "pretrain_ml100k", "command": current_command(), "commands": commands, "machine": machine(), "versions": versions(),
            "common_config": COMMON, "model_configs": CONFIGS, "cold_epochs": args.cold_epochs, "tuning": TUNING,
            "tuning_log": tuning_log, "timing": timing, "peak_rss_mb": peak_rss_mb(), "records": records}
     out.with_suffix(".json").write_text(json.dumps(doc, indent=1, default=str))
     md = ["# ml-100k: graph pretraining vs ALS / BPR (warm) and fold-in vs FeaturePopularity (user-cold K=3)", "",
-          f"Command: `{doc['command']}`", "", f"Machine: {doc['machine']}", "", f"Versions: {doc['versions']}", "",
+          f"Commands: warm part `{commands['warm']}`; user-cold part `{commands['user-cold']}`", "", f"Machine: {doc['machine']}", "", f"Versions: {doc['versions']}", "",
           f"Common graph-model settings: {COMMON}; per model: {CONFIGS}; user-cold: fixed {args.cold_epochs} epochs.",
           "", f"Tuning: {TUNING}", "", "Test metrics, mean ± std over seeds " + args.seeds + ":", "",
           to_markdown(table), "", "Fit times (s):", "", to_markdown(pd.DataFrame(timing)), ""]

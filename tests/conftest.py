@@ -54,3 +54,14 @@ def ml100k_dir(data_dir: Path) -> Path:
 def synthetic():
     """A small synthetic dataset with planted clusters and side features (seed 0)."""
     return make_synthetic(n_users=400, n_items=300, mean_ratings=30, random_state=0)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tests use tiny tensors: one intra-op thread is as fast and never thrashes a busy CI box."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

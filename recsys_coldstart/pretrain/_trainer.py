@@ -40,12 +40,13 @@ from recsys_coldstart.exceptions import DataError, TrainingDivergedError
 from recsys_coldstart.graph.convert import BipartiteGraph
 from recsys_coldstart.graph.encoders import LightGCNEncoder, layer_mean, lightgcn_layers
 from recsys_coldstart.graph.losses import bpr_loss, l2_reg
+from recsys_coldstart.pretrain._foldin import apply_fold_in, fit_fold_in
 from recsys_coldstart.types import EpochCallback
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.pt"
-FOLD_IN_MODES = ("graph", "local")
+FOLD_IN_MODES = ("ridge", "graph", "local")
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,13 @@ class GraphTrainConfig:
         Cutoff of the early-stopping NDCG.
     max_batches : int or None
         Cap on batches per epoch (speed measurements); None = a full pass.
-    fold_in : {"graph", "local"}
+    fold_in : {"ridge", "graph", "local"}
         How :meth:`GraphRecommender.embed_users` folds new users in (see there).
+    fold_in_k : int
+        ``fold_in="ridge"``: revealed items simulated per warm user when fitting the fold-in
+        regression (match the new users' support size; 3 = the K=3 user-cold protocol).
+    fold_in_ridge : float
+        ``fold_in="ridge"``: L2 penalty of that regression.
     checkpoint_dir : str or None
         Folder for ``checkpoint.pt``; an existing checkpoint there is resumed.
     checkpoint_every : int
@@ -97,7 +103,9 @@ class GraphTrainConfig:
     patience: int = 10
     eval_k: int = 20
     max_batches: int | None = None
-    fold_in: str = "graph"
+    fold_in: str = "ridge"
+    fold_in_k: int = 3
+    fold_in_ridge: float = 1.0
     checkpoint_dir: str | None = None
     checkpoint_every: int = 0
     show_progress: bool = False
@@ -314,6 +322,10 @@ class GraphRecommender(EmbeddingRecommender):
         self.user_factors_ = users_f.cpu().numpy().astype(np.float32)
         self.item_factors_ = items_f.cpu().numpy().astype(np.float32)
         self._layers_cache = None
+        feats = train.user_features.values if train.user_features is not None else None
+        self.fold_in_coef_, self.fold_in_fill_ = fit_fold_in(
+            ui, train.timestamps, feats, self.user_factors_, self.item_factors_, k=cfg.fold_in_k,
+            ridge=cfg.fold_in_ridge, random_state=rng)
         return self
 
     # ------------------------------------------------------------------ inference helpers
@@ -382,7 +394,12 @@ class GraphRecommender(EmbeddingRecommender):
         A new user's layer-0 embedding is the mean of the layer-0 embeddings of the items they
         interacted with (zeros if none: such a user scores every item 0). Then:
 
-        - ``fold_in="graph"`` (default): the new users are appended to the training graph with
+        - ``fold_in="ridge"`` (default): a ridge regression from the user's side features and the
+          mean of their revealed items' final vectors to a user vector, fitted at the end of
+          ``fit`` on the warm users, each revealing their ``fold_in_k`` earliest positives
+          (see :mod:`recsys_coldstart.pretrain._foldin`). Uses ``features`` (imputed with the
+          warm mean when None); a user who revealed nothing gets the feature prior.
+        - ``fold_in="graph"``: the new users are appended to the training graph with
           their edges, the augmented graph is re-normalised and the learned layer-0 embeddings are
           propagated through it exactly as in training; the new users' rows of the layer mean are
           returned. New users in one call share the graph (they can influence each other through
@@ -395,8 +412,8 @@ class GraphRecommender(EmbeddingRecommender):
         ----------
         observed : scipy CSR of shape (b, n_items)
             Each new user's revealed positives.
-        features : ignored
-            Graph models use no side features.
+        features : np.ndarray or scipy sparse, shape (b, d_user), optional
+            Side features; used by ``fold_in="ridge"`` only.
 
         Returns
         -------
@@ -410,6 +427,9 @@ class GraphRecommender(EmbeddingRecommender):
             raise ValueError(f"observed has {obs.shape[1]} columns for {self.n_items_} items")
         obs.data[:] = 1.0
         obs.eliminate_zeros()
+        if self.config.fold_in == "ridge":
+            self._check_fitted("fold_in_coef_")
+            return apply_fold_in(obs, features, self.item_factors_, self.fold_in_coef_, self.fold_in_fill_)
         deg = np.diff(obs.indptr).astype(np.float32)
         e0 = (obs @ self.item_emb0_) / np.maximum(deg, 1.0)[:, None]
         if self.config.fold_in == "graph":
