@@ -70,8 +70,30 @@ def latency_ms(model, obs, feats, n_repeats: int = 3) -> tuple[float, float]:
     return float(np.median(score_t) * per), float(np.median(total_t) * per)
 
 
+def filter_item_features(split, min_df: int):
+    """The split with item feature columns used by fewer than ``min_df`` items (counted over the
+    whole catalogue's content, no interactions involved) dropped from every part.
+
+    Returns ``(split, n_kept, n_total)``.
+    """
+    import dataclasses
+
+    from recsys_coldstart.data.features import SideFeatures
+
+    f = split.source.item_features
+    if f is None or min_df <= 1:
+        return split, (0 if f is None else f.n_features), (0 if f is None else f.n_features)
+    x = f.values.tocsc() if hasattr(f.values, "tocsc") else f.values
+    df = np.asarray((x != 0).sum(axis=0)).ravel()
+    keep = np.flatnonzero(df >= min_df)
+    new = SideFeatures(x[:, keep].tocsr() if hasattr(x, "tocsr") else x[:, keep], tuple(f.names[j] for j in keep))
+    parts = {k: dataclasses.replace(getattr(split, k), item_features=new)
+             for k in ("train", "val", "test", "support", "source")}
+    return dataclasses.replace(split, **parts), len(keep), f.n_features
+
+
 def run_scenario(dataset: str, kind: str, seed: int, data_dir: str, epochs: int, n_support: int,
-                 logq: bool = False) -> list[dict]:
+                 logq: bool = False, min_df: int = 1, skip: tuple[str, ...] = ()) -> list[dict]:
     from recsys_coldstart.baselines.content_knn import ContentKNN
     from recsys_coldstart.baselines.feature_popularity import FeaturePopularity
     from recsys_coldstart.baselines.implicit_mf import ALS
@@ -84,6 +106,10 @@ def run_scenario(dataset: str, kind: str, seed: int, data_dir: str, epochs: int,
 
     data = load_dataset(dataset, data_dir)
     split = get_split(data, kind, seed=seed, n_support=n_support, data_dir=data_dir)
+    full_train = split.train
+    split, n_kept, n_all = filter_item_features(split, min_df)
+    if n_kept != n_all:
+        print(f"  {dataset}: kept {n_kept} of {n_all} item feature columns (min_df={min_df})", flush=True)
     train, val = split.train, split.val
     seg = SEGMENT[kind]
     segments = [seg] + (["all"] if kind == "item-cold" else [])
@@ -108,11 +134,16 @@ def run_scenario(dataset: str, kind: str, seed: int, data_dir: str, epochs: int,
     for loss in ("score", "rank", "embed"):
         fit(f"student-{loss}", lambda loss=loss: Student(item_ids=item_ids, distill_loss=loss, **common, **sx).fit(
             train, val=val, teacher=teacher))
-    fit("dropoutnet", lambda: DropoutNet(**common).fit(train, val=val, base=als))
-    fit("heater", lambda: Heater(**common).fit(train, val=val, base=als))
-    fit("aldi", lambda: ALDI(**common).fit(train, val=val, teacher=teacher))
+    if "dropoutnet" not in skip:
+        fit("dropoutnet", lambda: DropoutNet(**common).fit(train, val=val, base=als))
+    if "heater" not in skip:
+        fit("heater", lambda: Heater(**common).fit(train, val=val, base=als))
+    if "aldi" not in skip:
+        fit("aldi", lambda: ALDI(**common).fit(train, val=val, teacher=teacher))
     if kind == "item-cold":
         fit("content-knn", lambda: ContentKNN().fit(train))
+        if n_kept != n_all:  # the floor on every feature column too
+            fit("content-knn-allfeatures", lambda: ContentKNN().fit(full_train))
     else:
         fit("feature-popularity", lambda: FeaturePopularity().fit(train))
     fit("popularity", lambda: Popularity().fit(train))
@@ -133,7 +164,7 @@ def run_scenario(dataset: str, kind: str, seed: int, data_dir: str, epochs: int,
                               ("fit_seconds", seconds[name])):
             extra_rows.append((name, split.name, kind, seg, metric, 0, float(value), seed))
     res = pd.concat(frames + [pd.DataFrame(extra_rows, columns=frames[0].columns)], ignore_index=True)
-    cfg = {"epochs": epochs, "patience": 3, "n_support": n_support, "base": "ALS(64)", "torch_threads": 1,
+    cfg = {"epochs": epochs, "min_df": min_df, "n_item_features": n_kept, "patience": 3, "n_support": n_support, "base": "ALS(64)", "torch_threads": 1,
            "teacher": "TwoTowerTeacher(dim=256, hidden=(256,256))",
            "student": f"Student(dim=32, hidden=(32,), item_ids={item_ids}, lam=0.5)", "teacher_extra": tx,
            "student_extra": sx}
@@ -294,6 +325,10 @@ def main() -> None:
                    default=["ml-100k:item-cold", "ml-100k:user-cold", "citeulike-a:item-cold"])
     p.add_argument("--warm", action="store_true", help="also run ml-100k warm (warm-user comparison)")
     p.add_argument("--report-only", action="store_true")
+    p.add_argument("--min-df", type=int, default=1,
+                   help="keep item feature columns used by >= this many items (e.g. citeulike-a tags)")
+    p.add_argument("--skip", nargs="*", default=[], choices=["dropoutnet", "heater", "aldi"],
+                   help="cold-start models not to fit (time)")
     p.add_argument("--logq", action="store_true",
                    help="teacher and students with the log-q correction (+ few-shot history sampling for students)")
     p.add_argument("--out", default="distill_coldstart", help="results file stem in benchmarks/results/")
@@ -328,7 +363,8 @@ def main() -> None:
             records = records.get("records", records) if isinstance(records, dict) else records
         for seed in args.seeds:  # seeds outermost: partial results cover every scenario
             for dataset, kind in scen:
-                records += run_scenario(dataset, kind, seed, args.data_dir, args.epochs, args.n_support, args.logq)
+                records += run_scenario(dataset, kind, seed, args.data_dir, args.epochs, args.n_support, args.logq,
+                                        min_df=args.min_df, skip=tuple(args.skip))
                 write_json(records, path)
     df = read_json(path)
     text = report(df)

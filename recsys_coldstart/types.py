@@ -35,15 +35,19 @@ class Recommender(Protocol):
     """
 
     def fit(self, train: Interactions, *, val: Interactions | None = None,
-            callback: EpochCallback | None = None) -> Recommender: ...
+            callback: EpochCallback | None = None) -> Recommender:
+        """Fit on ``train`` (early stopping on ``val`` where supported); returns self."""
 
-    def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray: ...
+    def score(self, user_idx: np.ndarray, item_idx: np.ndarray | None = None) -> np.ndarray:
+        """Scores of known users, shape (len(user_idx), n_items or len(item_idx))."""
 
     def score_new_users(self, observed: sp.csr_matrix, features: np.ndarray | None = None,
-                        item_idx: np.ndarray | None = None) -> np.ndarray: ...
+                        item_idx: np.ndarray | None = None) -> np.ndarray:
+        """Scores of users unseen at fit time from what they revealed, shape (b, n_items)."""
 
     def recommend(self, user_idx: np.ndarray, *, k: int = 10, exclude: sp.csr_matrix | None = None,
-                  candidates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]: ...
+                  candidates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` item indices (b, k) and scores (b, k)."""
 
 
 @runtime_checkable
@@ -73,9 +77,11 @@ class ColdStartModel(EmbeddingModel, Protocol):
     """
 
     def embed_users(self, observed: sp.csr_matrix | None = None,
-                    features: np.ndarray | None = None) -> np.ndarray: ...
+                    features: np.ndarray | None = None) -> np.ndarray:
+        """Vectors of new users, shape (b, d)."""
 
-    def embed_items(self, features: np.ndarray, observed: sp.csr_matrix | None = None) -> np.ndarray: ...
+    def embed_items(self, features: np.ndarray, observed: sp.csr_matrix | None = None) -> np.ndarray:
+        """Vectors of (possibly new) items from their side features, shape (b, d)."""
 
 
 @runtime_checkable
@@ -92,8 +98,11 @@ class ElicitationPolicy(Protocol):
         Current estimate of the user's vector in item-embedding space.
     """
 
-    def select(self, state: Any) -> Any: ...
+    def select(self, state: Any) -> Any:
+        """The next item index to ask each user about."""
 
-    def update(self, state: Any, items: Any, responses: Any) -> Any: ...
+    def update(self, state: Any, items: Any, responses: Any) -> Any:
+        """Fold the answers into ``state``; returns the state."""
 
-    def user_vector(self, state: Any) -> np.ndarray: ...
+    def user_vector(self, state: Any) -> np.ndarray:
+        """Current estimate of each user's vector, shape (d,) or (b, d)."""

@@ -7,6 +7,7 @@ brand-new users. Each stage prints what it did and its key numbers.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -19,6 +20,7 @@ from recsys_coldstart.evaluate.protocol import metric_value
 
 def _stage(title: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
             typer.echo(f"\n== {title} ==")
             t0 = time.perf_counter()
@@ -31,6 +33,7 @@ def _stage(title: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
 
 @_stage("1. data: synthetic users and items with planted tastes and side features")
 def stage_data(seed: int):
+    """Make the synthetic data and its four splits; returns ``(data, splits)``."""
     from recsys_coldstart.data import item_cold_split, make_synthetic, user_cold_split, warm_split
 
     data = make_synthetic(random_state=seed)
@@ -51,6 +54,7 @@ def stage_data(seed: int):
 
 @_stage("2. baselines: popularity, implicit ALS, and the side-feature floors")
 def stage_baselines(splits, seed: int) -> dict[str, float]:
+    """Popularity, ALS and the side-feature floors on the splits; returns NDCG@20 by name."""
     from recsys_coldstart.baselines import ALS, ContentKNN, FeaturePopularity, Popularity
     from recsys_coldstart.evaluate import evaluate
 
@@ -84,6 +88,7 @@ def fit_graph(train, val, seed: int, device: str):
 
 @_stage("3. self-supervised graph pretraining: XSimGCL (LightGCN + cross-layer contrast)")
 def stage_pretrain(splits, seed: int, device: str) -> dict[str, float]:
+    """XSimGCL on the warm split and fold-in of cold users; returns NDCG@20 by name."""
     from recsys_coldstart.evaluate import evaluate
 
     warm, ucold = splits["warm"], splits["user-cold"]
@@ -100,6 +105,7 @@ def stage_pretrain(splits, seed: int, device: str) -> dict[str, float]:
 
 @_stage("4. distillation: two-tower teacher (from the graph embeddings) -> lightweight student, cold items")
 def stage_distill(splits, seed: int, device: str) -> dict[str, float]:
+    """Graph-initialised teacher distilled into a small student on the item-cold split."""
     from recsys_coldstart.distill import StudentConfig, TwoTowerTeacherConfig, distill_demo
 
     icold = splits["item-cold"]
@@ -119,6 +125,7 @@ def stage_distill(splits, seed: int, device: str) -> dict[str, float]:
 
 @_stage("5. active elicitation: ask brand-new users about a few items")
 def stage_elicit(data, seed: int) -> dict[str, float]:
+    """Elicitation replay of a few policies on brand-new users; returns NDCG@10 at budgets 0 and 5."""
     from recsys_coldstart.cli.elicit import elicitation_demo
 
     budget = 5

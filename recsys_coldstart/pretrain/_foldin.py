@@ -112,7 +112,7 @@ def fold_in_design(observed: sp.csr_matrix, features: np.ndarray | sp.spmatrix |
 
 def fit_fold_in(user_items: sp.csr_matrix, timestamps: sp.csr_matrix | None,
                 user_features: np.ndarray | sp.spmatrix | None, user_factors: np.ndarray,
-                item_factors: np.ndarray, *, k: int = 3, ridge: float = 1.0,
+                item_factors: np.ndarray, *, k: int = 3, ridge: float = 10.0,
                 random_state=None) -> tuple[np.ndarray, np.ndarray]:
     """Fit the fold-in regression ``W`` on the warm users' simulated first-``k`` reveals.
 

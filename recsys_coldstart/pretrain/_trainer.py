@@ -81,7 +81,8 @@ class GraphTrainConfig:
         ``fold_in="ridge"``: revealed items simulated per warm user when fitting the fold-in
         regression (match the new users' support size; 3 = the K=3 user-cold protocol).
     fold_in_ridge : float
-        ``fold_in="ridge"``: L2 penalty of that regression.
+        ``fold_in="ridge"``: L2 penalty of that regression (10: best mean val cold-user NDCG@20
+        of {0.1, 1, 10, 100} on ml-100k user-cold K=3, seeds 0-2; 1 is within 0.003).
     checkpoint_dir : str or None
         Folder for ``checkpoint.pt``; an existing checkpoint there is resumed.
     checkpoint_every : int
@@ -105,7 +106,7 @@ class GraphTrainConfig:
     max_batches: int | None = None
     fold_in: str = "ridge"
     fold_in_k: int = 3
-    fold_in_ridge: float = 1.0
+    fold_in_ridge: float = 10.0
     checkpoint_dir: str | None = None
     checkpoint_every: int = 0
     show_progress: bool = False

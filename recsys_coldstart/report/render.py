@@ -82,6 +82,7 @@ class Report:
     subtitle: str = ""
 
     def figures(self) -> list[Figure]:
+        """Every figure of the report, in section order."""
         return [b for s in self.sections for b in s.blocks if isinstance(b, Figure)]
 
 
