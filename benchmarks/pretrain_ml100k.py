@@ -132,6 +132,8 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tuning_log = Path(args.tuning_log).read_text() if args.tuning_log else ""
+    if not tuning_log and args.only != "all" and prev_path.is_file():
+        tuning_log = json.loads(prev_path.read_text()).get("tuning_log", "")
     doc = {"benchmark": "pretrain_ml100k", "command": current_command(), "commands": commands, "machine": machine(), "versions": versions(),
            "common_config": COMMON, "model_configs": CONFIGS, "cold_epochs": args.cold_epochs, "tuning": TUNING,
            "tuning_log": tuning_log, "timing": timing, "peak_rss_mb": peak_rss_mb(), "records": records}

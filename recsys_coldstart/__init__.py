@@ -30,7 +30,12 @@ from recsys_coldstart.data import (
     user_cold_split,
     warm_split,
 )
-from recsys_coldstart.exceptions import ColdStartError, DataError, NotFittedError, TrainingDivergedError
+from recsys_coldstart.exceptions import (
+    ColdStartError,
+    DataError,
+    NotFittedError,
+    TrainingDivergedError,
+)
 from recsys_coldstart.types import ColdStartModel, ElicitationPolicy, EmbeddingModel, Recommender
 
 __version__ = "0.1.0"

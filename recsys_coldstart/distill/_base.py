@@ -74,6 +74,18 @@ def base_factors(train: Interactions, base: Any, dim: int = 64,
     return U, V
 
 
+def log_popularity_prior(user_items: sp.spmatrix, scale: float) -> np.ndarray:
+    """Centred log item counts ``scale * (log n_i - mean_{j warm} log n_j)``; 0 for items without
+    interactions. float32 of shape (n_items,) (the initial per-item bias of the tower models)."""
+    n = np.asarray(sp.csr_matrix(user_items).sum(axis=0), np.float64).ravel()
+    out = np.zeros(len(n), np.float32)
+    w = n > 0
+    if w.any():
+        lg = np.log(n[w])
+        out[w] = scale * (lg - lg.mean())
+    return out
+
+
 def warm_mask(m: sp.csr_matrix, axis: int) -> np.ndarray:
     """Boolean mask of rows (axis=1) or columns (axis=0) of ``m`` with at least one entry."""
     if axis == 1:

@@ -25,6 +25,7 @@ from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.distill._base import (
     TowerRecommender,
     duplicate_mask,
+    log_popularity_prior,
     quick_val_recall,
     sample_warm,
     train_epochs,
@@ -84,6 +85,12 @@ class StudentConfig:
         Probability of thinning a user's history to 1..``few_shot_max`` items during training (the
         few-shot support of cold users); 0 = off.
     few_shot_max : int
+    item_bias : bool
+        Add a learned per-item bias ``b_i`` to the score, ``s(u, i) = e_u . e_i + b_i`` (zero for
+        items without train interactions, and for dropped item IDs in training; initialised to the
+        log-popularity prior ``task_temperature * (log n_i - mean_j log n_j)``); served as one
+        extra embedding column ``[e_u, 1] . [e_i, b_i]``. With a teacher that has biases too
+        (``TwoTowerTeacherConfig.item_bias``) the bias is distilled with the scores.
     logq_correction : bool
         Subtract ``log q`` (expected candidate counts) from the task logits (Yi et al. 2019).
     batch_size, n_epochs, lr, weight_decay, patience : training settings (Adam).
@@ -108,6 +115,7 @@ class StudentConfig:
     history_dropout: float = 0.3
     few_shot_prob: float = 0.0
     logq_correction: bool = False
+    item_bias: bool = False
     few_shot_max: int = 10
     batch_size: int = 1024
     n_epochs: int = 30
@@ -152,6 +160,9 @@ class Student(TowerRecommender):
         if c.item_ids:
             nets["item_emb"] = nn.Embedding(self.n_items_in_, c.dim)
             nn.init.normal_(nets["item_emb"].weight, 0, 0.1)
+        if c.item_bias:
+            nets["item_bias"] = nn.Embedding(self.n_items_in_, 1)
+            nn.init.zeros_(nets["item_bias"].weight)
         self._nets = nn.ModuleDict(nets)
 
     # ------------------------------------------------------------------ forward helpers
@@ -186,13 +197,26 @@ class Student(TowerRecommender):
                 bag_id = torch.from_numpy(np.asarray(bn @ w.numpy(), np.float32))
         return self._nets["user_tower"]([bag_f, bag_id, to_torch(feats, device)])
 
+    def _bias(self, idx: np.ndarray, keep: np.ndarray | None, device) -> torch.Tensor:
+        """(b,) item biases, zero where ``keep`` is False."""
+        bias = self._nets["item_bias"](torch.from_numpy(idx).to(device))[:, 0]
+        return bias if keep is None else bias * torch.from_numpy(keep).to(device).float()
+
+    def _bias_column(self, e: torch.Tensor, extra: torch.Tensor | float) -> torch.Tensor:
+        """``[e, extra]`` when the model has item biases (users: 1; new items: 0)."""
+        if not self.config.item_bias:
+            return e
+        col = (torch.full((e.shape[0], 1), float(extra), device=e.device) if not torch.is_tensor(extra)
+               else extra[:, None])
+        return torch.cat([e, col], dim=1)
+
     def _user_forward(self, observed, features) -> torch.Tensor:
         b = observed.shape[0] if observed is not None else features.shape[0]
-        return self._user_in(observed, features, b, self._dev())
+        return self._bias_column(self._user_in(observed, features, b, self._dev()), 1.0)
 
     def _item_forward(self, observed, features) -> torch.Tensor:
         b = features.shape[0] if features is not None else observed.shape[0]
-        return self._item_in(None, None, features, b, self._dev())
+        return self._bias_column(self._item_in(None, None, features, b, self._dev()), 0.0)
 
     # ------------------------------------------------------------------ fit
     def fit(self, train: Interactions, *, val: Interactions | None = None, callback=None,
@@ -236,8 +260,13 @@ class Student(TowerRecommender):
                 if Ut.shape[0] != train.n_users or Vt.shape[0] != train.n_items:
                     raise ValueError("teacher factors do not match the train vocabulary")
                 if c.distill_loss == "embed":
-                    heads = nn.ModuleDict({"user": nn.Linear(c.dim, Ut.shape[1], bias=False),
-                                           "item": nn.Linear(c.dim, Vt.shape[1], bias=False)})
+                    d_in = c.dim + int(c.item_bias)
+                    heads = nn.ModuleDict({"user": nn.Linear(d_in, Ut.shape[1], bias=False),
+                                           "item": nn.Linear(d_in, Vt.shape[1], bias=False)})
+        if c.item_bias:  # log-popularity prior: b_i = tau * (log n_i - mean log n), 0 for cold items
+            with torch.no_grad():
+                self._nets["item_bias"].weight.copy_(torch.from_numpy(
+                    log_popularity_prior(train.user_items, c.task_temperature)[:, None]))
         self._nets.to(device)
         params = list(self._nets.parameters())
         if heads is not None:
@@ -282,6 +311,9 @@ class Student(TowerRecommender):
                 bag = drop_entries(R[u], i, thin, rng)
                 eu = self._user_in(bag, None if uf is None else uf[u], b, device)
                 logits = eu @ ei.T
+                if c.item_bias:
+                    b_cand = self._bias(cand, keep, device)
+                    logits = logits + b_cand[None, :]
                 dmask = duplicate_mask(i, cand, device)
                 lq = None
                 if c.logq_correction:
@@ -299,11 +331,15 @@ class Student(TowerRecommender):
                         e_top = self._item_in(ti.ravel(), None, None if itf is None else itf[ti.ravel()],
                                               ti.size, device).view(b, ti.shape[1], -1)
                         s_top = (eu[:, None, :] * e_top).sum(-1)
+                        if c.item_bias:
+                            s_top = s_top + self._bias(ti.ravel(), None, device).view(b, ti.shape[1])
                         dist = ranking_distillation_loss(s_top, w_rank, logits[:, b:])
                     else:
                         tc = torch.from_numpy(cand).to(device)
-                        dist = (embedding_alignment_loss(heads["user"](eu), Ut_t[tu], kind=c.align)
-                                + embedding_alignment_loss(heads["item"](ei), Vt_t[tc], kind=c.align))
+                        eu_a = self._bias_column(eu, 1.0)
+                        ei_a = self._bias_column(ei, b_cand) if c.item_bias else ei
+                        dist = (embedding_alignment_loss(heads["user"](eu_a), Ut_t[tu], kind=c.align)
+                                + embedding_alignment_loss(heads["item"](ei_a), Vt_t[tc], kind=c.align))
                     loss = lam * dist + (1 - lam) * task
                     tot["distill"] += float(dist.detach())
                 else:
@@ -348,10 +384,11 @@ class Student(TowerRecommender):
         keep = self.warm_items_mask_
 
         def items_fn(rows):
-            return self._item_in(rows, keep[rows], None if itf is None else itf[rows], len(rows), dev)
+            e = self._item_in(rows, keep[rows], None if itf is None else itf[rows], len(rows), dev)
+            return self._bias_column(e, self._bias(rows, keep[rows], dev) if self.config.item_bias else 0.0)
 
         def users_fn(rows):
-            return self._user_in(R[rows], None if uf is None else uf[rows], len(rows), dev)
+            return self._bias_column(self._user_in(R[rows], None if uf is None else uf[rows], len(rows), dev), 1.0)
 
         self.item_factors_ = self._batched(items_fn, train.n_items)
         self.user_factors_ = self._batched(users_fn, train.n_users)

@@ -27,6 +27,7 @@ from recsys_coldstart.distill._base import (
     TowerRecommender,
     base_factors,
     duplicate_mask,
+    log_popularity_prior,
     quick_val_recall,
     sample_warm,
     train_epochs,
@@ -69,6 +70,13 @@ class TwoTowerTeacherConfig:
         Rank of the SVD factors used when ``fit`` gets no pretrained model.
     logq_correction : bool
         Subtract ``log q`` (expected candidate counts) from the softmax logits (Yi et al. 2019).
+    item_bias : bool
+        Add a learned per-item bias ``b_i`` to the score, ``s(u, i) = e_u . e_i + b_i`` (zero for
+        items without train interactions and for items whose ID part is dropped in training, so
+        cold items are ranked by their towers alone), initialised to the log-popularity prior
+        ``tau * (log n_i - mean_j log n_j)`` over warm items. It lets the model keep item
+        popularity, which dot-product towers trained with an in-batch softmax under-weight.
+        Served as one extra embedding column: ``[e_u, 1] . [e_i, b_i]``.
     random_state : int or None
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
@@ -90,6 +98,7 @@ class TwoTowerTeacherConfig:
     dropout: float = 0.0
     base_dim: int = 64
     logq_correction: bool = False
+    item_bias: bool = False
     random_state: int | None = 0
     device: str = "auto"
     show_progress: bool = False
@@ -127,6 +136,9 @@ class TwoTowerTeacher(TowerRecommender):
             "user_tower": Tower([c.dim, self.d_user_features_], c.hidden, c.dim, residual_block=0, dropout=c.dropout),
             "item_tower": Tower([c.dim, self.d_item_features_], c.hidden, c.dim, residual_block=0, dropout=c.dropout),
         })
+        if c.item_bias:
+            self._nets["item_bias"] = nn.Embedding(self.n_items_in_, 1)
+            nn.init.zeros_(self._nets["item_bias"].weight)
 
     # ------------------------------------------------------------------ forward helpers
     def _bag(self, obs: sp.csr_matrix, table: nn.Embedding, device) -> torch.Tensor:
@@ -140,14 +152,20 @@ class TwoTowerTeacher(TowerRecommender):
         b = observed.shape[0] if observed is not None else features.shape[0]
         x_id = (self._bag(observed, self._nets["item_emb"], dev) if observed is not None
                 else torch.zeros(b, self.config.dim, device=dev))
-        return self._nets["user_tower"]([x_id, to_torch(features, dev)])
+        return self._bias_column(self._nets["user_tower"]([x_id, to_torch(features, dev)]), 1.0)
 
     def _item_forward(self, observed, features) -> torch.Tensor:
         dev = next(self._nets.parameters()).device
         b = observed.shape[0] if observed is not None else features.shape[0]
         x_id = (self._bag(observed, self._nets["user_emb"], dev) if observed is not None
                 else torch.zeros(b, self.config.dim, device=dev))
-        return self._nets["item_tower"]([x_id, to_torch(features, dev)])
+        return self._bias_column(self._nets["item_tower"]([x_id, to_torch(features, dev)]), 0.0)
+
+    def _bias_column(self, e: torch.Tensor, value: float) -> torch.Tensor:
+        """``[e, value]`` when the model has item biases (users: 1; items without a bias: 0)."""
+        if not self.config.item_bias:
+            return e
+        return torch.cat([e, torch.full((e.shape[0], 1), value, device=e.device)], dim=1)
 
     def _side_forward(self, side: str, idx: np.ndarray, mode: np.ndarray, R: sp.csr_matrix,
                       target: np.ndarray | None, feats, rng: np.random.Generator, device) -> torch.Tensor:
@@ -199,6 +217,10 @@ class TwoTowerTeacher(TowerRecommender):
         with torch.no_grad():
             self._nets["user_emb"].weight.copy_(torch.from_numpy(fit_dim(U0, c.dim, rng)))
             self._nets["item_emb"].weight.copy_(torch.from_numpy(fit_dim(V0, c.dim, rng)))
+        if c.item_bias:  # log-popularity prior: b_i = tau * (log n_i - mean log n), 0 for cold items
+            with torch.no_grad():
+                self._nets["item_bias"].weight.copy_(torch.from_numpy(
+                    log_popularity_prior(train.user_items, c.temperature)[:, None]))
         self._nets.to(device)
         gen = torch_generator(rng, device)
         R = train.user_items.tocsr()
@@ -230,9 +252,13 @@ class TwoTowerTeacher(TowerRecommender):
                 neg = sample_warm(rng, warm_items, c.n_negatives)
                 cand = np.concatenate([i, neg])
                 eu = self._side_forward("user", u, mode_of(b), R, i, uf, rng, device)
-                ei = self._side_forward("item", cand, mode_of(len(cand)), RT,
+                cand_mode = mode_of(len(cand))
+                ei = self._side_forward("item", cand, cand_mode, RT,
                                         np.concatenate([u, np.full(len(neg), -1)]), itf, rng, device)
                 logits = eu @ ei.T
+                if c.item_bias:  # b_i only for candidates that kept their ID (cold items have none)
+                    keep_b = torch.from_numpy(cand_mode == 0).to(device).float()
+                    logits = logits + (self._nets["item_bias"](torch.from_numpy(cand).to(device))[:, 0] * keep_b)[None, :]
                 if c.loss == "softmax":
                     lq = None
                     if c.logq_correction:
@@ -277,8 +303,14 @@ class TwoTowerTeacher(TowerRecommender):
             tower = self._nets[f"{name}_tower"]
 
             def fn(rows: np.ndarray) -> torch.Tensor:
-                x = emb(torch.from_numpy(rows).to(dev)) * torch.from_numpy(warm[rows]).to(dev)[:, None].float()
-                return tower([x, None if feats is None else to_torch(feats[rows], dev)])
+                w = torch.from_numpy(warm[rows]).to(dev)[:, None].float()
+                x = emb(torch.from_numpy(rows).to(dev)) * w
+                e = tower([x, None if feats is None else to_torch(feats[rows], dev)])
+                if not self.config.item_bias:
+                    return e
+                extra = (torch.ones_like(w) if name == "user"
+                         else self._nets["item_bias"](torch.from_numpy(rows).to(dev)) * w)
+                return torch.cat([e, extra], dim=1)
 
             return self._batched(fn, len(warm))
 

@@ -9,8 +9,20 @@ from recsys_coldstart.evaluate.metrics import (
     precision_at_k,
     recall_at_k,
 )
-from recsys_coldstart.evaluate.protocol import SEGMENTS, default_segments, evaluate, metric_value, rank_and_score
-from recsys_coldstart.evaluate.results import read_json, summary_table, to_markdown, to_records, write_json
+from recsys_coldstart.evaluate.protocol import (
+    SEGMENTS,
+    default_segments,
+    evaluate,
+    metric_value,
+    rank_and_score,
+)
+from recsys_coldstart.evaluate.results import (
+    read_json,
+    summary_table,
+    to_markdown,
+    to_records,
+    write_json,
+)
 from recsys_coldstart.evaluate.runner import load_suite, read_results, run_suite
 
 __all__ = [

@@ -161,3 +161,23 @@ def test_distill_demo_returns_numbers(item_cold):
                 "teacher_ndcg@20", "student_ndcg@20", "student_nodistill_ndcg@20"):
         assert np.isfinite(out[key])
     assert out["segment"] == "cold-item"
+
+
+def test_item_bias_is_served_as_an_extra_column_and_follows_popularity(tmp_path, item_cold):
+    kw = dict(dim=16, hidden=(16,), n_epochs=3, patience=None, random_state=0, item_bias=True)
+    t = TwoTowerTeacher(**kw).fit(item_cold.train)
+    st = Student(item_ids=True, **kw).fit(item_cold.train, teacher=t)
+    pop = np.asarray(item_cold.train.user_items.sum(axis=0)).ravel()
+    warm = np.flatnonzero(pop > 0)
+    for m in (t, st):
+        assert m.user_factors_.shape[1] == 17 and np.all(m.user_factors_[:, -1] == 1)
+        bias = m.item_factors_[:, -1]
+        assert np.all(bias[item_cold.test_items] == 0)  # cold items: towers only
+        # initialised to the log-popularity prior, then trained: moved, still ordered by popularity
+        prior = 0.2 * (np.log(pop[warm]) - np.log(pop[warm]).mean())
+        assert not np.allclose(bias[warm], prior)
+        rank = lambda x: np.argsort(np.argsort(x))  # noqa: E731
+        assert np.corrcoef(rank(bias[warm]), rank(pop[warm]))[0, 1] > 0.5
+        loaded = load_model(save_model(m, tmp_path / type(m).__name__))
+        obs = item_cold.train.user_items[:10]
+        np.testing.assert_allclose(loaded.score_new_users(obs), m.score_new_users(obs), rtol=1e-5, atol=1e-6)

@@ -9,7 +9,13 @@ from recsys_coldstart.base import BaseRecommender, topk
 from recsys_coldstart.baselines import Popularity
 from recsys_coldstart.data import Interactions, item_cold_split, user_cold_split, warm_split
 from recsys_coldstart.evaluate import evaluate, metric_value, rank_and_score
-from recsys_coldstart.evaluate.results import read_json, summary_table, to_markdown, to_records, write_json
+from recsys_coldstart.evaluate.results import (
+    read_json,
+    summary_table,
+    to_markdown,
+    to_records,
+    write_json,
+)
 
 
 class Oracle(BaseRecommender):
@@ -75,7 +81,7 @@ def test_train_and_val_items_are_excluded_from_test_ranking(synthetic):
     users = np.arange(20)
     ids, _ = model.recommend(users, k=5, exclude=(split.train.user_items + split.val.user_items)[users])
     seen = (split.train.user_items + split.val.user_items)[users]
-    for r, u in enumerate(users):
+    for r in range(len(users)):
         assert not set(ids[r]) & set(seen[r].indices)
 
 
