@@ -99,7 +99,7 @@ def stage_pretrain(splits, seed: int, device: str) -> dict[str, float]:
     typer.echo(f"   XSimGCL trained in {secs:.1f}s ({len(model.history_loss_)} epochs): warm NDCG@20 {warm_ndcg:.4f}")
     cold_model = fit_graph(ucold.train, None, seed, device)  # val users are cold: fixed epochs
     fold = metric_value(evaluate(cold_model, ucold), "ndcg", 20, "cold-user")
-    typer.echo(f"   fold-in of cold users from 3 revealed items (no retraining): cold-user NDCG@20 {fold:.4f}")
+    typer.echo(f"   fold-in of cold users from 3 revealed items + side features (no retraining): cold-user NDCG@20 {fold:.4f}")
     return {"xsimgcl warm": warm_ndcg, "xsimgcl fold-in cold-user": fold}
 
 
