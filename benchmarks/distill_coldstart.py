@@ -93,7 +93,8 @@ def filter_item_features(split, min_df: int):
 
 
 def run_scenario(dataset: str, kind: str, seed: int, data_dir: str, epochs: int, n_support: int,
-                 logq: bool = False, min_df: int = 1, skip: tuple[str, ...] = ()) -> list[dict]:
+                 logq: bool = False, min_df: int = 1, skip: tuple[str, ...] = (),
+                 item_bias: bool = False) -> list[dict]:
     from recsys_coldstart.baselines.content_knn import ContentKNN
     from recsys_coldstart.baselines.feature_popularity import FeaturePopularity
     from recsys_coldstart.baselines.implicit_mf import ALS
@@ -127,6 +128,8 @@ def run_scenario(dataset: str, kind: str, seed: int, data_dir: str, epochs: int,
     als = models["als"]
     tx = {"logq_correction": True} if logq else {}
     sx = {"logq_correction": True, "few_shot_prob": 0.5} if logq else {}
+    if item_bias:  # per-item bias with the log-popularity prior, teacher and students
+        tx, sx = {**tx, "item_bias": True}, {**sx, "item_bias": True}
     fit("teacher", lambda: TwoTowerTeacher(**common, **tx).fit(train, val=val, init=als))
     teacher = models["teacher"]
     item_ids = kind != "item-cold"
@@ -383,6 +386,8 @@ def main() -> None:
                    help="cold-start models not to fit (time)")
     p.add_argument("--logq", action="store_true",
                    help="teacher and students with the log-q correction (+ few-shot history sampling for students)")
+    p.add_argument("--item-bias", action="store_true",
+                   help="teacher and students with a learned per-item bias (log-popularity prior)")
     p.add_argument("--out", default="distill_coldstart", help="results file stem in benchmarks/results/")
     p.add_argument("--append", action="store_true", help="add to the records already in the JSON file")
     p.add_argument("--latency-only", action="store_true",
@@ -425,7 +430,7 @@ def main() -> None:
         for seed in args.seeds:  # seeds outermost: partial results cover every scenario
             for dataset, kind in scen:
                 records += run_scenario(dataset, kind, seed, args.data_dir, args.epochs, args.n_support, args.logq,
-                                        min_df=args.min_df, skip=tuple(args.skip))
+                                        min_df=args.min_df, skip=tuple(args.skip), item_bias=args.item_bias)
                 write_json(records, path)
     df = read_json(path)
     text = report(df)
