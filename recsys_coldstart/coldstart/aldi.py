@@ -21,9 +21,7 @@ from recsys_coldstart.distill._base import (
     TowerRecommender,
     base_factors,
     duplicate_mask,
-    quick_val_recall,
     sample_warm,
-    train_epochs,
     warm_mask,
 )
 from recsys_coldstart.distill.losses import (
@@ -264,15 +262,6 @@ class ALDI(TowerRecommender):
             self.item_factors_ = np.where(wi[:, None], V, gi).astype(np.float32)
             self.user_factors_ = np.where(wu[:, None], U, gu).astype(np.float32)
 
-        val_fn = None
-        if val is not None and val.nnz:
-            def val_fn() -> float:
-                finalize()
-                return quick_val_recall(self.user_factors_, self.item_factors_, train, val)
-
-        self.history_ = train_epochs(n_epochs=c.n_epochs, epoch_fn=epoch_fn, state_module=self._nets,
-                                     val_fn=val_fn, patience=c.patience, callback=callback,
-                                     show_progress=c.show_progress, desc="ALDI")
-        self._to_cpu()
-        finalize()
+        self._train_loop(train=train, val=val, epoch_fn=epoch_fn, finalize=finalize, callback=callback,
+                         desc="ALDI")
         return self

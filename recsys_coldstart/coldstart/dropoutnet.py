@@ -19,9 +19,7 @@ from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.distill._base import (
     TowerRecommender,
     base_factors,
-    quick_val_recall,
     sample_warm,
-    train_epochs,
     warm_mask,
 )
 from recsys_coldstart.distill.losses import score_regression_loss
@@ -169,17 +167,8 @@ class _PreferenceTowerModel(TowerRecommender):
                 steps += 1
             return {"loss": total / max(steps, 1)}
 
-        val_fn = None
-        if val is not None and val.nnz:
-            def val_fn() -> float:
-                self._finalize(uf, itf)
-                return quick_val_recall(self.user_factors_, self.item_factors_, train, val)
-
-        self.history_ = train_epochs(n_epochs=c.n_epochs, epoch_fn=epoch_fn, state_module=self._nets,
-                                     val_fn=val_fn, patience=c.patience, callback=callback,
-                                     show_progress=c.show_progress, desc=type(self).__name__)
-        self._to_cpu()
-        self._finalize(uf, itf)
+        self._train_loop(train=train, val=val, epoch_fn=epoch_fn, finalize=lambda: self._finalize(uf, itf),
+                         callback=callback, desc=type(self).__name__)
 
 
 class DropoutNet(_PreferenceTowerModel):

@@ -206,6 +206,28 @@ class TowerRecommender(EmbeddingRecommender):
         self._nets.to("cpu")
         self._nets.eval()
 
+    def _train_loop(self, *, train: Interactions, val: Interactions | None,
+                    epoch_fn: Callable[[int], dict[str, float]], finalize: Callable[[], None],
+                    callback: Callable | None, desc: str) -> None:
+        """The shared fit tail of every tower model.
+
+        Runs :func:`train_epochs` (early stopping on the val Recall of the current factors when
+        ``val`` has positives), stores ``history_``, moves the nets to the CPU and calls
+        ``finalize()`` once more so ``user_factors_`` / ``item_factors_`` come from the best weights.
+        """
+        c = self.config
+        val_fn = None
+        if val is not None and val.nnz:
+            def val_fn() -> float:
+                finalize()
+                return quick_val_recall(self.user_factors_, self.item_factors_, train, val)
+
+        self.history_ = train_epochs(n_epochs=c.n_epochs, epoch_fn=epoch_fn, state_module=self._nets,
+                                     val_fn=val_fn, patience=c.patience, callback=callback,
+                                     show_progress=c.show_progress, desc=desc)
+        self._to_cpu()
+        finalize()
+
     # ------------------------------------------------------------------ embedding
     def _batched(self, fn: Callable[[np.ndarray], torch.Tensor], n: int, batch_size: int = 4096) -> np.ndarray:
         out = []

@@ -26,9 +26,7 @@ from recsys_coldstart.distill._base import (
     TowerRecommender,
     duplicate_mask,
     log_popularity_prior,
-    quick_val_recall,
     sample_warm,
-    train_epochs,
     warm_mask,
 )
 from recsys_coldstart.distill.losses import (
@@ -352,17 +350,8 @@ class Student(TowerRecommender):
                 steps += 1
             return {k: v / max(steps, 1) for k, v in tot.items()}
 
-        val_fn = None
-        if val is not None and val.nnz:
-            def val_fn() -> float:
-                self._finalize(train, uf, itf)
-                return quick_val_recall(self.user_factors_, self.item_factors_, train, val)
-
-        self.history_ = train_epochs(n_epochs=c.n_epochs, epoch_fn=epoch_fn, state_module=self._nets,
-                                     val_fn=val_fn, patience=c.patience, callback=callback,
-                                     show_progress=c.show_progress, desc="student")
-        self._to_cpu()
-        self._finalize(train, uf, itf)
+        self._train_loop(train=train, val=val, epoch_fn=epoch_fn, finalize=lambda: self._finalize(train, uf, itf), callback=callback,
+                         desc="student")
         return self
 
     @staticmethod

@@ -28,9 +28,7 @@ from recsys_coldstart.distill._base import (
     base_factors,
     duplicate_mask,
     log_popularity_prior,
-    quick_val_recall,
     sample_warm,
-    train_epochs,
     warm_mask,
 )
 from recsys_coldstart.distill.losses import bpr_loss, sampled_softmax_loss
@@ -277,17 +275,8 @@ class TwoTowerTeacher(TowerRecommender):
                 steps += 1
             return {"loss": total / max(steps, 1)}
 
-        val_fn = None
-        if val is not None and val.nnz:
-            def val_fn() -> float:
-                self._finalize(train, uf, itf)
-                return quick_val_recall(self.user_factors_, self.item_factors_, train, val)
-
-        self.history_ = train_epochs(n_epochs=c.n_epochs, epoch_fn=epoch_fn, state_module=self._nets,
-                                     val_fn=val_fn, patience=c.patience, callback=callback,
-                                     show_progress=c.show_progress, desc="teacher")
-        self._to_cpu()
-        self._finalize(train, uf, itf)
+        self._train_loop(train=train, val=val, epoch_fn=epoch_fn, finalize=lambda: self._finalize(train, uf, itf), callback=callback,
+                         desc="teacher")
         return self
 
     def _finalize(self, train: Interactions, uf, itf) -> None:
