@@ -57,12 +57,9 @@ def make_synthetic(n_users: int = 1200, n_items: int = 600, *, n_clusters: int =
     n_rated = np.clip(rng.poisson(mean_ratings, n_users), 5, min(3 * mean_ratings, n_items - 1))
     keys = log_pop[None, :] + affinity_scale * affinity + rng.gumbel(size=(n_users, n_items))
     order = np.argsort(-keys, axis=1)
-    rows, cols = [], []
-    for uu in range(n_users):  # small Python loop over users: n_users ~ 1e3 in the demo
-        rows.append(np.full(n_rated[uu], uu))
-        cols.append(order[uu, : n_rated[uu]])
-    r = np.concatenate(rows)
-    c = np.concatenate(cols)
+    take = np.arange(n_items)[None, :] < n_rated[:, None]  # each user's first n_rated[u] picks
+    r = np.repeat(np.arange(n_users), n_rated)
+    c = order[take]  # row-major, aligned with r
     a = affinity[r, c]
     a_std = (a - a.mean()) / (a.std() + 1e-9)
     rating = np.clip(np.round(3.2 + 1.3 * affinity_scale / 1.5 * a_std + rng.normal(0, 0.7, len(a))), 1, 5)
