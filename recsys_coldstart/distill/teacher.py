@@ -68,6 +68,12 @@ class TwoTowerTeacherConfig:
         Rank of the SVD factors used when ``fit`` gets no pretrained model.
     logq_correction : bool
         Subtract ``log q`` (expected candidate counts) from the softmax logits (Yi et al. 2019).
+    few_shot_prob : float
+        Probability that a row taking the bag transform keeps only 1..``few_shot_max`` of its
+        interactions (in expectation) instead of a uniform 5-100% of them: the regime of cold
+        users / items that reveal a handful of interactions (user-cold with ``K`` support items).
+    few_shot_max : int
+        Largest number of interactions kept by the few-shot thinning.
     item_bias : bool
         Add a learned per-item bias ``b_i`` to the score, ``s(u, i) = e_u . e_i + b_i`` (zero for
         items without train interactions and for items whose ID part is dropped in training, so
@@ -96,6 +102,8 @@ class TwoTowerTeacherConfig:
     dropout: float = 0.0
     base_dim: int = 64
     logq_correction: bool = False
+    few_shot_prob: float = 0.0
+    few_shot_max: int = 10
     item_bias: bool = False
     random_state: int | None = 0
     device: str = "auto"
@@ -177,6 +185,11 @@ class TwoTowerTeacher(TowerRecommender):
         tr = np.flatnonzero(mode == 2)
         if len(tr):
             thin = rng.uniform(0.05, 1.0, len(tr))
+            c = self.config
+            if c.few_shot_prob > 0:  # keep 1..few_shot_max items: what cold rows reveal
+                deg = np.maximum(np.diff(R.indptr)[idx[tr]], 1)
+                k = rng.integers(1, c.few_shot_max + 1, len(tr))
+                thin = np.where(rng.random(len(tr)) < c.few_shot_prob, np.minimum(k / deg, 1.0), thin)
             bag_rows = drop_entries(R[idx[tr]], None if target is None else target[tr], thin, rng)
             bag = self._bag(bag_rows, other, device)
             x_id = x_id.index_add(0, torch.from_numpy(tr).to(device), bag)

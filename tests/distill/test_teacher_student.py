@@ -181,3 +181,12 @@ def test_item_bias_is_served_as_an_extra_column_and_follows_popularity(tmp_path,
         loaded = load_model(save_model(m, tmp_path / type(m).__name__))
         obs = item_cold.train.user_items[:10]
         np.testing.assert_allclose(loaded.score_new_users(obs), m.score_new_users(obs), rtol=1e-5, atol=1e-6)
+
+
+def test_teacher_few_shot_thinning_serves_cold_users_with_k_support(user_cold):
+    from recsys_coldstart.baselines import RandomRecommender
+
+    t = TwoTowerTeacher(**{**TEACHER, "transform_prob": 0.6, "id_dropout": 0.2, "few_shot_prob": 1.0,
+                           "few_shot_max": 5}).fit(user_cold.train, val=user_cold.val)
+    rnd = RandomRecommender(random_state=0).fit(user_cold.train)
+    assert _ndcg(t, user_cold, "cold-user") > _ndcg(rnd, user_cold, "cold-user") + 0.05
