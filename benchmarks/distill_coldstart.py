@@ -94,7 +94,7 @@ def filter_item_features(split, min_df: int):
 
 def run_scenario(dataset: str, kind: str, seed: int, data_dir: str, epochs: int, n_support: int,
                  logq: bool = False, min_df: int = 1, skip: tuple[str, ...] = (),
-                 item_bias: bool = False) -> list[dict]:
+                 item_bias: bool = False, fold_in: str = "tower") -> list[dict]:
     from recsys_coldstart.baselines.content_knn import ContentKNN
     from recsys_coldstart.baselines.feature_popularity import FeaturePopularity
     from recsys_coldstart.baselines.implicit_mf import ALS
@@ -114,7 +114,7 @@ def run_scenario(dataset: str, kind: str, seed: int, data_dir: str, epochs: int,
     train, val = split.train, split.val
     seg = SEGMENT[kind]
     segments = [seg] + (["all"] if kind == "item-cold" else [])
-    common = dict(n_epochs=epochs, patience=3, random_state=seed, device="cpu")
+    common = dict(n_epochs=epochs, patience=3, random_state=seed, device="cpu", fold_in=fold_in)
     models: dict[str, object] = {}
     seconds: dict[str, float] = {}
 
@@ -170,13 +170,14 @@ def run_scenario(dataset: str, kind: str, seed: int, data_dir: str, epochs: int,
     cfg = {"epochs": epochs, "min_df": min_df, "n_item_features": n_kept, "patience": 3, "n_support": n_support, "base": "ALS(64)", "torch_threads": 1,
            "teacher": "TwoTowerTeacher(dim=256, hidden=(256,256))",
            "student": f"Student(dim=32, hidden=(32,), item_ids={item_ids}, lam=0.5)", "teacher_extra": tx,
-           "student_extra": sx}
+           "student_extra": sx, "fold_in": fold_in}
     return to_records(res, config=cfg, command=current_command(), device="cpu",
                       seconds=sum(seconds.values()), extra={"peak_rss_mb": peak_rss_mb(), "machine": machine(),
                                                             "versions": versions()})
 
 
-def run_latency(dataset: str, kind: str, data_dir: str, n_support: int, n_repeats: int = 5) -> list[dict]:
+def run_latency(dataset: str, kind: str, data_dir: str, n_support: int, n_repeats: int = 5,
+                min_df: int = 1) -> list[dict]:
     """Serving latency only: architectures at their benchmark sizes, trained for one epoch (latency does
     not depend on the weights), all measured in this one process."""
     from recsys_coldstart.baselines.content_knn import ContentKNN
@@ -189,6 +190,7 @@ def run_latency(dataset: str, kind: str, data_dir: str, n_support: int, n_repeat
 
     data = load_dataset(dataset, data_dir)
     split = get_split(data, kind, seed=0, n_support=n_support, data_dir=data_dir)
+    split, _, _ = filter_item_features(split, min_df)
     train = split.train
     one = dict(n_epochs=1, patience=None, random_state=0, device="cpu")
     als = ALS(factors=64, num_threads=1).fit(train)
@@ -206,7 +208,7 @@ def run_latency(dataset: str, kind: str, data_dir: str, n_support: int, n_repeat
         lat, lat_top = latency_ms(m, obs, feats, n_repeats=n_repeats)
         rows.append({"model": name, "dataset": dataset, "split": kind, "n_items": train.n_items,
                      "params": int(getattr(m, "n_parameters", 0) or 0), "score_ms_per_1k": lat,
-                     "score_top20_ms_per_1k": lat_top, "command": current_command()})
+                     "score_top20_ms_per_1k": lat_top, "min_df": min_df, "command": current_command()})
         print(f"  latency {dataset} {kind} {name}: {lat:.1f} ms ({lat_top:.1f} with top-20)", flush=True)
     return rows
 
@@ -386,6 +388,8 @@ def main() -> None:
                    help="cold-start models not to fit (time)")
     p.add_argument("--logq", action="store_true",
                    help="teacher and students with the log-q correction (+ few-shot history sampling for students)")
+    p.add_argument("--fold-in", default="tower", choices=["tower", "ridge"],
+                   help="how every tower model embeds new users (ridge: learned fold-in on warm users' first-K reveals)")
     p.add_argument("--item-bias", action="store_true",
                    help="teacher and students with a learned per-item bias (log-popularity prior)")
     p.add_argument("--out", default="distill_coldstart", help="results file stem in benchmarks/results/")
@@ -416,7 +420,8 @@ def main() -> None:
 
         rows = []
         for sc in args.scenarios:
-            rows += run_latency(*sc.split(":"), args.data_dir, args.n_support)
+            rows += run_latency(*sc.split(":"), args.data_dir, args.n_support,
+                                min_df=args.min_df if sc.startswith("citeulike") else 1)
             lat_path.write_text(json.dumps(rows, indent=1))
         args.report_only = True
     if not args.report_only:
@@ -430,7 +435,8 @@ def main() -> None:
         for seed in args.seeds:  # seeds outermost: partial results cover every scenario
             for dataset, kind in scen:
                 records += run_scenario(dataset, kind, seed, args.data_dir, args.epochs, args.n_support, args.logq,
-                                        min_df=args.min_df, skip=tuple(args.skip), item_bias=args.item_bias)
+                                        min_df=args.min_df, skip=tuple(args.skip), item_bias=args.item_bias,
+                                        fold_in=args.fold_in)
                 write_json(records, path)
     df = read_json(path)
     text = report(df)

@@ -43,6 +43,8 @@ def register(app: typer.Typer) -> None:
         top_k: int = typer.Option(20, "--top-k", help="K of ranking distillation."),
         item_ids: bool = typer.Option(None, "--item-ids/--no-item-ids",
                                       help="Hybrid student with item IDs (default: on for user-cold)."),
+        fold_in: str = typer.Option(None, "--fold-in", help="How new users are embedded: ridge (learned fold-in fitted "
+                                    "on warm users' first-K reveals; the user-cold default) or tower."),
         epochs: int = typer.Option(None, "--epochs", help="Maximum epochs of the teacher and the student."),
         seed: int = typer.Option(0, "--seed", help="Seed of the split and the models."),
         device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda."),
@@ -69,6 +71,9 @@ def register(app: typer.Typer) -> None:
             raise DataError(f"unknown --loss {loss!r}; choose one of: {', '.join(DISTILL_LOSSES)}")
         if not 0.0 <= lam <= 1.0:
             raise DataError("--lambda must be in [0, 1]")
+        fold_in = fold_in or ("ridge" if split == "user-cold" else "tower")
+        if fold_in not in ("tower", "ridge"):
+            raise DataError(f"unknown --fold-in {fold_in!r}; choose one of: tower, ridge")
         tmeta = read_model_config(teacher).get("meta", {})
         if dataset is None and interactions is None and tmeta.get("dataset"):
             dataset = tmeta["dataset"]
@@ -82,7 +87,9 @@ def register(app: typer.Typer) -> None:
         if tmeta.get("split") not in (None, split) or int(tmeta.get("seed", seed)) != seed:
             typer.echo(f"warning: {teacher} was trained on split {tmeta.get('split')!r} seed {tmeta.get('seed')}; "
                        f"its embeddings may have seen this split's held-out data", err=True)
-        extra = {} if epochs is None else {"n_epochs": epochs}
+        extra = {"fold_in": fold_in, "fold_in_k": max(int(k_support), 1)}
+        if epochs is not None:
+            extra["n_epochs"] = epochs
         t0 = time.perf_counter()
         if isinstance(base, TwoTowerTeacher):
             tm = base

@@ -58,7 +58,7 @@ class ALDIConfig:
         Ridge strength pulling a cold row with a few revealed interactions towards its content vector.
     fold_in_max : int
         At most this many revealed interactions are folded in per row.
-    n_negatives, batch_size, n_epochs, lr, patience, base_dim, random_state, device, show_progress :
+    n_negatives, batch_size, n_epochs, lr, patience, base_dim, fold_in, fold_in_k, fold_in_ridge, random_state, device, show_progress :
         Training settings (see :class:`~recsys_coldstart.coldstart.dropoutnet.DropoutNetConfig`).
     """
 
@@ -78,6 +78,9 @@ class ALDIConfig:
     lr: float = 1e-3
     patience: int | None = 5
     base_dim: int = 64
+    fold_in: str = "tower"
+    fold_in_k: int = 3
+    fold_in_ridge: float = 10.0
     random_state: int | None = 0
     device: str = "auto"
     show_progress: bool = False

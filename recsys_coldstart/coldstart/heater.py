@@ -42,7 +42,7 @@ class HeaterConfig:
         (the few-shot path).
     alpha : float
         Weight of the similarity constraint ``||Z - P||^2`` between content and CF representations.
-    n_negatives, batch_size, n_epochs, lr, patience, base_dim, random_state, device, show_progress :
+    n_negatives, batch_size, n_epochs, lr, patience, base_dim, fold_in, fold_in_k, fold_in_ridge, random_state, device, show_progress :
         As in :class:`~recsys_coldstart.coldstart.dropoutnet.DropoutNetConfig`.
     """
 
@@ -59,6 +59,9 @@ class HeaterConfig:
     lr: float = 1e-3
     patience: int | None = 5
     base_dim: int = 64
+    fold_in: str = "tower"
+    fold_in_k: int = 3
+    fold_in_ridge: float = 10.0
     random_state: int | None = 0
     device: str = "auto"
     show_progress: bool = False

@@ -27,6 +27,7 @@ from torch import nn
 from recsys_coldstart.base import EmbeddingRecommender, topk
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.distill.towers import feature_scale, scaled, to_torch
+from recsys_coldstart.pretrain._foldin import apply_fold_in, fit_fold_in
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +150,9 @@ def train_epochs(*, n_epochs: int, epoch_fn: Callable[[int], dict[str, float]],
     return history
 
 
+FOLD_IN_MODES: tuple[str, ...] = ("tower", "ridge")
+
+
 class TowerRecommender(EmbeddingRecommender):
     """Base of the tower models: feature handling, batched embedding, save / load, serving.
 
@@ -216,6 +220,8 @@ class TowerRecommender(EmbeddingRecommender):
         ``finalize()`` once more so ``user_factors_`` / ``item_factors_`` come from the best weights.
         """
         c = self.config
+        if getattr(c, "fold_in", "tower") not in FOLD_IN_MODES:
+            raise ValueError(f"fold_in must be one of {FOLD_IN_MODES}, got {c.fold_in!r}")
         val_fn = None
         if val is not None and val.nnz:
             def val_fn() -> float:
@@ -227,6 +233,26 @@ class TowerRecommender(EmbeddingRecommender):
                                      show_progress=c.show_progress, desc=desc)
         self._to_cpu()
         finalize()
+        self._fit_fold_in(train)
+
+    def _fit_fold_in(self, train: Interactions) -> None:
+        """``fold_in="ridge"``: fit the amortised fold-in of new users on the warm users.
+
+        The map from a new user's side features and revealed items to a user vector is a ridge
+        regression onto the warm users' final vectors, each warm user revealing their
+        ``fold_in_k`` earliest positives (:func:`recsys_coldstart.pretrain._foldin.fit_fold_in`),
+        the way a user-cold split picks a cold user's support set.
+        """
+        c = self.config
+        if getattr(c, "fold_in", "tower") != "ridge":
+            return
+        ui = train.user_items.tocsr()
+        if not (np.diff(ui.indptr) > 0).any():
+            raise ValueError("fold_in='ridge' needs warm users (train rows with positives)")
+        feats = train.user_features.values if train.user_features is not None else None
+        self.fold_in_coef_, self.fold_in_fill_ = fit_fold_in(
+            ui, train.timestamps, feats, self.user_factors_, self.item_factors_, k=c.fold_in_k,
+            ridge=c.fold_in_ridge, random_state=c.random_state)
 
     # ------------------------------------------------------------------ embedding
     def _batched(self, fn: Callable[[np.ndarray], torch.Tensor], n: int, batch_size: int = 4096) -> np.ndarray:
@@ -256,6 +282,12 @@ class TowerRecommender(EmbeddingRecommender):
         Returns
         -------
         np.ndarray of float32, shape (b, d)
+
+        Notes
+        -----
+        With ``config.fold_in == "ridge"`` the vector is the learned fold-in fitted on the warm
+        users (see :meth:`_fit_fold_in`); otherwise the user tower embeds the revealed items' bag
+        and the features.
         """
         self._check_fitted("item_factors_")
         if observed is None and features is None:
@@ -264,6 +296,12 @@ class TowerRecommender(EmbeddingRecommender):
         obs = None if observed is None else sp.csr_matrix(observed, dtype=np.float32)
         if obs is not None and obs.shape[1] != self.n_items_in_:
             raise ValueError(f"observed has {obs.shape[1]} columns, the model {self.n_items_in_} items")
+        if getattr(self.config, "fold_in", "tower") == "ridge":
+            self._check_fitted("fold_in_coef_")
+            if features is not None and features.shape[1] != self.d_user_features_:
+                raise ValueError(f"expected {self.d_user_features_} user features, got {features.shape[1]}")
+            obs = sp.csr_matrix((b, self.n_items_in_), dtype=np.float32) if obs is None else obs
+            return apply_fold_in(obs, features, self.item_factors_, self.fold_in_coef_, self.fold_in_fill_)
         feats = self._features(features, "user")
         self._nets.eval()
         return self._batched(lambda r: self._user_forward(

@@ -92,6 +92,15 @@ class StudentConfig:
     logq_correction : bool
         Subtract ``log q`` (expected candidate counts) from the task logits (Yi et al. 2019).
     batch_size, n_epochs, lr, weight_decay, patience : training settings (Adam).
+    fold_in : {"tower", "ridge"}
+        How new users are embedded: ``"tower"`` runs the user tower on their revealed items and
+        features; ``"ridge"`` uses a ridge regression from [features, mean revealed item vector]
+        to the user vector, fitted after training on the warm users each revealing their
+        ``fold_in_k`` earliest positives (the graph models' default fold-in).
+    fold_in_k : int
+        ``fold_in="ridge"``: revealed items simulated per warm user.
+    fold_in_ridge : float
+        ``fold_in="ridge"``: L2 penalty of the regression.
     random_state : int or None
     device : str
     show_progress : bool
@@ -120,6 +129,9 @@ class StudentConfig:
     lr: float = 3e-3
     weight_decay: float = 0.0
     patience: int | None = 5
+    fold_in: str = "tower"
+    fold_in_k: int = 3
+    fold_in_ridge: float = 10.0
     random_state: int | None = 0
     device: str = "auto"
     show_progress: bool = False
@@ -178,10 +190,41 @@ class Student(TowerRecommender):
                     x_id = x_id * torch.from_numpy(keep_id).to(device)[:, None].float()
         return self._nets["item_tower"]([x_id, to_torch(feats, device)])
 
+    def _bag_projection(self) -> np.ndarray:
+        """Per item, its contribution to the user tower's first layer, float32 (n_items, h1).
+
+        The user tower's first map is linear in the bag means, so
+        ``mean_j(x_j) @ W = mean_j(x_j @ W)``: projecting every item once turns online user
+        embedding into one sparse (b, n_items) x (n_items, h1) product instead of averaging
+        wide feature rows. Cached, and recomputed whenever the weights change.
+        """
+        tower = self._nets["user_tower"]
+        key = tuple((p.data_ptr(), p._version) for p in self._nets.parameters())
+        cached = getattr(self, "_bag_proj_cache", None)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        with torch.no_grad():
+            proj = np.zeros((self.n_items_in_, tower.inputs[0].shape[1] if self.d_item_features_
+                             else tower.inputs[1].shape[1]), np.float32)
+            if self.d_item_features_:
+                proj += np.asarray(self.item_features_ @ tower.inputs[0].detach().cpu().numpy(), np.float32)
+            if self.config.item_ids:
+                w = self._nets["item_emb"].weight.detach().cpu().numpy() * self.warm_items_mask_[:, None]
+                proj += w @ tower.inputs[1].detach().cpu().numpy()
+        self._bag_proj_cache = (key, proj)
+        return proj
+
     def _user_in(self, bag: sp.csr_matrix | None, feats, b: int, device) -> torch.Tensor:
         if bag is None:
             bag = sp.csr_matrix((b, self.n_items_in_), dtype=np.float32)
         bn = row_normalize(bag)
+        if not torch.is_grad_enabled() and device.type == "cpu":  # serving: precomputed item projections
+            tower = self._nets["user_tower"]
+            h = torch.from_numpy(np.asarray(bn @ self._bag_projection(), np.float32))
+            f = to_torch(feats, device)
+            if f is not None and self.d_user_features_:
+                h = h + (torch.sparse.mm(f, tower.inputs[2]) if f.is_sparse else f @ tower.inputs[2])
+            return tower.head(h)
         bag_f = bag_id = None
         if self.d_item_features_:
             prod = bn @ self.item_features_

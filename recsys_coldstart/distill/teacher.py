@@ -81,6 +81,15 @@ class TwoTowerTeacherConfig:
         ``tau * (log n_i - mean_j log n_j)`` over warm items. It lets the model keep item
         popularity, which dot-product towers trained with an in-batch softmax under-weight.
         Served as one extra embedding column: ``[e_u, 1] . [e_i, b_i]``.
+    fold_in : {"tower", "ridge"}
+        How new users are embedded: ``"tower"`` runs the user tower on their revealed items and
+        features; ``"ridge"`` uses a ridge regression from [features, mean revealed item vector]
+        to the user vector, fitted after training on the warm users each revealing their
+        ``fold_in_k`` earliest positives (the graph models' default fold-in).
+    fold_in_k : int
+        ``fold_in="ridge"``: revealed items simulated per warm user.
+    fold_in_ridge : float
+        ``fold_in="ridge"``: L2 penalty of the regression.
     random_state : int or None
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
@@ -105,6 +114,9 @@ class TwoTowerTeacherConfig:
     few_shot_prob: float = 0.0
     few_shot_max: int = 10
     item_bias: bool = False
+    fold_in: str = "tower"
+    fold_in_k: int = 3
+    fold_in_ridge: float = 10.0
     random_state: int | None = 0
     device: str = "auto"
     show_progress: bool = False

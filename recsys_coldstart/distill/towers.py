@@ -77,22 +77,26 @@ class Tower(nn.Module):
         torch.Tensor of float32, shape (b, out_dim)
         """
         h = None
-        b = None
         for x, w, d in zip(blocks, self.inputs, self.in_dims, strict=True):
             if x is None or d == 0:
                 continue
-            b = x.shape[0]
             part = torch.sparse.mm(x, w) if x.is_sparse else x @ w
             h = part if h is None else h + part
         if h is None:
             raise ValueError("a tower needs at least one non-empty input block")
-        h = h + self.bias0
-        out = self.mlp(h)
-        if self.residual_block is not None:
+        return self.head(h, blocks)
+
+    def head(self, h: torch.Tensor, blocks: Sequence[torch.Tensor | None] | None = None) -> torch.Tensor:
+        """The tower after its first (block-wise linear) map: ``mlp(h + bias0)`` (+ residual).
+
+        ``h`` is ``sum_j x_j @ inputs[j]``; callers that can compute it more cheaply (e.g. a bag
+        of rows whose projections are precomputed) call this directly.
+        """
+        out = self.mlp(h + self.bias0)
+        if self.residual_block is not None and blocks is not None:
             r = blocks[self.residual_block]
             if r is not None:
                 out = out + (r.to_dense() if r.is_sparse else r)
-        assert b is not None
         return out
 
 

@@ -190,3 +190,53 @@ def test_teacher_few_shot_thinning_serves_cold_users_with_k_support(user_cold):
                            "few_shot_max": 5}).fit(user_cold.train, val=user_cold.val)
     rnd = RandomRecommender(random_state=0).fit(user_cold.train)
     assert _ndcg(t, user_cold, "cold-user") > _ndcg(rnd, user_cold, "cold-user") + 0.05
+
+
+def test_ridge_fold_in_embeds_new_users_and_round_trips(tmp_path, user_cold):
+    t = TwoTowerTeacher(**{**TEACHER, "n_epochs": 2, "fold_in": "ridge"}).fit(user_cold.train)
+    d_user = user_cold.train.user_features.n_features
+    assert t.fold_in_coef_.shape == (d_user + t.item_factors_.shape[1] + 1, t.item_factors_.shape[1])
+    users = user_cold.test_users[:5]
+    obs = user_cold.support.user_items[users].tocsr()
+    feats = user_cold.train.user_features.take(users)
+    e = t.embed_users(obs, feats)
+    # by hand: [features, mean revealed item vector, 1] @ W
+    deg = np.maximum(np.diff(obs.indptr), 1)[:, None]
+    x = np.hstack([feats, (obs @ t.item_factors_) / deg, np.ones((len(users), 1))])
+    np.testing.assert_allclose(e, x @ t.fold_in_coef_, rtol=1e-4, atol=1e-5)
+    save_model(t, tmp_path / "t")
+    np.testing.assert_allclose(load_model(tmp_path / "t").embed_users(obs, feats), e, rtol=1e-6)
+    with pytest.raises(ValueError, match="fold_in must be one of"):
+        TwoTowerTeacher(**{**TEACHER, "n_epochs": 1, "fold_in": "graph"}).fit(user_cold.train)
+    with pytest.raises(ValueError, match="user features"):
+        t.embed_users(obs, np.zeros((5, d_user + 1), np.float32))
+
+
+@pytest.mark.parametrize("name", ["Student", "DropoutNet"])
+def test_ridge_fold_in_beats_tower_free_prior_on_user_cold(name, user_cold):
+    from recsys_coldstart.baselines import RandomRecommender
+    from recsys_coldstart.coldstart import DropoutNet
+
+    cls = {"Student": Student, "DropoutNet": DropoutNet}[name]
+    kw = {**STUDENT, "item_ids": True} if name == "Student" else dict(n_epochs=5, patience=None, random_state=0)
+    m = cls(**kw, fold_in="ridge").fit(user_cold.train, val=user_cold.val)
+    rnd = RandomRecommender(random_state=0).fit(user_cold.train)
+    assert _ndcg(m, user_cold, "cold-user") > _ndcg(rnd, user_cold, "cold-user") + 0.05
+
+
+@pytest.mark.parametrize("item_ids", [False, True])
+def test_student_serving_projection_equals_training_forward(item_ids, item_cold):
+    st = Student(**{**STUDENT, "n_epochs": 2, "item_ids": item_ids}).fit(item_cold.train)
+    users = np.arange(20)
+    obs = item_cold.train.user_items[users].tocsr()
+    feats = None if item_cold.train.user_features is None else item_cold.train.user_features.take(users)
+    fast = st.embed_users(obs, feats)  # no-grad CPU path: precomputed per-item projections
+    with torch.enable_grad():  # the training path: bag means through the whole tower
+        slow = st._user_forward(obs, st._features(feats, "user")).detach().numpy()
+    np.testing.assert_allclose(fast, slow, rtol=1e-4, atol=1e-5)
+    # the cache follows the weights
+    with torch.no_grad():
+        st._nets["user_tower"].inputs[0].mul_(2.0)
+    with torch.enable_grad():
+        slow2 = st._user_forward(obs, st._features(feats, "user")).detach().numpy()
+    np.testing.assert_allclose(st.embed_users(obs, feats), slow2, rtol=1e-4, atol=1e-5)
