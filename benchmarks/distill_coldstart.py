@@ -192,7 +192,8 @@ def run_latency(dataset: str, kind: str, data_dir: str, n_support: int, n_repeat
     split = get_split(data, kind, seed=0, n_support=n_support, data_dir=data_dir)
     split, _, _ = filter_item_features(split, min_df)
     train = split.train
-    one = dict(n_epochs=1, patience=None, random_state=0, device="cpu")
+    one = dict(n_epochs=1, patience=None, random_state=0, device="cpu",
+               fold_in="ridge" if kind == "user-cold" else "tower")
     als = ALS(factors=64, num_threads=1).fit(train)
     models = {"teacher": TwoTowerTeacher(**one).fit(train, init=als),
               "student": Student(item_ids=kind != "item-cold", **one).fit(train),
