@@ -18,6 +18,7 @@ same script gives the GPU seconds per epoch.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -41,6 +43,9 @@ def main() -> None:
     ap.add_argument("--max-batches", type=int, default=136, help="batches per capped epoch (0 = full pass)")
     ap.add_argument("--eval-every", type=int, default=1)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--n-layers", type=int, default=None, help="override the published config's layer count")
+    ap.add_argument("--full-train", action="store_true",
+                    help="train on all of train.txt (no 10%% validation carve-out), as LightGCN / SELFRec do")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--out", default=str(RESULTS / "pretrain_time_to_quality"))
     args = ap.parse_args()
@@ -56,6 +61,12 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     split = load_predefined_split(args.dataset, "warm", args.data_dir, random_state=0)
+    if args.full_train:  # the val carve-out goes back into train; no early stopping is used here
+        merged = ((split.train.user_items + split.val.user_items) > 0).astype(np.float32).tocsr()
+        empty = sp.csr_matrix(split.val.user_items.shape, dtype=np.float32)
+        split = dataclasses.replace(split, train=dataclasses.replace(split.train, user_items=merged, timestamps=None,
+                                                                     ratings=None),
+                                    val=dataclasses.replace(split.val, user_items=empty, timestamps=None, ratings=None))
     print(split, flush=True)
     doc: dict = {"benchmark": "pretrain_time_to_quality", "dataset": args.dataset, "command": current_command(),
                  "machine": machine(), "versions": versions(), "threads": args.threads, "curve": []}
@@ -92,6 +103,8 @@ def main() -> None:
     cfg_doc = read_config_file(CONFIGS / f"{args.dataset}_{args.model}.toml")
     ckdir = Path(tempfile.mkdtemp(prefix="ttq_"))
     opts = dict(cfg_doc["config"])
+    if args.n_layers is not None:
+        opts["n_layers"] = args.n_layers
     opts.update(n_epochs=100000, device=args.device, random_state=0, checkpoint_dir=str(ckdir), checkpoint_every=1,
                 max_batches=args.max_batches or None)
     model = build_model(args.model, opts)

@@ -38,3 +38,25 @@ def test_distill_command_saves_an_evaluable_student(tmp_path, capsys):
                      "--save", str(tmp_path / "x")]) == 2
     finally:
         torch.set_num_threads(n)
+
+
+def test_distill_user_cold_uses_the_ridge_fold_in_by_default(tmp_path, capsys):
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        s = get_split(load_from_options("synthetic", None), "user-cold", 0, 3)
+        base = ALS(factors=16, n_epochs=3, num_threads=1).fit(s.train)
+        save_model(base, tmp_path / "als", meta={"dataset": "synthetic", "split": "user-cold", "seed": 0})
+        args = ["distill", "--dataset", "synthetic", "--split", "user-cold", "--teacher", str(tmp_path / "als"),
+                "--student-dim", "8", "--epochs", "1", "--no-progress"]
+        assert main(args + ["--save", str(tmp_path / "st")]) == 0, capsys.readouterr().out
+        st = load_model(tmp_path / "st")
+        assert st.config.fold_in == "ridge" and st.config.fold_in_k == 3
+        assert st.fold_in_coef_.shape[1] == st.item_factors_.shape[1]
+        assert main(args + ["--fold-in", "tower", "--save", str(tmp_path / "st2")]) == 0
+        assert load_model(tmp_path / "st2").config.fold_in == "tower"
+        capsys.readouterr()
+        assert main(args + ["--fold-in", "graph", "--save", str(tmp_path / "st3")]) == 2
+        assert "--fold-in" in capsys.readouterr().err
+    finally:
+        torch.set_num_threads(n)
