@@ -75,7 +75,7 @@ class DropoutNetConfig:
     lr: float = 1e-3
     patience: int | None = 5
     base_dim: int = 64
-    fold_in: str = "tower"
+    fold_in: str = "ridge"
     fold_in_k: int = 3
     fold_in_ridge: float = 10.0
     random_state: int | None = 0
@@ -196,6 +196,8 @@ class DropoutNet(_PreferenceTowerModel):
     dropped (set to zero) with probability ``dropout_prob`` and replaced by the mean preference
     of the row's interactions with probability ``transform_prob``. Cold users / items therefore
     go through the content path (and the transform path when they revealed a few interactions).
+    New *users* are embedded by default with the learned ridge fold-in on the fitted vectors
+    (``fold_in="ridge"``, see :class:`DropoutNetConfig`); ``fold_in="tower"`` uses the towers.
 
     Fitted attributes: ``user_factors_`` (n_users, dim), ``item_factors_`` (n_items, dim),
     ``pref_users_``, ``pref_items_``, ``history_``.

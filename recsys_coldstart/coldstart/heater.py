@@ -59,7 +59,7 @@ class HeaterConfig:
     lr: float = 1e-3
     patience: int | None = 5
     base_dim: int = 64
-    fold_in: str = "tower"
+    fold_in: str = "ridge"
     fold_in_k: int = 3
     fold_in_ridge: float = 10.0
     random_state: int | None = 0

@@ -129,7 +129,7 @@ class StudentConfig:
     lr: float = 3e-3
     weight_decay: float = 0.0
     patience: int | None = 5
-    fold_in: str = "tower"
+    fold_in: str = "ridge"
     fold_in_k: int = 3
     fold_in_ridge: float = 10.0
     random_state: int | None = 0
@@ -143,7 +143,10 @@ class Student(TowerRecommender):
     - item tower: ``e_i = MLP([x_feat ; x_id])`` (``x_id`` only when ``item_ids=True``)
     - user tower: ``e_u = MLP([mean_{j in H_u} x_feat_j ; mean_{j in H_u} x_id_j ; x_user_feat])``
       over the user's history ``H_u`` (train items for warm users, revealed support for cold
-      users, empty for users who revealed nothing), so the same network serves warm and cold users.
+      users, empty for users who revealed nothing), so the same network serves warm and cold users;
+      by default (``fold_in="ridge"``) new users are embedded by the learned ridge fold-in fitted on
+      the warm users' first-``fold_in_k`` reveals instead (better on ml-100k user-cold, see
+      ``benchmarks/results/distill_coldstart_foldin.md``).
 
     Trained on ``train`` positives with ``lam * L_distill + (1 - lam) * L_task`` where ``L_task`` is
     a sampled softmax and ``L_distill`` is score distillation (Hinton et al. 2015), ranking

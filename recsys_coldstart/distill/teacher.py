@@ -114,7 +114,7 @@ class TwoTowerTeacherConfig:
     few_shot_prob: float = 0.0
     few_shot_max: int = 10
     item_bias: bool = False
-    fold_in: str = "tower"
+    fold_in: str = "ridge"
     fold_in_k: int = 3
     fold_in_ridge: float = 10.0
     random_state: int | None = 0
@@ -130,7 +130,10 @@ class TwoTowerTeacher(TowerRecommender):
     projected by :func:`~recsys_coldstart.distill.towers.fit_dim`). During training the ID part
     is zeroed with probability ``id_dropout`` and replaced by the mean ID vector of the row's
     interactions with probability ``transform_prob``, so the same network embeds cold users /
-    items from features (and a few revealed interactions). The score is ``e_u . e_i``.
+    items from features (and a few revealed interactions). The score is ``e_u . e_i``. New users
+    are embedded by default with the learned ridge fold-in (``fold_in="ridge"``: features + mean
+    revealed item vector -> user vector, fitted on the warm users' first-``fold_in_k`` reveals);
+    ``fold_in="tower"`` runs the user tower on them instead.
 
     References: Covington et al. RecSys 2016; Yi et al. RecSys 2019; Volkovs et al. NeurIPS 2017.
 

@@ -226,7 +226,7 @@ def test_ridge_fold_in_beats_tower_free_prior_on_user_cold(name, user_cold):
 
 @pytest.mark.parametrize("item_ids", [False, True])
 def test_student_serving_projection_equals_training_forward(item_ids, item_cold):
-    st = Student(**{**STUDENT, "n_epochs": 2, "item_ids": item_ids}).fit(item_cold.train)
+    st = Student(**{**STUDENT, "n_epochs": 2, "item_ids": item_ids, "fold_in": "tower"}).fit(item_cold.train)
     users = np.arange(20)
     obs = item_cold.train.user_items[users].tocsr()
     feats = None if item_cold.train.user_features is None else item_cold.train.user_features.take(users)
