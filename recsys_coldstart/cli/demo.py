@@ -111,8 +111,10 @@ def stage_distill(splits, seed: int, device: str) -> dict[str, float]:
     icold = splits["item-cold"]
     base = fit_graph(icold.train, None, seed, device)  # graph embeddings of the warm items and users
     # a smaller, shorter teacher than the library default (256-d, 30 epochs) keeps the demo quick
-    teacher = TwoTowerTeacherConfig(dim=128, hidden=(128, 128), n_epochs=10, device=device, random_state=seed)
-    student = StudentConfig(n_epochs=10, device=device, random_state=seed)
+    # item-cold: users are warm, so (as in `coldstart distill --split item-cold`) the towers embed them
+    teacher = TwoTowerTeacherConfig(dim=128, hidden=(128, 128), n_epochs=10, device=device, random_state=seed,
+                                    fold_in="tower")
+    student = StudentConfig(n_epochs=10, device=device, random_state=seed, fold_in="tower")
     res = distill_demo(icold, base, random_state=seed, teacher_config=teacher, student_config=student)
     typer.echo(f"   teacher: {res['teacher_params']:>9,} parameters, {res['teacher_ms_per_1k']:7.1f} ms per 1,000 users, "
                f"cold-item NDCG@20 {res['teacher_ndcg@20']:.4f}")
