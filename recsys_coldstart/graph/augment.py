@@ -73,7 +73,18 @@ def uniform_noise_delta(x: torch.Tensor, eps: float, generator: torch.Generator 
     torch.Tensor, same shape as ``x``
     """
     u = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-    return torch.sign(x) * torch.nn.functional.normalize(u, dim=-1) * eps
+    return noise_from_uniform(u, x, eps)
+
+
+def noise_from_uniform(u: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
+    """``eps * sign(x) * normalize(u)`` computed in place in ``u`` (returned).
+
+    ``u`` holds the uniform draws (no autograd); ``sign`` has zero gradient, so ``x`` is read
+    detached. Same values as ``torch.sign(x) * F.normalize(u, dim=-1) * eps`` (up to rounding)
+    with two fewer full-size temporaries.
+    """
+    norm = torch.linalg.vector_norm(u, dim=-1, keepdim=True).clamp_min_(1e-12)
+    return u.mul_(eps / norm).mul_(torch.sign(x.detach()))
 
 
 def uniform_noise(x: torch.Tensor, eps: float, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 
 from recsys_coldstart.graph import encoders
-from recsys_coldstart.graph.augment import uniform_noise_delta
+from recsys_coldstart.graph.augment import noise_from_uniform
 from recsys_coldstart.graph.encoders import layer_mean, lightgcn_layers
 from recsys_coldstart.graph.losses import info_nce
 from recsys_coldstart.pretrain._trainer import GraphRecommender, GraphTrainConfig, TrainContext
@@ -53,7 +53,10 @@ class SimGCL(GraphRecommender):
     are computed without autograd in one ``(n, 2·dim)`` product per layer (none for layer 1,
     where ``N^(0) = 0``), and back-propagation runs through the clean propagation only. Values and
     gradients equal those of three separate perturbed forward passes (SELFRec's implementation)
-    up to float rounding, at ~1.7x the cost of a LightGCN step instead of ~3x.
+    up to float rounding. The contrastive loss reads only the batch's unique users and items, so
+    the last layer's offsets are propagated for those rows only (:func:`noise_offsets` with
+    ``rows``). Measured cost: see ``benchmarks/results/pretrain_speed.md`` (SimGCL / LightGCN
+    seconds per batch on yelp2018).
 
     Parameters
     ----------
@@ -71,45 +74,105 @@ class SimGCL(GraphRecommender):
         emb0 = ctx.encoder.emb0()
         layers = lightgcn_layers(ctx.adj, emb0, cfg.n_layers)
         final = layer_mean(layers, include_input=cfg.n_layers == 0)
-        off1, off2 = noise_offsets(ctx.adj, layers, cfg.eps, ctx.generator)
         bpr, reg = self._rec_loss(ctx, emb0, final, users, pos, neg)
         u = torch.unique(users)
         i = torch.unique(pos) + nu
-        v1, v2 = final + off1, final + off2
-        cl = info_nce(v1[u], v2[u], cfg.cl_temp) + info_nce(v1[i], v2[i], cfg.cl_temp)
+        rows = torch.cat([u, i])  # the contrastive loss reads only these rows of the two views
+        off1, off2 = noise_offsets(ctx.adj, layers, cfg.eps, ctx.generator, rows=rows)
+        f = final[rows]
+        v1, v2 = f + off1, f + off2
+        nu_b = len(u)
+        cl = (info_nce(v1[:nu_b], v2[:nu_b], cfg.cl_temp)
+              + info_nce(v1[nu_b:], v2[nu_b:], cfg.cl_temp))
         return bpr + cfg.cl_weight * cl + reg, {"bpr": bpr, "cl": cl, "reg": reg}
 
 
 def noise_offsets(adj: torch.Tensor, layers: list[torch.Tensor], eps: float,
-                  generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+                  generator: torch.Generator | None, rows: torch.Tensor | None = None,
+                  uniforms: list[torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Layer-mean noise offsets of two SimGCL views, ``mean_{k=1..L} N^(k)`` (no autograd).
 
     Parameters
     ----------
-    adj : torch sparse (n, n)
+    adj : torch sparse CSR (n, n)
         The normalised graph.
     layers : list of torch.Tensor, each (n, d)
         Clean layer embeddings ``[E^(0), ..., E^(L)]``.
     eps : float
     generator : torch.Generator, optional
+    rows : torch.Tensor of int64, optional
+        Only these rows of the offsets are needed (the batch's users and items the contrastive
+        loss reads). Layer ``k`` is then computed only on the rows layer ``k + 1`` reads (the
+        graph neighbours of the rows needed there, plus ``rows``) while those are under half the
+        graph, with row slices of ``adj``: on yelp2018 the last layer costs a product over the
+        batch's ~4k rows (14% of the edges) instead of the whole graph, and uniform noise is
+        drawn only for the rows computed.
+    uniforms : list of torch.Tensor, each (n, 2, d), optional
+        The ``U(0, 1)`` draws of each layer (default: drawn from ``generator``); given the same
+        draws, the offsets at ``rows`` equal the full computation's (tests use this).
 
     Returns
     -------
-    (torch.Tensor, torch.Tensor), each (n, d)
-        Adding them to the clean layer mean gives the two perturbed views.
+    (torch.Tensor, torch.Tensor), each (n, d) or (len(rows), d)
+        Adding them to the clean layer mean (at the same rows) gives the two perturbed views.
     """
     n_layers = len(layers) - 1
     n, d = layers[0].shape
+    dev, dt = layers[0].device, layers[0].dtype
     with torch.no_grad():
-        prop = None  # Â N^(k-1) for both views, (n, 2d); zero at k = 1
-        total = torch.zeros(n, 2 * d, device=layers[0].device, dtype=layers[0].dtype)
+        # need[k]: rows of N^(k) to compute (None = all); slices[k]: adj restricted to need[k]
+        need: list[torch.Tensor | None] = [None] * (n_layers + 1)
+        slices: list[torch.Tensor | None] = [None] * (n_layers + 1)
+        if rows is not None and n_layers >= 1:
+            need[n_layers] = rows
+            for k in range(n_layers, 1, -1):
+                slices[k] = csr_row_slice(adj, need[k])
+                mask = torch.zeros(n, dtype=torch.bool, device=dev)
+                mask[slices[k].col_indices()] = True
+                mask[rows] = True
+                below = mask.nonzero().squeeze(1)
+                if 2 * len(below) > n:  # most of the graph: the full layer is cheaper than gathers
+                    break
+                need[k - 1] = below
+        m = n if rows is None else len(rows)
+        total = torch.zeros(m, 2 * d, device=dev, dtype=dt)
+        prop = None  # Â N^(k-1) at need[k], (len(need[k]) or n, 2d)
         for k in range(1, n_layers + 1):
-            clean = layers[k].detach().repeat(1, 2)
-            pre = clean if prop is None else clean + prop
-            noise = uniform_noise_delta(pre.view(n, 2, d), eps, generator).view(n, 2 * d)
-            offset = noise if prop is None else prop + noise
-            total += offset
+            r = need[k]
+            clean = layers[k].detach() if r is None else layers[k].detach()[r]
+            if uniforms is not None:
+                u = uniforms[k - 1].clone() if r is None else uniforms[k - 1][r]
+            else:
+                u = torch.rand((n if r is None else len(r), 2, d), generator=generator, device=dev, dtype=dt)
+            pre = clean.unsqueeze(1) if prop is None else clean.unsqueeze(1) + prop.view(-1, 2, d)
+            noise = noise_from_uniform(u, pre.expand(-1, 2, d), eps).view(-1, 2 * d)
+            offset = noise if prop is None else prop.add_(noise)  # N^(k) at need[k]
+            if rows is None or k == n_layers:
+                total += offset
+            else:
+                total += offset[rows] if r is None else offset[torch.searchsorted(r, rows)]
             if k < n_layers:
-                prop = encoders.spmm(adj, offset)
+                if r is None:
+                    full = offset
+                else:
+                    full = torch.zeros(n, 2 * d, device=dev, dtype=dt)
+                    full[r] = offset
+                prop = encoders.spmm(adj if need[k + 1] is None else slices[k + 1], full)
         total /= max(n_layers, 1)
     return total[:, :d], total[:, d:]
+
+
+def csr_row_slice(adj: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """Rows ``rows`` of a torch sparse CSR matrix as a (len(rows), n_cols) sparse CSR tensor.
+
+    (``index_select`` is not implemented for sparse CSR on CPU; this gathers the row segments.)
+    """
+    crow, col, val = adj.crow_indices(), adj.col_indices(), adj.values()
+    starts = crow[rows]
+    lengths = crow[rows + 1] - starts
+    new_crow = torch.zeros(len(rows) + 1, dtype=crow.dtype, device=crow.device)
+    new_crow[1:] = torch.cumsum(lengths, 0)
+    total = int(new_crow[-1])
+    idx = torch.repeat_interleave(starts - new_crow[:-1], lengths) + torch.arange(total, device=crow.device)
+    return torch.sparse_csr_tensor(new_crow, col[idx], val[idx], (len(rows), adj.shape[1]),
+                                   check_invariants=False)

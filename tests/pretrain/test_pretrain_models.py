@@ -321,3 +321,26 @@ def test_xsimgcl_batch_loss_equals_direct_reference_computation():
     direct.backward()
     np.testing.assert_allclose(loss.item(), direct.item(), rtol=1e-5)
     np.testing.assert_allclose(grad_model.numpy(), e0.grad.numpy(), rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("n_layers", [1, 2, 3])
+def test_simgcl_noise_offsets_at_rows_equal_the_full_offsets(n_layers):
+    from recsys_coldstart.graph import lightgcn_layers, normalized_adjacency
+    from recsys_coldstart.pretrain.simgcl import csr_row_slice, noise_offsets
+
+    ui = sp.random(30, 20, density=0.2, format="csr", random_state=0)
+    adj = normalized_adjacency(ui)
+    base = torch.randn(50, 8, generator=torch.Generator().manual_seed(0))
+    layers = lightgcn_layers(adj, base, n_layers)
+    g = torch.Generator().manual_seed(7)
+    draws = [torch.rand((50, 2, 8), generator=g) for _ in range(n_layers)]
+    full1, full2 = noise_offsets(adj, layers, 0.1, None, uniforms=draws)
+    # the draws of the full computation reproduce noise_offsets' own generator stream
+    gen1, gen2 = noise_offsets(adj, layers, 0.1, torch.Generator().manual_seed(7))
+    np.testing.assert_allclose(gen1.numpy(), full1.numpy(), atol=1e-6)
+    np.testing.assert_allclose(gen2.numpy(), full2.numpy(), atol=1e-6)
+    rows = torch.tensor([3, 0, 41, 17, 29])
+    sub1, sub2 = noise_offsets(adj, layers, 0.1, None, rows=rows, uniforms=draws)
+    np.testing.assert_allclose(sub1.numpy(), full1[rows].numpy(), atol=1e-6)
+    np.testing.assert_allclose(sub2.numpy(), full2[rows].numpy(), atol=1e-6)
+    np.testing.assert_array_equal(csr_row_slice(adj, rows).to_dense().numpy(), adj.to_dense()[rows].numpy())
