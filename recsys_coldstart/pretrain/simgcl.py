@@ -107,7 +107,7 @@ def noise_offsets(adj: torch.Tensor, layers: list[torch.Tensor], eps: float,
         graph, with row slices of ``adj``: on yelp2018 the last layer costs a product over the
         batch's ~4k rows (14% of the edges) instead of the whole graph, and uniform noise is
         drawn only for the rows computed.
-    uniforms : list of torch.Tensor, each (n, 2, d), optional
+    uniforms : list of torch.Tensor, each (2, n, d), optional
         The ``U(0, 1)`` draws of each layer (default: drawn from ``generator``); given the same
         draws, the offsets at ``rows`` equal the full computation's (tests use this).
 
@@ -135,31 +135,42 @@ def noise_offsets(adj: torch.Tensor, layers: list[torch.Tensor], eps: float,
                     break
                 need[k - 1] = below
         m = n if rows is None else len(rows)
-        total = torch.zeros(m, 2 * d, device=dev, dtype=dt)
-        prop = None  # Â N^(k-1) at need[k], (len(need[k]) or n, 2d)
+        total = [torch.zeros(m, d, device=dev, dtype=dt) for _ in range(2)]
+        # per view (kept as separate contiguous (rows, d) tensors: two d-wide sparse products are
+        # much cheaper than one 2d-wide product on the CPU, and no concatenation copies)
+        prop: list[torch.Tensor] | None = None  # Â N^(k-1) at need[k]
         for k in range(1, n_layers + 1):
             r = need[k]
             clean = layers[k].detach() if r is None else layers[k].detach()[r]
             if uniforms is not None:
-                u = uniforms[k - 1].clone() if r is None else uniforms[k - 1][r]
+                u = uniforms[k - 1].clone() if r is None else uniforms[k - 1][:, r]
             else:
-                u = torch.rand((n if r is None else len(r), 2, d), generator=generator, device=dev, dtype=dt)
-            pre = clean.unsqueeze(1) if prop is None else clean.unsqueeze(1) + prop.view(-1, 2, d)
-            noise = noise_from_uniform(u, pre.expand(-1, 2, d), eps).view(-1, 2 * d)
-            offset = noise if prop is None else prop.add_(noise)  # N^(k) at need[k]
-            if rows is None or k == n_layers:
-                total += offset
-            else:
-                total += offset[rows] if r is None else offset[torch.searchsorted(r, rows)]
-            if k < n_layers:
-                if r is None:
-                    full = offset
+                u = torch.rand((2, n if r is None else len(r), d), generator=generator, device=dev, dtype=dt)
+            sign_clean = torch.sign(clean) if prop is None else None
+            offsets = []
+            for v in range(2):
+                if prop is None:  # layer 1: N^(0) = 0, the noise follows the clean sign
+                    u[v].mul_(eps / torch.linalg.vector_norm(u[v], dim=-1, keepdim=True).clamp_min_(1e-12))
+                    offsets.append(u[v].mul_(sign_clean))
                 else:
-                    full = torch.zeros(n, 2 * d, device=dev, dtype=dt)
-                    full[r] = offset
-                prop = encoders.spmm(adj if need[k + 1] is None else slices[k + 1], full)
-        total /= max(n_layers, 1)
-    return total[:, :d], total[:, d:]
+                    noise = noise_from_uniform(u[v], clean + prop[v], eps)
+                    offsets.append(prop[v].add_(noise))  # N^(k) at need[k]
+            for v in range(2):
+                if rows is None or k == n_layers:
+                    total[v] += offsets[v]
+                else:
+                    total[v] += offsets[v][rows] if r is None else offsets[v][torch.searchsorted(r, rows)]
+            if k < n_layers:
+                a = adj if need[k + 1] is None else slices[k + 1]
+                prop = []
+                for v in range(2):
+                    full = offsets[v]
+                    if r is not None:
+                        full = torch.zeros(n, d, device=dev, dtype=dt)
+                        full[r] = offsets[v]
+                    prop.append(encoders.spmm(a, full))
+        scale = 1.0 / max(n_layers, 1)
+    return total[0].mul_(scale), total[1].mul_(scale)
 
 
 def csr_row_slice(adj: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
