@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from recsys_coldstart.baselines.popularity import Popularity
 from recsys_coldstart.coldstart import ALDI, DropoutNet, Heater
@@ -19,14 +18,6 @@ MODELS = {
     "heater": lambda: Heater(dim=32, hidden=(64,), **SMALL),
     "aldi": lambda: ALDI(hidden=(64,), **SMALL),
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # the test machine's cores are shared: one thread is faster
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

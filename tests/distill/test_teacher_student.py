@@ -17,14 +17,6 @@ TEACHER = dict(dim=128, hidden=(128,), n_epochs=8, patience=None, random_state=0
 STUDENT = dict(dim=16, hidden=(16,), n_epochs=15, patience=None, random_state=0)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # the test machine's cores are shared: one thread is faster
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def item_cold(synthetic):
     return make_split(synthetic, "item-cold", random_state=0)

@@ -26,15 +26,6 @@ from recsys_coldstart.graph import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # the shared CI box is oversubscribed; OpenMP spinning with 2 threads is 10-100x slower there
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _toy(seed: int = 0, n_users: int = 7, n_items: int = 5) -> sp.csr_matrix:
     rng = np.random.default_rng(seed)
     m = (rng.random((n_users, n_items)) < 0.4).astype(np.float32)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
-import torch
 
 from recsys_coldstart.baselines.feature_popularity import FeaturePopularity
 from recsys_coldstart.baselines.popularity import Popularity
@@ -16,14 +15,6 @@ from recsys_coldstart.pretrain import LightGCN
 from recsys_coldstart.pretrain._foldin import first_k_positives
 
 FAST = {"lr": 0.01, "batch_size": 512, "n_epochs": 15, "eval_every": 3, "patience": 3}
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 import pytest
-import torch
 
 from recsys_coldstart.baselines.popularity import Popularity
 from recsys_coldstart.data import make_split
 from recsys_coldstart.evaluate import evaluate, metric_value
 from recsys_coldstart.pretrain import LightGCN
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

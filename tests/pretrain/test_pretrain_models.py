@@ -28,15 +28,6 @@ MODELS = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # the shared CI box is oversubscribed; OpenMP spinning with 2 threads is 10-100x slower there
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def warm(synthetic):
     return warm_split(synthetic, random_state=0)
