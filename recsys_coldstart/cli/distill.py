@@ -60,6 +60,7 @@ def register(app: typer.Typer) -> None:
             TwoTowerTeacher,
             TwoTowerTeacherConfig,
         )
+        from recsys_coldstart.distill._base import FOLD_IN_MODES
         from recsys_coldstart.distill.distiller import cold_segment, scoring_latency
         from recsys_coldstart.distill.student import DISTILL_LOSSES
         from recsys_coldstart.evaluate import evaluate, metric_value
@@ -72,8 +73,8 @@ def register(app: typer.Typer) -> None:
         if not 0.0 <= lam <= 1.0:
             raise DataError("--lambda must be in [0, 1]")
         fold_in = fold_in or ("ridge" if split == "user-cold" else "tower")
-        if fold_in not in ("tower", "ridge"):
-            raise DataError(f"unknown --fold-in {fold_in!r}; choose one of: tower, ridge")
+        if fold_in not in FOLD_IN_MODES:
+            raise DataError(f"unknown --fold-in {fold_in!r}; choose one of: {', '.join(FOLD_IN_MODES)}")
         tmeta = read_model_config(teacher).get("meta", {})
         if dataset is None and interactions is None and tmeta.get("dataset"):
             dataset = tmeta["dataset"]

@@ -50,15 +50,8 @@ class DropoutNetConfig:
     batch_size, n_epochs, lr, patience : training settings (Adam).
     base_dim : int
         Rank of the SVD preference vectors when no pretrained model is given.
-    fold_in : {"tower", "ridge"}
-        How new users are embedded: ``"tower"`` runs the user tower on their revealed items and
-        features; ``"ridge"`` uses a ridge regression from [features, mean revealed item vector]
-        to the user vector, fitted after training on the warm users each revealing their
-        ``fold_in_k`` earliest positives (the graph models' default fold-in).
-    fold_in_k : int
-        ``fold_in="ridge"``: revealed items simulated per warm user.
-    fold_in_ridge : float
-        ``fold_in="ridge"``: L2 penalty of the regression.
+    fold_in, fold_in_k, fold_in_ridge : {"tower", "ridge"}, int, float
+        How new users are embedded (see :class:`~recsys_coldstart.distill._base.TowerRecommender`).
     random_state : int or None
     device : str
     show_progress : bool

@@ -157,7 +157,15 @@ class TowerRecommender(EmbeddingRecommender):
     """Base of the tower models: feature handling, batched embedding, save / load, serving.
 
     Subclasses implement ``_build()`` (create ``self._nets`` from fitted scalars) and
-    ``_embed_users_np`` / ``_embed_items_np``.
+    ``_user_forward`` / ``_item_forward``.
+
+    New users (``embed_users``) follow the config's ``fold_in`` (shared by every tower model):
+
+    - ``"tower"``: the user tower runs on their revealed items and features;
+    - ``"ridge"``: a ridge regression from [user features, mean revealed item vector, 1] to the
+      model's user vector, fitted after training on the warm users, each revealing their
+      ``fold_in_k`` earliest positives, with L2 penalty ``fold_in_ridge`` (the graph models'
+      default fold-in, :mod:`recsys_coldstart.pretrain._foldin`).
     """
 
     _index_backend: ClassVar[str] = "exact"

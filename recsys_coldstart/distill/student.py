@@ -36,7 +36,13 @@ from recsys_coldstart.distill.losses import (
     sampled_softmax_loss,
     score_distillation_loss,
 )
-from recsys_coldstart.distill.towers import Tower, drop_entries, row_normalize, to_torch
+from recsys_coldstart.distill.towers import (
+    Tower,
+    drop_entries,
+    few_shot_keep_prob,
+    row_normalize,
+    to_torch,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -92,15 +98,8 @@ class StudentConfig:
     logq_correction : bool
         Subtract ``log q`` (expected candidate counts) from the task logits (Yi et al. 2019).
     batch_size, n_epochs, lr, weight_decay, patience : training settings (Adam).
-    fold_in : {"tower", "ridge"}
-        How new users are embedded: ``"tower"`` runs the user tower on their revealed items and
-        features; ``"ridge"`` uses a ridge regression from [features, mean revealed item vector]
-        to the user vector, fitted after training on the warm users each revealing their
-        ``fold_in_k`` earliest positives (the graph models' default fold-in).
-    fold_in_k : int
-        ``fold_in="ridge"``: revealed items simulated per warm user.
-    fold_in_ridge : float
-        ``fold_in="ridge"``: L2 penalty of the regression.
+    fold_in, fold_in_k, fold_in_ridge : {"tower", "ridge"}, int, float
+        How new users are embedded (see :class:`~recsys_coldstart.distill._base.TowerRecommender`).
     random_state : int or None
     device : str
     show_progress : bool
@@ -348,10 +347,7 @@ class Student(TowerRecommender):
                 keep = rng.random(len(cand)) >= c.id_dropout if c.item_ids else None
                 ei = self._item_in(cand, keep, None if itf is None else itf[cand], len(cand), device)
                 thin = np.where(rng.random(b) < c.history_dropout, 0.0, rng.uniform(0.2, 1.0, b))
-                if c.few_shot_prob > 0:  # keep only 1..few_shot_max items: cold users reveal that many
-                    deg = np.maximum(np.diff(R.indptr)[u], 1)
-                    k = rng.integers(1, c.few_shot_max + 1, b)
-                    thin = np.where(rng.random(b) < c.few_shot_prob, np.minimum(k / deg, 1.0), thin)
+                thin = few_shot_keep_prob(thin, np.diff(R.indptr)[u], c.few_shot_prob, c.few_shot_max, rng)
                 bag = drop_entries(R[u], i, thin, rng)
                 eu = self._user_in(bag, None if uf is None else uf[u], b, device)
                 logits = eu @ ei.T

@@ -32,7 +32,14 @@ from recsys_coldstart.distill._base import (
     warm_mask,
 )
 from recsys_coldstart.distill.losses import bpr_loss, sampled_softmax_loss
-from recsys_coldstart.distill.towers import Tower, drop_entries, fit_dim, row_normalize, to_torch
+from recsys_coldstart.distill.towers import (
+    Tower,
+    drop_entries,
+    few_shot_keep_prob,
+    fit_dim,
+    row_normalize,
+    to_torch,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -81,15 +88,8 @@ class TwoTowerTeacherConfig:
         ``tau * (log n_i - mean_j log n_j)`` over warm items. It lets the model keep item
         popularity, which dot-product towers trained with an in-batch softmax under-weight.
         Served as one extra embedding column: ``[e_u, 1] . [e_i, b_i]``.
-    fold_in : {"tower", "ridge"}
-        How new users are embedded: ``"tower"`` runs the user tower on their revealed items and
-        features; ``"ridge"`` uses a ridge regression from [features, mean revealed item vector]
-        to the user vector, fitted after training on the warm users each revealing their
-        ``fold_in_k`` earliest positives (the graph models' default fold-in).
-    fold_in_k : int
-        ``fold_in="ridge"``: revealed items simulated per warm user.
-    fold_in_ridge : float
-        ``fold_in="ridge"``: L2 penalty of the regression.
+    fold_in, fold_in_k, fold_in_ridge : {"tower", "ridge"}, int, float
+        How new users are embedded (see :class:`~recsys_coldstart.distill._base.TowerRecommender`).
     random_state : int or None
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
@@ -200,11 +200,8 @@ class TwoTowerTeacher(TowerRecommender):
         tr = np.flatnonzero(mode == 2)
         if len(tr):
             thin = rng.uniform(0.05, 1.0, len(tr))
-            c = self.config
-            if c.few_shot_prob > 0:  # keep 1..few_shot_max items: what cold rows reveal
-                deg = np.maximum(np.diff(R.indptr)[idx[tr]], 1)
-                k = rng.integers(1, c.few_shot_max + 1, len(tr))
-                thin = np.where(rng.random(len(tr)) < c.few_shot_prob, np.minimum(k / deg, 1.0), thin)
+            thin = few_shot_keep_prob(thin, np.diff(R.indptr)[idx[tr]], self.config.few_shot_prob,
+                                      self.config.few_shot_max, rng)
             bag_rows = drop_entries(R[idx[tr]], None if target is None else target[tr], thin, rng)
             bag = self._bag(bag_rows, other, device)
             x_id = x_id.index_add(0, torch.from_numpy(tr).to(device), bag)

@@ -89,8 +89,17 @@ class Tower(nn.Module):
     def head(self, h: torch.Tensor, blocks: Sequence[torch.Tensor | None] | None = None) -> torch.Tensor:
         """The tower after its first (block-wise linear) map: ``mlp(h + bias0)`` (+ residual).
 
-        ``h`` is ``sum_j x_j @ inputs[j]``; callers that can compute it more cheaply (e.g. a bag
-        of rows whose projections are precomputed) call this directly.
+        Parameters
+        ----------
+        h : torch.Tensor, shape (b, first hidden width)
+            ``sum_j x_j @ inputs[j]``; callers that can compute it more cheaply (e.g. a bag of
+            rows whose projections are precomputed) call this directly.
+        blocks : sequence of torch.Tensor or None, optional
+            The input blocks, only read for the residual block.
+
+        Returns
+        -------
+        torch.Tensor of float32, shape (b, out_dim)
         """
         out = self.mlp(h + self.bias0)
         if self.residual_block is not None and blocks is not None:
@@ -173,6 +182,34 @@ def drop_entries(rows: sp.csr_matrix, cols: np.ndarray | None, keep_prob: np.nda
     m.data = np.where(keep, m.data, 0).astype(np.float32)
     m.eliminate_zeros()
     return m
+
+
+def few_shot_keep_prob(keep_prob: np.ndarray, degrees: np.ndarray, prob: float, k_max: int,
+                       rng: np.random.Generator) -> np.ndarray:
+    """Per-row keep probabilities for :func:`drop_entries` with few-shot thinning.
+
+    With probability ``prob`` a row keeps about ``k`` of its ``degrees`` entries, ``k`` uniform
+    in ``1..k_max`` (what a cold user / item with a few revealed interactions looks like);
+    otherwise its ``keep_prob`` is unchanged.
+
+    Parameters
+    ----------
+    keep_prob : np.ndarray of float, shape (b,)
+    degrees : np.ndarray of int, shape (b,)
+        Number of entries of each row.
+    prob : float
+    k_max : int
+    rng : numpy Generator
+
+    Returns
+    -------
+    np.ndarray of float, shape (b,)
+    """
+    if prob <= 0:
+        return keep_prob
+    b = len(keep_prob)
+    k = rng.integers(1, k_max + 1, b)
+    return np.where(rng.random(b) < prob, np.minimum(k / np.maximum(degrees, 1), 1.0), keep_prob)
 
 
 def fit_dim(vectors: np.ndarray, dim: int, rng: np.random.Generator) -> np.ndarray:

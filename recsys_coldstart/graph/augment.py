@@ -79,9 +79,22 @@ def uniform_noise_delta(x: torch.Tensor, eps: float, generator: torch.Generator 
 def noise_from_uniform(u: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
     """``eps * sign(x) * normalize(u)`` computed in place in ``u`` (returned).
 
-    ``u`` holds the uniform draws (no autograd); ``sign`` has zero gradient, so ``x`` is read
-    detached. Same values as ``torch.sign(x) * F.normalize(u, dim=-1) * eps`` (up to rounding)
-    with two fewer full-size temporaries.
+    Same values as ``torch.sign(x) * F.normalize(u, dim=-1) * eps`` (up to rounding) with two
+    fewer full-size temporaries; ``sign`` has zero gradient, so ``x`` is read detached.
+
+    Parameters
+    ----------
+    u : torch.Tensor, shape (..., d)
+        Uniform ``U(0, 1)`` draws, no autograd; overwritten.
+    x : torch.Tensor, shape broadcastable to ``u``
+        The tensor whose sign the noise follows.
+    eps : float
+        Noise radius (L2 norm of each row).
+
+    Returns
+    -------
+    torch.Tensor
+        ``u``, same shape.
     """
     norm = torch.linalg.vector_norm(u, dim=-1, keepdim=True).clamp_min_(1e-12)
     return u.mul_(eps / norm).mul_(torch.sign(x.detach()))
