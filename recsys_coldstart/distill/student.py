@@ -206,8 +206,7 @@ class Student(TowerRecommender):
         if cached is not None and cached[0] == key:
             return cached[1]
         with torch.no_grad():
-            proj = np.zeros((self.n_items_in_, tower.inputs[0].shape[1] if self.d_item_features_
-                             else tower.inputs[1].shape[1]), np.float32)
+            proj = np.zeros((self.n_items_in_, tower.bias0.shape[0]), np.float32)
             if self.d_item_features_:
                 proj += np.asarray(self.item_features_ @ tower.inputs[0].detach().cpu().numpy(), np.float32)
             if self.config.item_ids:
