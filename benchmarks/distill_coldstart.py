@@ -203,14 +203,14 @@ def run_latency(dataset: str, kind: str, data_dir: str, n_support: int, n_repeat
     from recsys_coldstart.cli.data import get_split
     from recsys_coldstart.coldstart import DropoutNet, Heater
     from recsys_coldstart.data.datasets import load_dataset
-    from recsys_coldstart.distill import Student, TwoTowerTeacher
+    from recsys_coldstart.distill import Student, TwoTowerTeacher, fold_in_for
 
     data = load_dataset(dataset, data_dir)
     split = get_split(data, kind, seed=0, n_support=n_support, data_dir=data_dir)
     split, _, _ = filter_item_features(split, min_df)
     train = split.train
     one = dict(n_epochs=1, patience=None, random_state=0, device="cpu",
-               fold_in="ridge" if kind == "user-cold" else "tower")
+               fold_in=fold_in_for(kind))
     als = ALS(factors=64, num_threads=1).fit(train)
     models = {"teacher": TwoTowerTeacher(**one).fit(train, init=als),
               "student": Student(item_ids=kind != "item-cold", **one).fit(train),

@@ -106,15 +106,20 @@ def stage_pretrain(splits, seed: int, device: str) -> dict[str, float]:
 @_stage("4. distillation: two-tower teacher (from the graph embeddings) -> lightweight student, cold items")
 def stage_distill(splits, seed: int, device: str) -> dict[str, float]:
     """Graph-initialised teacher distilled into a small student on the item-cold split."""
-    from recsys_coldstart.distill import StudentConfig, TwoTowerTeacherConfig, distill_demo
+    from recsys_coldstart.distill import (
+        StudentConfig,
+        TwoTowerTeacherConfig,
+        distill_demo,
+        fold_in_for,
+    )
 
     icold = splits["item-cold"]
     base = fit_graph(icold.train, None, seed, device)  # graph embeddings of the warm items and users
     # a smaller, shorter teacher than the library default (256-d, 30 epochs) keeps the demo quick
-    # item-cold: users are warm, so (as in `coldstart distill --split item-cold`) the towers embed them
+    # as in `coldstart distill --split item-cold`: users are warm, the towers embed them
     teacher = TwoTowerTeacherConfig(dim=128, hidden=(128, 128), n_epochs=10, device=device, random_state=seed,
-                                    fold_in="tower")
-    student = StudentConfig(n_epochs=10, device=device, random_state=seed, fold_in="tower")
+                                    fold_in=fold_in_for(icold.kind))
+    student = StudentConfig(n_epochs=10, device=device, random_state=seed, fold_in=fold_in_for(icold.kind))
     res = distill_demo(icold, base, random_state=seed, teacher_config=teacher, student_config=student)
     typer.echo(f"   teacher: {res['teacher_params']:>9,} parameters, {res['teacher_ms_per_1k']:7.1f} ms per 1,000 users, "
                f"cold-item NDCG@20 {res['teacher_ndcg@20']:.4f}")

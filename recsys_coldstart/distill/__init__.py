@@ -1,5 +1,6 @@
 """Two-tower teacher, lightweight student, distillation losses and the Distiller."""
 
+from recsys_coldstart.distill._base import FOLD_IN_MODES, fold_in_for
 from recsys_coldstart.distill.distiller import (
     Distiller,
     DistillerConfig,
@@ -21,7 +22,7 @@ from recsys_coldstart.distill.teacher import TwoTowerTeacher, TwoTowerTeacherCon
 from recsys_coldstart.distill.towers import Tower
 
 __all__ = [
-    "Distiller", "DistillerConfig", "Student", "StudentConfig", "Tower", "TwoTowerTeacher", "TwoTowerTeacherConfig",
+    "FOLD_IN_MODES", "fold_in_for", "Distiller", "DistillerConfig", "Student", "StudentConfig", "Tower", "TwoTowerTeacher", "TwoTowerTeacherConfig",
     "bpr_loss", "distill_demo", "embedding_alignment_loss", "pairwise_alignment_loss", "rank_position_weights",
     "ranking_distillation_loss", "sampled_softmax_loss", "score_distillation_loss", "score_regression_loss",
     "scoring_latency",

@@ -153,6 +153,13 @@ def train_epochs(*, n_epochs: int, epoch_fn: Callable[[int], dict[str, float]],
 FOLD_IN_MODES: tuple[str, ...] = ("tower", "ridge")
 
 
+def fold_in_for(split_kind: str) -> str:
+    """The new-user path suited to a split kind: ``"ridge"`` on ``user-cold`` (new users reveal a
+    few items; better than the towers on ml-100k, ``benchmarks/results/distill_coldstart_foldin.md``),
+    ``"tower"`` otherwise (users are warm: their towers embed them from their whole history)."""
+    return "ridge" if split_kind == "user-cold" else "tower"
+
+
 class TowerRecommender(EmbeddingRecommender):
     """Base of the tower models: feature handling, batched embedding, save / load, serving.
 
