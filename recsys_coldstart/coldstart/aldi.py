@@ -29,7 +29,7 @@ from recsys_coldstart.distill.losses import (
     sampled_softmax_loss,
     score_distillation_loss,
 )
-from recsys_coldstart.distill.towers import Tower, to_torch
+from recsys_coldstart.distill.towers import Tower, ridge_map, to_torch
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,14 @@ class ALDIConfig:
         Ridge strength pulling a cold row with a few revealed interactions towards its content vector.
     fold_in_max : int
         At most this many revealed interactions are folded in per row.
+    content_init : {"ridge", "random"}
+        ``"ridge"``: each generator gets a linear path from the features to its output,
+        initialised with the closed-form ridge map from warm rows' features to their teacher
+        vectors (:func:`~recsys_coldstart.distill.towers.ridge_map`), and its MLP's output layer
+        starts at zero, so training starts from that map and learns a correction. ``"random"``:
+        a plain MLP from a random start.
+    content_ridge : float
+        L2 strength of that map (on the scaled features the generators see).
     n_negatives, batch_size, n_epochs, lr, patience, base_dim, fold_in, fold_in_k, fold_in_ridge, random_state, device, show_progress :
         Training settings (see :class:`~recsys_coldstart.coldstart.dropoutnet.DropoutNetConfig`).
     """
@@ -72,6 +80,8 @@ class ALDIConfig:
     ident_temperature: float = 0.1
     fold_in_reg: float = 1.0
     fold_in_max: int = 64
+    content_init: str = "ridge"
+    content_ridge: float = 1.0
     n_negatives: int = 256
     batch_size: int = 1024
     n_epochs: int = 30
@@ -116,10 +126,11 @@ class ALDI(TowerRecommender):
     def _build(self) -> None:
         c = self.config
         nets = {}
+        skip = 0 if c.content_init == "ridge" else None
         if self.d_item_features_:
-            nets["item_gen"] = Tower([self.d_item_features_], c.hidden, self.dim_)
+            nets["item_gen"] = Tower([self.d_item_features_], c.hidden, self.dim_, skip_block=skip)
         if self.d_user_features_:
-            nets["user_gen"] = Tower([self.d_user_features_], c.hidden, self.dim_)
+            nets["user_gen"] = Tower([self.d_user_features_], c.hidden, self.dim_, skip_block=skip)
         if not nets:
             raise ValueError("ALDI needs item or user side features")
         self._nets = nn.ModuleDict(nets)
@@ -198,9 +209,14 @@ class ALDI(TowerRecommender):
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
             torch.random.manual_seed(int(rng.integers(2**31)))
             self._build()
-        self._nets.to(device)
         uf = self._features(self._side_matrix(train, "user"), "user")
         itf = self._features(self._side_matrix(train, "item"), "item")
+        if c.content_init == "ridge":
+            for key, feats, table, warm in (("item_gen", itf, V, wi), ("user_gen", uf, U, wu)):
+                if key in self._nets and feats is not None and warm.any():
+                    rows = np.flatnonzero(warm)
+                    self._nets[key].init_linear_skip(ridge_map(feats[rows], table[rows], c.content_ridge))
+        self._nets.to(device)
         Ut, Vt = torch.from_numpy(U).to(device), torch.from_numpy(V).to(device)
         qual_u = torch.from_numpy(np.tanh(c.gamma * np.log1p(train.user_degrees())).astype(np.float32)).to(device)
         qual_i = torch.from_numpy(np.tanh(c.gamma * np.log1p(train.item_degrees())).astype(np.float32)).to(device)

@@ -23,7 +23,14 @@ from recsys_coldstart.distill._base import (
     warm_mask,
 )
 from recsys_coldstart.distill.losses import score_regression_loss
-from recsys_coldstart.distill.towers import Tower, drop_entries, fit_dim, row_normalize, to_torch
+from recsys_coldstart.distill.towers import (
+    Tower,
+    drop_entries,
+    fit_dim,
+    ridge_map,
+    row_normalize,
+    to_torch,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -35,11 +42,11 @@ class DropoutNetConfig:
     Attributes
     ----------
     dim : int
-        Output width of both towers.
+        Output width of both towers (with ``content_init="ridge"`` the towers output ``pref_dim``).
     hidden : tuple of int
         Hidden widths.
-    pref_dim : int
-        Width the pretrained preference vectors are brought to (PCA / padding).
+    pref_dim : int or None
+        Width the pretrained preference vectors are brought to (PCA / padding); None = their own.
     dropout_prob : float
         Probability of zeroing a row's preference input during training (the paper's key idea).
     transform_prob : float
@@ -52,6 +59,16 @@ class DropoutNetConfig:
         Rank of the SVD preference vectors when no pretrained model is given.
     fold_in, fold_in_k, fold_in_ridge : {"tower", "ridge"}, int, float
         How new users are embedded (see :class:`~recsys_coldstart.distill._base.TowerRecommender`).
+    content_init : {"ridge", "random"}
+        ``"ridge"``: a closed-form content estimate of the preference vector, ``x W`` with ``W`` the
+        ridge map from warm rows' features to their preference vectors
+        (:func:`~recsys_coldstart.distill.towers.ridge_map`, fixed), stands in for a missing
+        preference input as the towers' *residual*: ``f(p, x) = r + MLP([p ; x])`` with ``r = p``
+        when the preference input is present and ``x W`` when it is missing (dropped or cold); the
+        MLP's output layer starts at zero, so training starts at the linear map (Gantner et al.,
+        ICDM 2010) and learns DropoutNet's correction on top. ``"random"``: the paper's plain towers.
+    content_ridge : float
+        L2 strength of that map (on the scaled features the towers see).
     random_state : int or None
     device : str
     show_progress : bool
@@ -71,6 +88,8 @@ class DropoutNetConfig:
     fold_in: str = "ridge"
     fold_in_k: int = 3
     fold_in_ridge: float = 10.0
+    content_init: str = "ridge"
+    content_ridge: float = 5.0
     random_state: int | None = 0
     device: str = "auto"
     show_progress: bool = False
@@ -80,8 +99,29 @@ class _PreferenceTowerModel(TowerRecommender):
     """Shared code of models fed frozen pretrained preference vectors plus content.
 
     Fitted arrays ``pref_users_`` (n_users, p) and ``pref_items_`` (n_items, p) hold the
-    (normalised) pretrained vectors; cold rows are zero.
+    (normalised) pretrained vectors; cold rows are zero. With ``content_init="ridge"``,
+    ``user_content_map_`` (d_user, p) and ``item_content_map_`` (d_item, p) hold the ridge maps
+    from scaled side features to those vectors (shape (0, p) for a side without features).
     """
+
+    @property
+    def _pref_width(self) -> int:
+        return int(self.pref_users_.shape[1])
+
+    @property
+    def _out_dim(self) -> int:
+        return self._pref_width if self.config.content_init == "ridge" else int(self.config.dim)
+
+    def _content_estimate(self, side: str, pref: torch.Tensor, feats) -> torch.Tensor | None:
+        """``pref`` where a row has one, else the closed-form content estimate ``x W``; None when
+        ``content_init`` is not ``"ridge"``."""
+        if self.config.content_init != "ridge":
+            return None
+        w = self.user_content_map_ if side == "user" else self.item_content_map_
+        if feats is None or w.shape[0] == 0:
+            return pref
+        est = to_torch(np.asarray(feats @ w, np.float32), pref.device)
+        return torch.where((pref.abs().sum(1) == 0)[:, None], est, pref)
 
     def _pref_bag(self, observed: sp.csr_matrix, side: str) -> np.ndarray:
         table = self.pref_items_ if side == "user" else self.pref_users_
@@ -92,8 +132,17 @@ class _PreferenceTowerModel(TowerRecommender):
         self._init_features(train)
         U, V = base_factors(train, base, c.base_dim, rng)
         R = train.user_items
-        self.pref_users_ = fit_dim(U, c.pref_dim, rng) * warm_mask(R, 1)[:, None]
-        self.pref_items_ = fit_dim(V, c.pref_dim, rng) * warm_mask(R, 0)[:, None]
+        p = int(c.pref_dim or U.shape[1])
+        wu, wi = warm_mask(R, 1), warm_mask(R, 0)
+        self.pref_users_ = fit_dim(U, p, rng) * wu[:, None]
+        self.pref_items_ = fit_dim(V, p, rng) * wi[:, None]
+        if c.content_init == "ridge":
+            for side, table, warm in (("user", self.pref_users_, wu), ("item", self.pref_items_, wi)):
+                x = self._features(self._side_matrix(train, side), side)
+                rows = np.flatnonzero(warm)
+                w = (ridge_map(x[rows], table[rows], c.content_ridge) if x is not None and len(rows)
+                     else np.zeros((0, p), np.float32))
+                setattr(self, f"{side}_content_map_", w)
 
     def _pref_input(self, side: str, idx: np.ndarray, mode: np.ndarray, R: sp.csr_matrix,
                     target: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
@@ -108,16 +157,19 @@ class _PreferenceTowerModel(TowerRecommender):
         return x.astype(np.float32)
 
     def _forward_side(self, side: str, pref: np.ndarray, feats, device) -> torch.Tensor:
-        return self._nets[f"{side}_tower"]([to_torch(pref, device), to_torch(feats, device)])
+        p = to_torch(pref, device)
+        out = self._nets[f"{side}_tower"]([p, to_torch(feats, device)])
+        r = self._content_estimate(side, p, feats)
+        return out if r is None else out + r
 
     def _user_forward(self, observed, features) -> torch.Tensor:
         b = observed.shape[0] if observed is not None else features.shape[0]
-        pref = self._pref_bag(observed, "user") if observed is not None else np.zeros((b, self.config.pref_dim), np.float32)
+        pref = self._pref_bag(observed, "user") if observed is not None else np.zeros((b, self._pref_width), np.float32)
         return self._forward_side("user", pref, features, self._dev())
 
     def _item_forward(self, observed, features) -> torch.Tensor:
         b = features.shape[0] if features is not None else observed.shape[0]
-        pref = self._pref_bag(observed, "item") if observed is not None else np.zeros((b, self.config.pref_dim), np.float32)
+        pref = self._pref_bag(observed, "item") if observed is not None else np.zeros((b, self._pref_width), np.float32)
         return self._forward_side("item", pref, features, self._dev())
 
     def _dev(self):
@@ -200,10 +252,14 @@ class DropoutNet(_PreferenceTowerModel):
 
     def _build(self) -> None:
         c = self.config
+        p = self._pref_width
         self._nets = nn.ModuleDict({
-            "user_tower": Tower([c.pref_dim, self.d_user_features_], c.hidden, c.dim),
-            "item_tower": Tower([c.pref_dim, self.d_item_features_], c.hidden, c.dim),
+            "user_tower": Tower([p, self.d_user_features_], c.hidden, self._out_dim),
+            "item_tower": Tower([p, self.d_item_features_], c.hidden, self._out_dim),
         })
+        if c.content_init == "ridge":
+            for tower in self._nets.values():
+                tower.zero_output_layer()
 
     def _train_loss(self, eu, ei, u, cand, pu, pc, device) -> torch.Tensor:
         target = torch.from_numpy(self.pref_users_[u] @ self.pref_items_[cand].T).to(device)

@@ -30,8 +30,8 @@ class HeaterConfig:
         Output width.
     hidden : tuple of int
         Hidden widths of the shared transformation MLP after the CF / content representation.
-    pref_dim : int
-        Width of the (normalised) pretrained CF vectors and of each expert's output.
+    pref_dim : int or None
+        Width of the (normalised) pretrained CF vectors and of each expert's output; None = their own.
     n_experts : int
         Number of experts in the mixture-of-experts content transform.
     dropout_prob : float
@@ -42,6 +42,16 @@ class HeaterConfig:
         (the few-shot path).
     alpha : float
         Weight of the similarity constraint ``||Z - P||^2`` between content and CF representations.
+    content_init : {"ridge", "random"}
+        ``"ridge"``: the content representation is ``Z = x W + MoE(x)`` with ``W`` the fixed
+        closed-form ridge map from warm rows' features to their CF vectors
+        (:func:`~recsys_coldstart.distill.towers.ridge_map`) and the experts starting at zero, and
+        the transformation is residual, ``T(r) = r + MLP(r)`` with the MLP's output layer at zero
+        (so the towers output ``pref_dim``): training starts at the linear attribute-to-feature map
+        (Gantner et al., ICDM 2010) and learns Heater's correction. ``"random"``: the paper's plain MoE
+        and MLP.
+    content_ridge : float
+        L2 strength of that map (on the scaled features).
     n_negatives, batch_size, n_epochs, lr, patience, base_dim, fold_in, fold_in_k, fold_in_ridge, random_state, device, show_progress :
         As in :class:`~recsys_coldstart.coldstart.dropoutnet.DropoutNetConfig`.
     """
@@ -62,6 +72,8 @@ class HeaterConfig:
     fold_in: str = "ridge"
     fold_in_k: int = 3
     fold_in_ridge: float = 10.0
+    content_init: str = "ridge"
+    content_ridge: float = 5.0
     random_state: int | None = 0
     device: str = "auto"
     show_progress: bool = False
@@ -110,21 +122,30 @@ class Heater(_PreferenceTowerModel):
 
     def _build(self) -> None:
         c = self.config
+        p, ridge = self._pref_width, c.content_init == "ridge"
+        res = 0 if ridge else None
         nets = {
-            "user_tower": Tower([c.pref_dim], c.hidden, c.dim),
-            "item_tower": Tower([c.pref_dim], c.hidden, c.dim),
+            "user_tower": Tower([p], c.hidden, self._out_dim, residual_block=res),
+            "item_tower": Tower([p], c.hidden, self._out_dim, residual_block=res),
         }
         if self.d_user_features_:
-            nets["user_moe"] = MixtureOfExperts(self.d_user_features_, c.pref_dim, c.n_experts)
+            nets["user_moe"] = MixtureOfExperts(self.d_user_features_, p, c.n_experts)
         if self.d_item_features_:
-            nets["item_moe"] = MixtureOfExperts(self.d_item_features_, c.pref_dim, c.n_experts)
+            nets["item_moe"] = MixtureOfExperts(self.d_item_features_, p, c.n_experts)
         self._nets = nn.ModuleDict(nets)
+        if ridge:
+            for key, net in self._nets.items():
+                (net.experts if key.endswith("_moe") else net).zero_output_layer()
 
     def _content(self, side: str, feats, b: int, device) -> torch.Tensor:
         key = f"{side}_moe"
         if key not in self._nets or feats is None:
-            return torch.zeros(b, self.config.pref_dim, device=device)
-        return self._nets[key](to_torch(feats, device))
+            return torch.zeros(b, self._pref_width, device=device)
+        z = self._nets[key](to_torch(feats, device))
+        if self.config.content_init == "ridge":
+            w = self.user_content_map_ if side == "user" else self.item_content_map_
+            z = z + to_torch(np.asarray(feats @ w, np.float32), device)
+        return z
 
     def _forward_side(self, side: str, pref: np.ndarray, feats, device) -> torch.Tensor:
         p = to_torch(pref, device)

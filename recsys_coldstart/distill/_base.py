@@ -96,13 +96,22 @@ def warm_mask(m: sp.csr_matrix, axis: int) -> np.ndarray:
 
 def quick_val_recall(user_factors: np.ndarray, item_factors: np.ndarray, train: Interactions,
                      val: Interactions, k: int = 20, max_users: int = 2000) -> float:
-    """Recall@k of val positives over all items (train excluded), for early stopping only."""
+    """Recall@k of val positives, for early stopping only.
+
+    Items are ranked the way the split is evaluated: when every val item is cold (no train
+    interaction, an item-cold split) among the cold items only, as the ``cold-item`` segment
+    does; otherwise over all items with each user's train items excluded.
+    """
     users = np.flatnonzero(np.diff(val.user_items.indptr) > 0)[:max_users]
     if len(users) == 0:
         return float("nan")
-    s = user_factors[users] @ item_factors.T
-    ids, _ = topk(s, k, exclude=train.user_items[users])
-    truth = val.user_items[users]
+    truth = val.user_items[users].tocsr()
+    cold = ~warm_mask(train.user_items, 0)
+    if cold[truth.indices].all():
+        cand = np.flatnonzero(cold)
+        ids, _ = topk(user_factors[users] @ item_factors[cand].T, k, candidates=cand)
+    else:
+        ids, _ = topk(user_factors[users] @ item_factors.T, k, exclude=train.user_items[users])
     hits = np.asarray(truth[np.arange(len(users))[:, None], ids].todense()) > 0
     n = np.diff(truth.indptr)
     return float((hits.sum(1) / np.minimum(n, k)).mean())
@@ -114,12 +123,19 @@ def train_epochs(*, n_epochs: int, epoch_fn: Callable[[int], dict[str, float]],
                  show_progress: bool = False, desc: str = "epochs") -> list[dict[str, float]]:
     """Run ``epoch_fn(epoch) -> logs`` for up to ``n_epochs`` epochs.
 
-    With ``val_fn`` (higher is better) the best state of ``state_module`` is restored at the end
-    and training stops after ``patience`` epochs without improvement. ``callback(epoch, logs)``
-    returning True stops training. Returns the per-epoch logs.
+    With ``val_fn`` (higher is better) the starting state is scored too, the best state of
+    ``state_module`` (possibly the starting one, e.g. a closed-form initialisation that training
+    did not improve on) is restored at the end, and training stops after ``patience`` epochs
+    without improvement. ``callback(epoch, logs)`` returning True stops training. Returns the
+    per-epoch logs.
     """
     history: list[dict[str, float]] = []
     best, best_state, bad = -np.inf, None, 0
+    if val_fn is not None:
+        start = float(val_fn())
+        if np.isfinite(start):
+            best, best_state = start, copy.deepcopy(state_module.state_dict())
+        logger.info("%s before training: val_recall@20 %.4f", desc, start)
     it = range(n_epochs)
     if show_progress:
         from tqdm.auto import tqdm
@@ -133,6 +149,8 @@ def train_epochs(*, n_epochs: int, epoch_fn: Callable[[int], dict[str, float]],
         if val_fn is not None:
             score = float(val_fn())
             logs["val_recall@20"] = score
+            if epoch == 0:
+                logs["val_recall@20_start"] = start
             if score > best:
                 best, bad = score, 0
                 best_state = copy.deepcopy(state_module.state_dict())
@@ -151,6 +169,7 @@ def train_epochs(*, n_epochs: int, epoch_fn: Callable[[int], dict[str, float]],
 
 
 FOLD_IN_MODES: tuple[str, ...] = ("tower", "ridge")
+CONTENT_INIT_MODES: tuple[str, ...] = ("ridge", "random")
 
 
 def fold_in_for(split_kind: str) -> str:
@@ -237,6 +256,8 @@ class TowerRecommender(EmbeddingRecommender):
         c = self.config
         if getattr(c, "fold_in", "tower") not in FOLD_IN_MODES:
             raise ValueError(f"fold_in must be one of {FOLD_IN_MODES}, got {c.fold_in!r}")
+        if getattr(c, "content_init", "ridge") not in CONTENT_INIT_MODES:
+            raise ValueError(f"content_init must be one of {CONTENT_INIT_MODES}, got {c.content_init!r}")
         val_fn = None
         if val is not None and val.nnz:
             def val_fn() -> float:

@@ -5,7 +5,7 @@ a bag of the items a user interacted with, ...) to one embedding::
 
     h_0 = act(sum_j x_j W_j + b_0)          # one weight matrix per input block (dense or sparse x_j)
     h_l = act(h_{l-1} W_l + b_l)            # hidden layers
-    e   = h_L W_out + b_out  (+ x_id if residual)
+    e   = h_L W_out + b_out  (+ x_id if residual)  (+ x_s W_skip if a linear skip)
 
 Summing per-block products equals one linear layer over the concatenation ``[x_1; ...; x_J]``
 but lets a block be a torch sparse matrix (tf-idf bags) without densifying it, and lets a block
@@ -40,10 +40,15 @@ class Tower(nn.Module):
         so a pretrained ID vector passes straight through and the MLP learns a correction.
     dropout : float
         Dropout on hidden activations during training.
+    skip_block : int or None
+        Index of an input block with a learned *linear* path straight to the output
+        (``e = MLP(x) + x_s W_skip``, ``W_skip`` zero until :meth:`init_linear_skip` sets it), so
+        a closed-form content map (:func:`ridge_map`) can be the tower's starting point.
     """
 
     def __init__(self, in_dims: Sequence[int], hidden: Sequence[int], out_dim: int, *,
-                 residual_block: int | None = None, dropout: float = 0.0) -> None:
+                 residual_block: int | None = None, dropout: float = 0.0,
+                 skip_block: int | None = None) -> None:
         super().__init__()
         self.in_dims = [int(d) for d in in_dims]
         widths = [int(h) for h in hidden] + [int(out_dim)]
@@ -62,7 +67,37 @@ class Tower(nn.Module):
         if residual_block is not None and self.in_dims[residual_block] != out_dim:
             raise ValueError("the residual block must have width out_dim")
         self.residual_block = residual_block
+        self.skip_block = skip_block
+        self.skip = (nn.Parameter(torch.zeros(self.in_dims[skip_block], int(out_dim)))
+                     if skip_block is not None else None)
         self.out_dim = int(out_dim)
+
+    def init_linear_skip(self, weight: np.ndarray, trainable: bool = False) -> None:
+        """Start the tower at the linear map ``e = x_s @ weight``: copy ``weight`` (in_dims[skip_block],
+        out_dim) into the skip path and zero the MLP's output layer (its gradients still flow, so
+        training learns a non-linear correction on top of the linear start). With ``trainable=False``
+        the skip stays fixed (a closed-form backbone the MLP corrects)."""
+        if self.skip is None:
+            raise ValueError("this tower has no skip_block")
+        w = torch.as_tensor(np.asarray(weight, np.float32))
+        if tuple(w.shape) != tuple(self.skip.shape):
+            raise ValueError(f"skip weight must have shape {tuple(self.skip.shape)}, got {tuple(w.shape)}")
+        with torch.no_grad():
+            self.skip.copy_(w)
+        self.zero_output_layer()
+        self.skip.requires_grad_(trainable)
+
+    def zero_output_layer(self) -> None:
+        """Zero the last linear map (the MLP's output layer, or the input map when there are no
+        hidden layers), so the tower starts at its residual / skip path alone."""
+        with torch.no_grad():
+            if len(self.mlp):
+                self.mlp[-1].weight.zero_()
+                self.mlp[-1].bias.zero_()
+            else:
+                for w in self.inputs:
+                    w.zero_()
+                self.bias0.zero_()
 
     def forward(self, blocks: Sequence[torch.Tensor | None]) -> torch.Tensor:
         """Embed a batch.
@@ -106,6 +141,10 @@ class Tower(nn.Module):
             r = blocks[self.residual_block]
             if r is not None:
                 out = out + (r.to_dense() if r.is_sparse else r)
+        if self.skip is not None and blocks is not None:
+            x = blocks[self.skip_block]
+            if x is not None:
+                out = out + (torch.sparse.mm(x, self.skip) if x.is_sparse else x @ self.skip)
         return out
 
 
@@ -230,3 +269,46 @@ def fit_dim(vectors: np.ndarray, dim: int, rng: np.random.Generator) -> np.ndarr
         v = np.hstack([v, pad])
     norm = float(np.linalg.norm(v, axis=1).mean())
     return (v / (norm if norm > 0 else 1.0)).astype(np.float32)
+
+
+def ridge_map(features: np.ndarray | sp.spmatrix, targets: np.ndarray, ridge: float = 1.0) -> np.ndarray:
+    """Closed-form linear map from side features to pretrained vectors (ridge regression).
+
+    ``W = argmin ||X W - T||^2 + ridge * ||W||^2``, solved in the primal
+    ``(X^T X + ridge I)^{-1} X^T T`` when ``X`` has no more columns than rows, else in the dual
+    ``X^T (X X^T + ridge I)^{-1} T``; either way one dense ``min(n, d)``-square system. This is the
+    attribute-to-feature mapping of Gantner, Drumond, Freudenthaler, Rendle & Schmidt-Thieme,
+    "Learning Attribute-to-Feature Mappings for Cold-Start Recommendations", ICDM 2010, and the
+    content towers' starting point when ``content_init="ridge"``.
+
+    Parameters
+    ----------
+    features : np.ndarray or scipy sparse, shape (n, d)
+        Side features of the rows with a pretrained vector (warm rows), as the tower sees them.
+    targets : np.ndarray, shape (n, k)
+        Their pretrained vectors.
+    ridge : float
+        L2 strength (> 0).
+
+    Returns
+    -------
+    np.ndarray of float32, shape (d, k)
+    """
+    if ridge <= 0:
+        raise ValueError(f"ridge must be > 0, got {ridge}")
+    x = sp.csr_matrix(features, dtype=np.float64) if sp.issparse(features) else np.asarray(features, np.float64)
+    t = np.asarray(targets, np.float64)
+    if x.shape[0] != t.shape[0]:
+        raise ValueError(f"features have {x.shape[0]} rows, targets {t.shape[0]}")
+    n, d = x.shape
+    if d <= n:
+        g = x.T @ x
+        g = g.toarray() if sp.issparse(g) else np.asarray(g)
+        g[np.diag_indices(d)] += ridge
+        w = np.linalg.solve(g, np.asarray(x.T @ t))
+    else:
+        g = x @ x.T
+        g = g.toarray() if sp.issparse(g) else np.asarray(g)
+        g[np.diag_indices(n)] += ridge
+        w = np.asarray(x.T @ np.linalg.solve(g, t))
+    return w.astype(np.float32)

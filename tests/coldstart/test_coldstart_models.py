@@ -88,3 +88,78 @@ def test_determinism_and_base_model(splits):
     c = ALDI(hidden=(8,), n_epochs=1, random_state=5).fit(s.train, teacher=(U, V))
     warm = np.diff(s.train.user_items.tocsc().indptr) > 0
     np.testing.assert_array_equal(c.item_factors_[warm], V[warm])  # ALDI keeps the teacher's warm vectors
+
+
+def test_ridge_map_recovers_planted_map_primal_and_dual():
+    import scipy.sparse as sp
+
+    from recsys_coldstart.distill.towers import ridge_map
+
+    rng = np.random.default_rng(0)
+    W = rng.normal(size=(12, 5))
+    x = sp.random(300, 12, density=0.4, random_state=1, format="csr")
+    got = ridge_map(x, x @ W, ridge=1e-6)  # primal (d <= n)
+    np.testing.assert_allclose(got, W, atol=1e-3)
+    xw, t = x[:8].toarray(), x[:8] @ W  # dual (d > n): the minimum-norm fit of the 8 rows
+    dual = ridge_map(xw, t, ridge=1e-8)
+    np.testing.assert_allclose(xw @ dual, t, atol=1e-4)
+    np.testing.assert_allclose(dual, np.linalg.pinv(xw) @ t, atol=1e-3)
+    with pytest.raises(ValueError, match="ridge"):
+        ridge_map(xw, t, ridge=0)
+
+
+@pytest.mark.parametrize("name", ["dropoutnet", "heater", "aldi"])
+def test_ridge_start_is_the_linear_content_map(name, splits):
+    # content_init="ridge" with no training: warm items keep their base vectors, cold items get
+    # features @ (ridge map fitted on the warm items), exactly.
+    from recsys_coldstart.distill.towers import feature_scale, ridge_map, scaled
+
+    s = splits["item-cold"]
+    rng = np.random.default_rng(0)
+    U = rng.normal(size=(s.train.n_users, 6)).astype(np.float32)
+    V = rng.normal(size=(s.train.n_items, 6)).astype(np.float32)
+    kw = dict(n_epochs=0, hidden=(16,), random_state=0, content_ridge=2.0)
+    if name == "aldi":
+        m = ALDI(**kw).fit(s.train, teacher=(U, V))
+        P = V
+    else:
+        m = (DropoutNet if name == "dropoutnet" else Heater)(pref_dim=None, **kw).fit(s.train, base=(U, V))
+        P = m.pref_items_
+    warm = np.diff(s.train.user_items.tocsc().indptr) > 0
+    x = scaled(s.train.item_features.values, feature_scale(s.train.item_features))
+    expect = np.asarray(x[~warm] @ ridge_map(x[warm], P[warm], 2.0))
+    np.testing.assert_allclose(m.item_factors_[~warm], expect, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(m.item_factors_[warm], P[warm], rtol=1e-5, atol=1e-6)
+
+
+def test_training_keeps_the_start_when_it_never_improves():
+    import torch
+
+    from recsys_coldstart.distill._base import train_epochs
+
+    net = torch.nn.Linear(2, 1)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+
+    def worse(epoch):
+        with torch.no_grad():
+            net.weight.sub_(1.0)
+        return {"loss": 0.0}
+
+    hist = train_epochs(n_epochs=3, epoch_fn=worse, state_module=net, val_fn=lambda: float(net.weight.detach().sum()),
+                        patience=None)
+    assert len(hist) == 3 and hist[-1]["val_recall@20"] < hist[0]["val_recall@20"] < 2.0
+    assert float(net.weight.detach().sum()) == 2.0  # the starting state (val 2.0) is restored
+
+
+def test_item_cold_early_stopping_ranks_among_cold_items(splits):
+    from recsys_coldstart.distill._base import quick_val_recall
+
+    s = splits["item-cold"]
+    cold = np.diff(s.train.user_items.tocsc().indptr) == 0
+    n_users = s.train.n_users
+    U = np.ones((n_users, 1), np.float32)
+    V = np.where(cold, 0.0, 10.0)[:, None].astype(np.float32)  # warm items far above every cold one
+    V[cold] += np.random.default_rng(0).random((int(cold.sum()), 1)).astype(np.float32)
+    among_cold = quick_val_recall(U, V, s.train, s.val)
+    assert among_cold > 0  # warm items do not crowd the cold val items out of the top 20
