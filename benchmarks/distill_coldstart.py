@@ -12,7 +12,8 @@ item-cold (DropoutNet's predefined cold split), each over several seeds. Per sce
   (lambda = 0.5), and ``student-nodistill``: the same student on the task loss only;
 - ``dropoutnet`` / ``heater`` (preference input: the base ALS at its full width) and ``aldi``
   (warm teacher: the same base ALS), each starting from the closed-form content map
-  (``content_init="ridge"``); ``linmap``: that map alone (no training), to show what training adds;
+  (``content_init="map"``: ridge + k-NN attribute-to-feature maps, the k-NN weight chosen on val);
+  ``content-map``: that map alone (no training), to show what training adds;
 - floors: ``content-knn`` (item-cold), ``feature-popularity`` (user-cold), ``popularity``.
 
 Reported: NDCG@20 / Recall@20 on the cold segment (``cold-item``: ranking among the test cold
@@ -162,7 +163,7 @@ def run_scenario(dataset: str, kind: str, seed: int, data_dir: str, epochs: int,
     for loss in ("score", "rank", "embed"):
         fit(f"student-{loss}", lambda loss=loss: Student(item_ids=item_ids, distill_loss=loss, **common, **sx).fit(
             train, val=val, teacher=teacher))
-    fit("linmap", lambda: DropoutNet(**{**common, "n_epochs": 0}, pref_dim=None).fit(train, base=base))
+    fit("content-map", lambda: DropoutNet(**{**common, "n_epochs": 0}, pref_dim=None).fit(train, val=val, base=base))
     if "dropoutnet" not in skip:
         fit("dropoutnet", lambda: DropoutNet(**common, pref_dim=None).fit(train, val=val, base=base))
     if "heater" not in skip:
@@ -365,7 +366,7 @@ def report(records: pd.DataFrame) -> str:
             f"{speed_top:.1f}× faster",
             "  - cold-start models vs floor `" + floor + f"` ({nd(floor):.4f}): "
             + ", ".join(f"{m} {nd(m):.4f} {'PASS' if nd(m) > nd(floor) else 'FAIL'}"
-                        for m in ("dropoutnet", "heater", "aldi", "linmap", "teacher", best_student) if m in set(g.model))
+                        for m in ("dropoutnet", "heater", "aldi", "content-map", "teacher", best_student) if m in set(g.model))
             + (" (ALDI is a cold-item method)" if kind == "user-cold" else ""),
         ]
     lines = lines[:4] + ["## Checks (computed from the numbers below)", ""] + checks + [""] + lines[4:]

@@ -29,7 +29,7 @@ from recsys_coldstart.distill.losses import (
     sampled_softmax_loss,
     score_distillation_loss,
 )
-from recsys_coldstart.distill.towers import Tower, ridge_map, to_torch
+from recsys_coldstart.distill.towers import Tower, to_torch
 
 logger = logging.getLogger(__name__)
 
@@ -58,14 +58,14 @@ class ALDIConfig:
         Ridge strength pulling a cold row with a few revealed interactions towards its content vector.
     fold_in_max : int
         At most this many revealed interactions are folded in per row.
-    content_init : {"ridge", "random"}
-        ``"ridge"``: each generator gets a linear path from the features to its output,
-        initialised with the closed-form ridge map from warm rows' features to their teacher
-        vectors (:func:`~recsys_coldstart.distill.towers.ridge_map`), and its MLP's output layer
-        starts at zero, so training starts from that map and learns a correction. ``"random"``:
-        a plain MLP from a random start.
-    content_ridge : float
-        L2 strength of that map (on the scaled features the generators see).
+    content_init : {"map", "random"}
+        ``"map"``: each generator is ``g(x) = m(x) + MLP(x)`` with ``m`` the fixed closed-form
+        content map from warm rows' features to their teacher vectors
+        (:class:`~recsys_coldstart.distill.towers.ContentMap`) and the MLP's output layer starting
+        at zero, so training starts from that map and learns a correction. ``"random"``: a plain
+        MLP from a random start.
+    content_ridge, content_neighbors, content_blend : float, int, float or None
+        The map's settings (see :class:`~recsys_coldstart.coldstart.dropoutnet.DropoutNetConfig`).
     n_negatives, batch_size, n_epochs, lr, patience, base_dim, fold_in, fold_in_k, fold_in_ridge, random_state, device, show_progress :
         Training settings (see :class:`~recsys_coldstart.coldstart.dropoutnet.DropoutNetConfig`).
     """
@@ -80,8 +80,10 @@ class ALDIConfig:
     ident_temperature: float = 0.1
     fold_in_reg: float = 1.0
     fold_in_max: int = 64
-    content_init: str = "ridge"
-    content_ridge: float = 1.0
+    content_init: str = "map"
+    content_ridge: float = 5.0
+    content_neighbors: int = 20
+    content_blend: float | None = None
     n_negatives: int = 256
     batch_size: int = 1024
     n_epochs: int = 30
@@ -116,6 +118,9 @@ class ALDI(TowerRecommender):
     the distillation terms weighted per row by the teacher-qualification weight
     ``w = tanh(gamma * log(1 + degree))``. Cold items (and users) get ``g(features)``; a cold
     row with revealed interactions is folded in by ridge regression towards ``g(features)``.
+    By default (``content_init="map"``) ``g(x) = m(x) + MLP(x)`` starts at the closed-form content
+    map ``m`` from warm rows' features to their teacher vectors (fixed) with the MLP's output at
+    zero; early stopping keeps that start if the aligned training does not improve validation.
 
     Fitted attributes: ``user_factors_`` (n_users, D), ``item_factors_`` (n_items, D),
     ``pos_score_`` (mean teacher score of train positives, the fold-in target), ``history_``.
@@ -126,23 +131,27 @@ class ALDI(TowerRecommender):
     def _build(self) -> None:
         c = self.config
         nets = {}
-        skip = 0 if c.content_init == "ridge" else None
         if self.d_item_features_:
-            nets["item_gen"] = Tower([self.d_item_features_], c.hidden, self.dim_, skip_block=skip)
+            nets["item_gen"] = Tower([self.d_item_features_], c.hidden, self.dim_)
         if self.d_user_features_:
-            nets["user_gen"] = Tower([self.d_user_features_], c.hidden, self.dim_, skip_block=skip)
+            nets["user_gen"] = Tower([self.d_user_features_], c.hidden, self.dim_)
         if not nets:
             raise ValueError("ALDI needs item or user side features")
         self._nets = nn.ModuleDict(nets)
+        if c.content_init == "map":
+            for net in self._nets.values():
+                net.zero_output_layer()
 
     def _dev(self):
         return next(self._nets.parameters()).device
 
-    def _gen(self, side: str, feats, b: int, device) -> torch.Tensor:
+    def _gen(self, side: str, feats, b: int, device, rows: np.ndarray | None = None) -> torch.Tensor:
         key = f"{side}_gen"
         if key not in self._nets or feats is None:
             return torch.zeros(b, self.dim_, device=device)
-        return self._nets[key]([to_torch(feats, device)])
+        g = self._nets[key]([to_torch(feats, device)])
+        est = self._content_estimate(side, feats, rows)
+        return g if est is None else g + to_torch(est, device)
 
     def _fold_in(self, prior: np.ndarray, observed: sp.csr_matrix | None, table: np.ndarray) -> np.ndarray:
         """Ridge fold-in: ``argmin_x sum_{j in obs} (c - x.v_j)^2 + reg * ||x - prior||^2``.
@@ -211,11 +220,7 @@ class ALDI(TowerRecommender):
             self._build()
         uf = self._features(self._side_matrix(train, "user"), "user")
         itf = self._features(self._side_matrix(train, "item"), "item")
-        if c.content_init == "ridge":
-            for key, feats, table, warm in (("item_gen", itf, V, wi), ("user_gen", uf, U, wu)):
-                if key in self._nets and feats is not None and warm.any():
-                    rows = np.flatnonzero(warm)
-                    self._nets[key].init_linear_skip(ridge_map(feats[rows], table[rows], c.content_ridge))
+        self._fit_content_maps(train, {"item": (V, wi), "user": (U, wu)}, val)
         self._nets.to(device)
         Ut, Vt = torch.from_numpy(U).to(device), torch.from_numpy(V).to(device)
         qual_u = torch.from_numpy(np.tanh(c.gamma * np.log1p(train.user_degrees())).astype(np.float32)).to(device)
@@ -255,13 +260,13 @@ class ALDI(TowerRecommender):
                 t = Ut[tu] @ Vt[tc].T
                 loss = torch.zeros((), device=device)
                 if "item_gen" in self._nets:
-                    g = self._gen("item", itf[cand], len(cand), device)
+                    g = self._gen("item", itf[cand], len(cand), device, rows=cand)
                     s = Ut[tu] @ g.T
                     loss = loss + align(s, t, b, dmask, qual_i[tc[:b]])
                     uniq = np.unique(cand, return_index=True)[1]
                     loss = loss + c.alpha_ident * ident(g[uniq], Vt[tc[uniq]], cand[uniq], qual_i[tc[uniq]])
                 if "user_gen" in self._nets:
-                    gu = self._gen("user", uf[u], b, device)
+                    gu = self._gen("user", uf[u], b, device, rows=u)
                     s = gu @ Vt[tc].T
                     loss = loss + align(s, t, b, dmask, qual_u[tu])
                     uu = np.unique(u, return_index=True)[1]
@@ -276,8 +281,10 @@ class ALDI(TowerRecommender):
         def finalize() -> None:
             self._nets.eval()
             dev = self._dev()
-            gi = self._batched(lambda r: self._gen("item", None if itf is None else itf[r], len(r), dev), train.n_items)
-            gu = self._batched(lambda r: self._gen("user", None if uf is None else uf[r], len(r), dev), train.n_users)
+            gi = self._batched(lambda r: self._gen("item", None if itf is None else itf[r], len(r), dev, rows=r),
+                               train.n_items)
+            gu = self._batched(lambda r: self._gen("user", None if uf is None else uf[r], len(r), dev, rows=r),
+                               train.n_users)
             self.item_factors_ = np.where(wi[:, None], V, gi).astype(np.float32)
             self.user_factors_ = np.where(wu[:, None], U, gu).astype(np.float32)
 

@@ -42,7 +42,7 @@ class DropoutNetConfig:
     Attributes
     ----------
     dim : int
-        Output width of both towers (with ``content_init="ridge"`` the towers output ``pref_dim``).
+        Output width of both towers (with ``content_init="map"`` the towers output ``pref_dim``).
     hidden : tuple of int
         Hidden widths.
     pref_dim : int or None
@@ -59,16 +59,17 @@ class DropoutNetConfig:
         Rank of the SVD preference vectors when no pretrained model is given.
     fold_in, fold_in_k, fold_in_ridge : {"tower", "ridge"}, int, float
         How new users are embedded (see :class:`~recsys_coldstart.distill._base.TowerRecommender`).
-    content_init : {"ridge", "random"}
-        ``"ridge"``: a closed-form content estimate of the preference vector, ``x W`` with ``W`` the
-        ridge map from warm rows' features to their preference vectors
-        (:func:`~recsys_coldstart.distill.towers.ridge_map`, fixed), stands in for a missing
-        preference input as the towers' *residual*: ``f(p, x) = r + MLP([p ; x])`` with ``r = p``
-        when the preference input is present and ``x W`` when it is missing (dropped or cold); the
-        MLP's output layer starts at zero, so training starts at the linear map (Gantner et al.,
-        ICDM 2010) and learns DropoutNet's correction on top. ``"random"``: the paper's plain towers.
-    content_ridge : float
-        L2 strength of that map (on the scaled features the towers see).
+    content_init : {"map", "random"}
+        ``"map"``: a closed-form content estimate of the preference vector
+        (:class:`~recsys_coldstart.distill.towers.ContentMap`: ridge + k-NN attribute-to-feature
+        maps fitted on the warm rows, fixed) stands in for a missing preference input as the towers'
+        *residual*: ``f(p, x) = r + MLP([p ; x])`` with ``r = p`` when the preference input is
+        present and the estimate when it is missing (dropped or cold); the MLP's output layer
+        starts at zero, so training starts at the map and learns DropoutNet's correction on top.
+        ``"random"``: the paper's plain towers.
+    content_ridge, content_neighbors, content_blend : float, int, float or None
+        The map's ridge strength (on the scaled features), number of neighbours and k-NN weight
+        (None = chosen on ``val`` among 0, 0.25, ..., 1; 0.5 without val).
     random_state : int or None
     device : str
     show_progress : bool
@@ -88,8 +89,10 @@ class DropoutNetConfig:
     fold_in: str = "ridge"
     fold_in_k: int = 3
     fold_in_ridge: float = 10.0
-    content_init: str = "ridge"
+    content_init: str = "map"
     content_ridge: float = 5.0
+    content_neighbors: int = 20
+    content_blend: float | None = None
     random_state: int | None = 0
     device: str = "auto"
     show_progress: bool = False
@@ -99,9 +102,8 @@ class _PreferenceTowerModel(TowerRecommender):
     """Shared code of models fed frozen pretrained preference vectors plus content.
 
     Fitted arrays ``pref_users_`` (n_users, p) and ``pref_items_`` (n_items, p) hold the
-    (normalised) pretrained vectors; cold rows are zero. With ``content_init="ridge"``,
-    ``user_content_map_`` (d_user, p) and ``item_content_map_`` (d_item, p) hold the ridge maps
-    from scaled side features to those vectors (shape (0, p) for a side without features).
+    (normalised) pretrained vectors; cold rows are zero. With ``content_init="map"`` the
+    ``{user,item}_cmap_*_`` arrays hold the content maps to those vectors (sides with features).
     """
 
     @property
@@ -110,24 +112,21 @@ class _PreferenceTowerModel(TowerRecommender):
 
     @property
     def _out_dim(self) -> int:
-        return self._pref_width if self.config.content_init == "ridge" else int(self.config.dim)
+        return self._pref_width if self.config.content_init == "map" else int(self.config.dim)
 
-    def _content_estimate(self, side: str, pref: torch.Tensor, feats) -> torch.Tensor | None:
-        """``pref`` where a row has one, else the closed-form content estimate ``x W``; None when
-        ``content_init`` is not ``"ridge"``."""
-        if self.config.content_init != "ridge":
-            return None
-        w = self.user_content_map_ if side == "user" else self.item_content_map_
-        if feats is None or w.shape[0] == 0:
-            return pref
-        est = to_torch(np.asarray(feats @ w, np.float32), pref.device)
-        return torch.where((pref.abs().sum(1) == 0)[:, None], est, pref)
+    def _residual(self, side: str, p: torch.Tensor, feats, rows: np.ndarray | None) -> torch.Tensor:
+        """``p`` where a row has a preference input, else the content map's estimate."""
+        est = self._content_estimate(side, feats, rows)
+        if est is None:
+            return p
+        return torch.where((p.abs().sum(1) == 0)[:, None], to_torch(est, p.device), p)
 
     def _pref_bag(self, observed: sp.csr_matrix, side: str) -> np.ndarray:
         table = self.pref_items_ if side == "user" else self.pref_users_
         return np.asarray(row_normalize(observed) @ table, np.float32)
 
-    def _prep(self, train: Interactions, base: Any, rng: np.random.Generator) -> None:
+    def _prep(self, train: Interactions, base: Any, rng: np.random.Generator,
+              val: Interactions | None = None) -> None:
         c = self.config
         self._init_features(train)
         U, V = base_factors(train, base, c.base_dim, rng)
@@ -136,13 +135,7 @@ class _PreferenceTowerModel(TowerRecommender):
         wu, wi = warm_mask(R, 1), warm_mask(R, 0)
         self.pref_users_ = fit_dim(U, p, rng) * wu[:, None]
         self.pref_items_ = fit_dim(V, p, rng) * wi[:, None]
-        if c.content_init == "ridge":
-            for side, table, warm in (("user", self.pref_users_, wu), ("item", self.pref_items_, wi)):
-                x = self._features(self._side_matrix(train, side), side)
-                rows = np.flatnonzero(warm)
-                w = (ridge_map(x[rows], table[rows], c.content_ridge) if x is not None and len(rows)
-                     else np.zeros((0, p), np.float32))
-                setattr(self, f"{side}_content_map_", w)
+        self._fit_content_maps(train, {"user": (self.pref_users_, wu), "item": (self.pref_items_, wi)}, val)
 
     def _pref_input(self, side: str, idx: np.ndarray, mode: np.ndarray, R: sp.csr_matrix,
                     target: np.ndarray | None, rng: np.random.Generator) -> np.ndarray:
@@ -156,11 +149,10 @@ class _PreferenceTowerModel(TowerRecommender):
             x[tr] = self._pref_bag(bag, side)
         return x.astype(np.float32)
 
-    def _forward_side(self, side: str, pref: np.ndarray, feats, device) -> torch.Tensor:
+    def _forward_side(self, side: str, pref: np.ndarray, feats, device, rows: np.ndarray | None = None) -> torch.Tensor:
         p = to_torch(pref, device)
         out = self._nets[f"{side}_tower"]([p, to_torch(feats, device)])
-        r = self._content_estimate(side, p, feats)
-        return out if r is None else out + r
+        return out + self._residual(side, p, feats, rows) if self.config.content_init == "map" else out
 
     def _user_forward(self, observed, features) -> torch.Tensor:
         b = observed.shape[0] if observed is not None else features.shape[0]
@@ -179,9 +171,9 @@ class _PreferenceTowerModel(TowerRecommender):
         self._nets.eval()
         dev = self._dev()
         self.user_factors_ = self._batched(lambda r: self._forward_side(
-            "user", self.pref_users_[r], None if uf is None else uf[r], dev), self.n_users_in_)
+            "user", self.pref_users_[r], None if uf is None else uf[r], dev, rows=r), self.n_users_in_)
         self.item_factors_ = self._batched(lambda r: self._forward_side(
-            "item", self.pref_items_[r], None if itf is None else itf[r], dev), self.n_items_in_)
+            "item", self.pref_items_[r], None if itf is None else itf[r], dev, rows=r), self.n_items_in_)
 
     def _train_loss(self, eu, ei, u, cand, pu, pc, device) -> torch.Tensor:
         raise NotImplementedError
@@ -214,8 +206,8 @@ class _PreferenceTowerModel(TowerRecommender):
                 pu = self._pref_input("user", u, mode_of(len(u)), R, i, rng)
                 pc = self._pref_input("item", cand, mode_of(len(cand)), RT,
                                       np.concatenate([u, np.full(len(cand) - len(u), -1)]), rng)
-                eu = self._forward_side("user", pu, None if uf is None else uf[u], device)
-                ei = self._forward_side("item", pc, None if itf is None else itf[cand], device)
+                eu = self._forward_side("user", pu, None if uf is None else uf[u], device, rows=u)
+                ei = self._forward_side("item", pc, None if itf is None else itf[cand], device, rows=cand)
                 loss = self._train_loss(eu, ei, u, cand, pu, pc, device)
                 opt.zero_grad()
                 loss.backward()
@@ -241,6 +233,10 @@ class DropoutNet(_PreferenceTowerModel):
     dropped (set to zero) with probability ``dropout_prob`` and replaced by the mean preference
     of the row's interactions with probability ``transform_prob``. Cold users / items therefore
     go through the content path (and the transform path when they revealed a few interactions).
+    By default (``content_init="map"``) each tower is residual over ``p`` or, when ``p`` is
+    missing, the closed-form content estimate (see :class:`DropoutNetConfig`), so training starts
+    at the attribute-to-feature map and early stopping keeps that start when the learned
+    correction does not improve the validation recall.
     New *users* are embedded by default with the learned ridge fold-in on the fitted vectors
     (``fold_in="ridge"``, see :class:`DropoutNetConfig`); ``fold_in="tower"`` uses the towers.
 
@@ -257,7 +253,7 @@ class DropoutNet(_PreferenceTowerModel):
             "user_tower": Tower([p, self.d_user_features_], c.hidden, self._out_dim),
             "item_tower": Tower([p, self.d_item_features_], c.hidden, self._out_dim),
         })
-        if c.content_init == "ridge":
+        if c.content_init == "map":
             for tower in self._nets.values():
                 tower.zero_output_layer()
 
@@ -285,7 +281,7 @@ class DropoutNet(_PreferenceTowerModel):
         c = self.config
         rng = check_random_state(c.random_state)
         device = resolve_device(c.device)
-        self._prep(train, base, rng)
+        self._prep(train, base, rng, val)
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
             torch.random.manual_seed(int(rng.integers(2**31)))
             self._build()

@@ -42,16 +42,15 @@ class HeaterConfig:
         (the few-shot path).
     alpha : float
         Weight of the similarity constraint ``||Z - P||^2`` between content and CF representations.
-    content_init : {"ridge", "random"}
-        ``"ridge"``: the content representation is ``Z = x W + MoE(x)`` with ``W`` the fixed
-        closed-form ridge map from warm rows' features to their CF vectors
-        (:func:`~recsys_coldstart.distill.towers.ridge_map`) and the experts starting at zero, and
-        the transformation is residual, ``T(r) = r + MLP(r)`` with the MLP's output layer at zero
-        (so the towers output ``pref_dim``): training starts at the linear attribute-to-feature map
-        (Gantner et al., ICDM 2010) and learns Heater's correction. ``"random"``: the paper's plain MoE
-        and MLP.
-    content_ridge : float
-        L2 strength of that map (on the scaled features).
+    content_init : {"map", "random"}
+        ``"map"``: the content representation is ``Z = m(x) + MoE(x)`` with ``m`` the fixed
+        closed-form content map to the CF vectors
+        (:class:`~recsys_coldstart.distill.towers.ContentMap`) and the experts starting at zero,
+        and the transformation is residual, ``T(r) = r + MLP(r)`` with the MLP's output layer at
+        zero (so the towers output ``pref_dim``): training starts at the attribute-to-feature map
+        and learns Heater's correction. ``"random"``: the paper's plain MoE and MLP.
+    content_ridge, content_neighbors, content_blend : float, int, float or None
+        The map's settings (see :class:`~recsys_coldstart.coldstart.dropoutnet.DropoutNetConfig`).
     n_negatives, batch_size, n_epochs, lr, patience, base_dim, fold_in, fold_in_k, fold_in_ridge, random_state, device, show_progress :
         As in :class:`~recsys_coldstart.coldstart.dropoutnet.DropoutNetConfig`.
     """
@@ -72,8 +71,10 @@ class HeaterConfig:
     fold_in: str = "ridge"
     fold_in_k: int = 3
     fold_in_ridge: float = 10.0
-    content_init: str = "ridge"
+    content_init: str = "map"
     content_ridge: float = 5.0
+    content_neighbors: int = 20
+    content_blend: float | None = None
     random_state: int | None = 0
     device: str = "auto"
     show_progress: bool = False
@@ -112,7 +113,8 @@ class Heater(_PreferenceTowerModel):
               + \\alpha \\big(\\lVert Z_u - P_u \\rVert^2 + \\lVert Z_i - P_i \\rVert^2\\big)
 
     (reconstruction of the pretrained scores, as in DropoutNet, plus Heater's similarity
-    constraint). A side without features has ``Z = 0``.
+    constraint). A side without features has ``Z = 0``. By default (``content_init="map"``)
+    ``Z`` and ``T`` start at the closed-form content map and the identity (see :class:`HeaterConfig`).
 
     Fitted attributes: ``user_factors_`` (n_users, dim), ``item_factors_`` (n_items, dim),
     ``pref_users_``, ``pref_items_``, ``history_``.
@@ -122,7 +124,7 @@ class Heater(_PreferenceTowerModel):
 
     def _build(self) -> None:
         c = self.config
-        p, ridge = self._pref_width, c.content_init == "ridge"
+        p, ridge = self._pref_width, c.content_init == "map"
         res = 0 if ridge else None
         nets = {
             "user_tower": Tower([p], c.hidden, self._out_dim, residual_block=res),
@@ -137,19 +139,17 @@ class Heater(_PreferenceTowerModel):
             for key, net in self._nets.items():
                 (net.experts if key.endswith("_moe") else net).zero_output_layer()
 
-    def _content(self, side: str, feats, b: int, device) -> torch.Tensor:
+    def _content(self, side: str, feats, b: int, device, rows: np.ndarray | None = None) -> torch.Tensor:
         key = f"{side}_moe"
         if key not in self._nets or feats is None:
             return torch.zeros(b, self._pref_width, device=device)
         z = self._nets[key](to_torch(feats, device))
-        if self.config.content_init == "ridge":
-            w = self.user_content_map_ if side == "user" else self.item_content_map_
-            z = z + to_torch(np.asarray(feats @ w, np.float32), device)
-        return z
+        est = self._content_estimate(side, feats, rows)
+        return z if est is None else z + to_torch(est, device)
 
-    def _forward_side(self, side: str, pref: np.ndarray, feats, device) -> torch.Tensor:
+    def _forward_side(self, side: str, pref: np.ndarray, feats, device, rows: np.ndarray | None = None) -> torch.Tensor:
         p = to_torch(pref, device)
-        z = self._content(side, feats, p.shape[0], device)
+        z = self._content(side, feats, p.shape[0], device, rows)
         cold = (p.abs().sum(1) == 0)[:, None]  # dropped, or no CF vector: content path
         return self._nets[f"{side}_tower"]([torch.where(cold, z, p)])
 
@@ -160,7 +160,7 @@ class Heater(_PreferenceTowerModel):
             for side, idx, feats in (("user", u, self._train_uf), ("item", cand, self._train_itf)):
                 if f"{side}_moe" in self._nets and feats is not None:
                     table = self.pref_users_ if side == "user" else self.pref_items_
-                    z = self._content(side, feats[idx], len(idx), device)
+                    z = self._content(side, feats[idx], len(idx), device, rows=idx)
                     loss = loss + self.config.alpha * embedding_alignment_loss(
                         z, torch.from_numpy(table[idx]).to(device), kind="mse")
         return loss
@@ -176,7 +176,7 @@ class Heater(_PreferenceTowerModel):
         c = self.config
         rng = check_random_state(c.random_state)
         device = resolve_device(c.device)
-        self._prep(train, base, rng)
+        self._prep(train, base, rng, val)
         self._train_uf = self._features(self._side_matrix(train, "user"), "user")
         self._train_itf = self._features(self._side_matrix(train, "item"), "item")
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG

@@ -26,7 +26,7 @@ from torch import nn
 
 from recsys_coldstart.base import EmbeddingRecommender, topk
 from recsys_coldstart.data.interactions import Interactions
-from recsys_coldstart.distill.towers import feature_scale, scaled, to_torch
+from recsys_coldstart.distill.towers import ContentMap, feature_scale, scaled, to_torch
 from recsys_coldstart.pretrain._foldin import apply_fold_in, fit_fold_in
 
 logger = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ def train_epochs(*, n_epochs: int, epoch_fn: Callable[[int], dict[str, float]],
 
 
 FOLD_IN_MODES: tuple[str, ...] = ("tower", "ridge")
-CONTENT_INIT_MODES: tuple[str, ...] = ("ridge", "random")
+CONTENT_INIT_MODES: tuple[str, ...] = ("map", "random")
 
 
 def fold_in_for(split_kind: str) -> str:
@@ -221,6 +221,58 @@ class TowerRecommender(EmbeddingRecommender):
         f = train.user_features if side == "user" else train.item_features
         return None if f is None else f.values
 
+    # ------------------------------------------------------------------ content map
+    def _fit_content_maps(self, train: Interactions, tables: dict[str, tuple[np.ndarray, np.ndarray]],
+                          val: Interactions | None = None) -> None:
+        """``content_init="map"``: fit a :class:`~recsys_coldstart.distill.towers.ContentMap` per side.
+
+        ``tables[side] = (vectors (n_rows, p), warm mask (n_rows,))``: the map is fitted on the
+        warm rows' scaled features and vectors and stored as fitted attributes ``{side}_cmap_*_``.
+        With ``content_blend=None`` its k-NN weight is chosen on ``val`` (Recall@20 of the start:
+        warm rows keep their vectors, rows without one get the estimate; 0.5 without val). The
+        estimates of every train row are cached for training, leave-one-out for warm rows (a warm
+        row is never its own neighbour), so training sees the map as cold rows will.
+        """
+        c = self.config
+        self._train_est: dict[str, np.ndarray] = {}
+        if getattr(c, "content_init", "random") != "map":
+            return
+        for side, (table, warm) in tables.items():
+            x = self._features(self._side_matrix(train, side), side)
+            rows = np.flatnonzero(warm)
+            if x is None or len(rows) == 0:
+                continue
+            blend = 0.5 if c.content_blend is None else c.content_blend
+            cmap = ContentMap.fit(x[rows], table[rows], c.content_ridge, c.content_neighbors, blend)
+            own = np.full(x.shape[0], -1, np.int64)
+            own[rows] = np.arange(len(rows))
+            lin, knn = cmap.parts(x, self_index=own)
+            if c.content_blend is None and val is not None and val.nnz:
+                other = tables["item" if side == "user" else "user"][0]
+
+                def score(est, side=side, table=table, warm=warm, other=other):
+                    start = np.where(warm[:, None], table, est).astype(np.float32)
+                    u, v = (start, other) if side == "user" else (other, start)
+                    return quick_val_recall(u, v, train, val)
+
+                scores = cmap.select_blend(lin, knn, score)
+                logger.info("%s %s content map: val recall by k-NN blend %s -> %.2f", type(self).__name__, side,
+                            {k: round(v, 4) for k, v in scores.items()}, cmap.blend)
+            for name, value in cmap.to_arrays(f"{side}_cmap").items():
+                setattr(self, name, value)
+            self._train_est[side] = (cmap.blend * knn + (1.0 - cmap.blend) * lin).astype(np.float32)
+
+    def _content_estimate(self, side: str, feats, rows: np.ndarray | None = None) -> np.ndarray | None:
+        """The content map's estimate (b, p) for scaled features ``feats`` (b, d); the training
+        cache when ``rows`` (train row ids) are given during fit; None without a map or features."""
+        if getattr(self.config, "content_init", "random") != "map" or feats is None:
+            return None
+        cache = getattr(self, "_train_est", {}).get(side)
+        if rows is not None and cache is not None:
+            return cache[rows]
+        cmap = ContentMap.from_arrays(self, f"{side}_cmap")
+        return None if cmap is None else cmap.transform(feats)
+
     # ------------------------------------------------------------------ torch state
     def _build(self) -> None:
         raise NotImplementedError
@@ -256,7 +308,7 @@ class TowerRecommender(EmbeddingRecommender):
         c = self.config
         if getattr(c, "fold_in", "tower") not in FOLD_IN_MODES:
             raise ValueError(f"fold_in must be one of {FOLD_IN_MODES}, got {c.fold_in!r}")
-        if getattr(c, "content_init", "ridge") not in CONTENT_INIT_MODES:
+        if getattr(c, "content_init", "random") not in CONTENT_INIT_MODES:
             raise ValueError(f"content_init must be one of {CONTENT_INIT_MODES}, got {c.content_init!r}")
         val_fn = None
         if val is not None and val.nnz:
@@ -269,6 +321,7 @@ class TowerRecommender(EmbeddingRecommender):
                                      show_progress=c.show_progress, desc=desc)
         self._to_cpu()
         finalize()
+        self._train_est = {}  # training-only cache of the content map's estimates
         self._fit_fold_in(train)
 
     def _fit_fold_in(self, train: Interactions) -> None:

@@ -108,17 +108,43 @@ def test_ridge_map_recovers_planted_map_primal_and_dual():
         ridge_map(xw, t, ridge=0)
 
 
+def test_content_map_knn_and_leave_one_out():
+    import scipy.sparse as sp
+
+    from recsys_coldstart.distill.towers import ContentMap
+
+    # four warm rows in two feature clusters; targets differ by cluster
+    x = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 0.9, 0, 0], [0, 0, 1, 1], [0, 0, 1, 0.8]], np.float32))
+    t = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]], np.float32)
+    cm = ContentMap.fit(x, t, ridge=1.0, n_neighbors=2, blend=0.5)
+    new = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 0, 0, 0]], np.float32))
+    lin, knn = cm.parts(new)
+    np.testing.assert_allclose(knn[0], [1.0, 0.0], atol=1e-6)  # its two neighbours' mean
+    np.testing.assert_allclose(knn[1], 0.0, atol=1e-6)  # no similar row, no features: linear part = 0
+    np.testing.assert_allclose(lin, new.toarray() @ cm.weight, rtol=1e-6)
+    np.testing.assert_allclose(cm.transform(new)[0], 0.5 * knn[0] + 0.5 * lin[0], rtol=1e-5)
+    # the blend is chosen by the score it is given: here closeness to the k-NN answer
+    scores = cm.select_blend(lin, knn, lambda est: -float(np.abs(est[0] - [1.0, 0.0]).sum()))
+    assert cm.blend == 1.0 and scores[1.0] == max(scores.values())
+    # leave-one-out: warm row 0 with k=1 takes row 1's target, never its own
+    t2 = t.copy()
+    t2[1] = [5.0, 5.0]
+    cm2 = ContentMap.fit(x, t2, ridge=1.0, n_neighbors=1, blend=1.0)
+    loo = cm2.transform(x[:1], self_index=np.array([0]))
+    np.testing.assert_allclose(loo[0], [5.0, 5.0], atol=1e-6)
+
+
 @pytest.mark.parametrize("name", ["dropoutnet", "heater", "aldi"])
-def test_ridge_start_is_the_linear_content_map(name, splits):
-    # content_init="ridge" with no training: warm items keep their base vectors, cold items get
-    # features @ (ridge map fitted on the warm items), exactly.
-    from recsys_coldstart.distill.towers import feature_scale, ridge_map, scaled
+def test_map_start_is_the_content_map(name, splits):
+    # content_init="map" with no training: warm items keep their base vectors, cold items get the
+    # content map fitted on the warm items, exactly.
+    from recsys_coldstart.distill.towers import ContentMap, feature_scale, scaled
 
     s = splits["item-cold"]
     rng = np.random.default_rng(0)
     U = rng.normal(size=(s.train.n_users, 6)).astype(np.float32)
     V = rng.normal(size=(s.train.n_items, 6)).astype(np.float32)
-    kw = dict(n_epochs=0, hidden=(16,), random_state=0, content_ridge=2.0)
+    kw = dict(n_epochs=0, hidden=(16,), random_state=0, content_ridge=2.0, content_neighbors=5, content_blend=0.5)
     if name == "aldi":
         m = ALDI(**kw).fit(s.train, teacher=(U, V))
         P = V
@@ -127,9 +153,11 @@ def test_ridge_start_is_the_linear_content_map(name, splits):
         P = m.pref_items_
     warm = np.diff(s.train.user_items.tocsc().indptr) > 0
     x = scaled(s.train.item_features.values, feature_scale(s.train.item_features))
-    expect = np.asarray(x[~warm] @ ridge_map(x[warm], P[warm], 2.0))
+    expect = ContentMap.fit(x[warm], P[warm], 2.0, n_neighbors=5, blend=0.5).transform(x[~warm])
     np.testing.assert_allclose(m.item_factors_[~warm], expect, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(m.item_factors_[warm], P[warm], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(m.embed_items(s.train.item_features.take(np.flatnonzero(~warm))), expect,
+                               rtol=1e-4, atol=1e-5)
 
 
 def test_training_keeps_the_start_when_it_never_improves():
