@@ -27,7 +27,6 @@ from recsys_coldstart.distill.towers import (
     Tower,
     drop_entries,
     fit_dim,
-    ridge_map,
     row_normalize,
     to_torch,
 )
