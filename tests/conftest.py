@@ -51,6 +51,15 @@ def ml100k_dir(data_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def citeulike_dir(data_dir: Path) -> Path:
+    """The data folder, checked to hold CiteULike-a with DropoutNet's split."""
+    d = data_dir / "citeulike-a"
+    if not (d / "users.dat").is_file() or not (d / "dropoutnet_split").is_dir():
+        _missing(f"{d}/users.dat or dropoutnet_split/ not found")
+    return data_dir
+
+
+@pytest.fixture(scope="session")
 def synthetic():
     """A small synthetic dataset with planted clusters and side features (seed 0)."""
     return make_synthetic(n_users=400, n_items=300, mean_ratings=30, random_state=0)
