@@ -118,7 +118,7 @@ def filter_item_features(split, min_df: int):
 def run_scenario(dataset: str, kind: str, seed: int, data_dir: str, epochs: int, n_support: int,
                  logq: bool = False, min_df: int = 1, skip: tuple[str, ...] = (),
                  item_bias: bool = False, fold_in: str = "tower", base_factors: int = 64,
-                 student_hidden: int = 32) -> list[dict]:
+                 student_tie: bool = False) -> list[dict]:
     from recsys_coldstart.baselines.content_knn import ContentKNN
     from recsys_coldstart.baselines.feature_popularity import FeaturePopularity
     from recsys_coldstart.baselines.implicit_mf import ALS
@@ -160,7 +160,7 @@ def run_scenario(dataset: str, kind: str, seed: int, data_dir: str, epochs: int,
     fit("teacher", lambda: TwoTowerTeacher(**common, **tx).fit(train, val=val, init=als))
     teacher = models["teacher"]
     item_ids = kind != "item-cold"
-    sx = {**sx, "hidden": (student_hidden,)}
+    sx = {**sx, "tie_item_inputs": student_tie}
     fit("student-nodistill", lambda: Student(item_ids=item_ids, **common, **sx).fit(train, val=val))
     for loss in ("score", "rank", "embed"):
         fit(f"student-{loss}", lambda loss=loss: Student(item_ids=item_ids, distill_loss=loss, **common, **sx).fit(
@@ -200,7 +200,8 @@ def run_scenario(dataset: str, kind: str, seed: int, data_dir: str, epochs: int,
     res = pd.concat(frames + [pd.DataFrame(extra_rows, columns=frames[0].columns)], ignore_index=True)
     cfg = {"epochs": epochs, "min_df": min_df, "n_item_features": n_kept, "patience": 3, "n_support": n_support, "base": f"ALS({base_factors})", "torch_threads": 1,
            "teacher": "TwoTowerTeacher(dim=256, hidden=(256,256))",
-           "student": f"Student(dim=32, hidden=({student_hidden},), item_ids={item_ids}, lam=0.5)", "teacher_extra": tx,
+           "student": f"Student(dim=32, hidden=(32,), item_ids={item_ids}, lam=0.5, tie_item_inputs={student_tie})",
+           "teacher_extra": tx,
            "student_extra": sx, "fold_in": fold_in}
     return to_records(res, config=cfg, command=current_command(), device="cpu",
                       seconds=sum(seconds.values()), extra={"peak_rss_mb": peak_rss_mb(), "machine": machine(),
@@ -208,7 +209,7 @@ def run_scenario(dataset: str, kind: str, seed: int, data_dir: str, epochs: int,
 
 
 def run_latency(dataset: str, kind: str, data_dir: str, n_support: int, n_repeats: int = 5,
-                min_df: int = 1, base_factors: int = 64, student_hidden: int = 32) -> list[dict]:
+                min_df: int = 1, base_factors: int = 64, student_tie: bool = False) -> list[dict]:
     """Serving latency only: architectures at their benchmark sizes, trained for one epoch (latency does
     not depend on the weights), all measured in this one process."""
     from recsys_coldstart.baselines.content_knn import ContentKNN
@@ -228,7 +229,7 @@ def run_latency(dataset: str, kind: str, data_dir: str, n_support: int, n_repeat
     als = ALS(factors=64, num_threads=1).fit(train)
     base = als if base_factors == 64 else ALS(factors=base_factors, num_threads=1).fit(train)
     models = {"teacher": TwoTowerTeacher(**one).fit(train, init=als),
-              "student": Student(item_ids=kind != "item-cold", hidden=(student_hidden,), **one).fit(train),
+              "student": Student(item_ids=kind != "item-cold", tie_item_inputs=student_tie, **one).fit(train),
               "dropoutnet": DropoutNet(**one, pref_dim=None).fit(train, base=base),
               "heater": Heater(**one, pref_dim=None).fit(train, base=base),
               "content-knn" if kind == "item-cold" else "feature-popularity":
@@ -436,9 +437,10 @@ def main() -> None:
                    help="teacher and students with a learned per-item bias (log-popularity prior)")
     p.add_argument("--base-factors", nargs="*", default=["citeulike-a=400"], metavar="DATASET=N",
                    help="ALS factors of the cold-start models' base per dataset (others: 64)")
-    p.add_argument("--student-hidden", nargs="*", default=["citeulike-a=28"], metavar="DATASET=N",
-                   help="students' hidden width per dataset (others: 32); 28 keeps the student within 10%% of "
-                        "the teacher's parameters on CiteULike-a's 19k tag columns (min_df=2)")
+    p.add_argument("--student-tie", nargs="*", default=["citeulike-a"], metavar="DATASET",
+                   help="datasets whose students share one item-feature input matrix between their towers "
+                        "(Student tie_item_inputs; keeps them within 10%% of the teacher's parameters on "
+                        "CiteULike-a's 19k tag columns at min_df=2)")
     p.add_argument("--out", default="distill_coldstart", help="results file stem in benchmarks/results/")
     p.add_argument("--append", action="store_true", help="add to the records already in the JSON file")
     p.add_argument("--latency-only", action="store_true",
@@ -465,7 +467,7 @@ def main() -> None:
             warm_path.write_text(json.dumps(rows, indent=1))
         args.report_only = True
     base_factors = {k: int(v) for k, v in (x.split("=") for x in args.base_factors)}
-    student_hidden = {k: int(v) for k, v in (x.split("=") for x in args.student_hidden)}
+    student_tie = set(args.student_tie)
     if args.latency_only:
         import json
 
@@ -474,7 +476,7 @@ def main() -> None:
             rows += run_latency(*sc.split(":"), args.data_dir, args.n_support,
                                 min_df=args.min_df if sc.startswith("citeulike") else 1,
                                 base_factors=base_factors.get(sc.split(":")[0], 64),
-                                student_hidden=student_hidden.get(sc.split(":")[0], 32))
+                                student_tie=sc.split(":")[0] in student_tie)
             lat_path.write_text(json.dumps(rows, indent=1))
         args.report_only = True
     if not args.report_only:
@@ -490,7 +492,7 @@ def main() -> None:
                 records += run_scenario(dataset, kind, seed, args.data_dir, args.epochs, args.n_support, args.logq,
                                         min_df=args.min_df, skip=tuple(args.skip), item_bias=args.item_bias,
                                         fold_in=args.fold_in or fold_in_for(kind), base_factors=base_factors.get(dataset, 64),
-                                        student_hidden=student_hidden.get(dataset, 32))
+                                        student_tie=dataset in student_tie)
                 write_json(records, path)
     df = read_json(path)
     text = report(df)

@@ -97,6 +97,10 @@ class StudentConfig:
         (``TwoTowerTeacherConfig.item_bias``) the bias is distilled with the scores.
     logq_correction : bool
         Subtract ``log q`` (expected candidate counts) from the task logits (Yi et al. 2019).
+    tie_item_inputs : bool
+        The user tower's bag-of-item-features input and the item tower's feature input share one
+        weight matrix (both map item features to the first hidden layer), so the wide first layer
+        is stored once: with tens of thousands of tag columns it is most of the student's size.
     batch_size, n_epochs, lr, weight_decay, patience : training settings (Adam).
     fold_in, fold_in_k, fold_in_ridge : {"tower", "ridge"}, int, float
         How new users are embedded (see :class:`~recsys_coldstart.distill._base.TowerRecommender`).
@@ -122,6 +126,7 @@ class StudentConfig:
     few_shot_prob: float = 0.0
     logq_correction: bool = False
     item_bias: bool = False
+    tie_item_inputs: bool = False
     few_shot_max: int = 10
     batch_size: int = 1024
     n_epochs: int = 30
@@ -175,6 +180,8 @@ class Student(TowerRecommender):
         if c.item_bias:
             nets["item_bias"] = nn.Embedding(self.n_items_in_, 1)
             nn.init.zeros_(nets["item_bias"].weight)
+        if c.tie_item_inputs and d_if:
+            nets["user_tower"].inputs[0] = nets["item_tower"].inputs[1]  # one (d_item, h1) matrix
         self._nets = nn.ModuleDict(nets)
 
     # ------------------------------------------------------------------ forward helpers

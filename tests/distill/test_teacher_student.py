@@ -232,3 +232,16 @@ def test_student_serving_projection_equals_training_forward(item_ids, item_cold)
     with torch.enable_grad():
         slow2 = st._user_forward(obs, st._features(feats, "user")).detach().numpy()
     np.testing.assert_allclose(st.embed_users(obs, feats), slow2, rtol=1e-4, atol=1e-5)
+
+
+def test_student_tied_item_inputs_store_the_feature_matrix_once(item_cold, tmp_path):
+    s = item_cold
+    d_item = s.train.item_features.n_features
+    plain = Student(**{**STUDENT, "n_epochs": 1}).fit(s.train)
+    tied = Student(**{**STUDENT, "n_epochs": 1}, tie_item_inputs=True).fit(s.train)
+    h1 = STUDENT["hidden"][0]
+    assert plain.n_parameters - tied.n_parameters == d_item * h1
+    assert tied._nets["user_tower"].inputs[0] is tied._nets["item_tower"].inputs[1]
+    loaded = load_model(save_model(tied, tmp_path / "tied"))
+    assert loaded._nets["user_tower"].inputs[0] is loaded._nets["item_tower"].inputs[1]
+    np.testing.assert_allclose(loaded.score(np.arange(8)), tied.score(np.arange(8)), rtol=1e-6, atol=1e-6)
