@@ -77,18 +77,18 @@ def latency_ms(model, obs, feats, n_repeats: int = 3) -> tuple[float, float]:
 
 
 def latency_buffer_ms(model, obs, feats, n_repeats: int = 5) -> float | None:
-    """Median ms per 1,000 users to embed them (``embed_users``) and score the whole catalogue into
-    a reused output buffer (``np.matmul(..., out=buf)``), i.e. without paying for a fresh
-    (users x items) allocation on every call, as a serving loop would; None for non-embedding models."""
-    if not hasattr(model, "item_factors_") or not hasattr(model, "embed_users"):
+    """Median ms per 1,000 users for ``score_new_users(obs, feats, out=buf)``: embed them and score
+    the whole catalogue into one reused output buffer, as a serving loop would (no fresh
+    users x items allocation per call); None for models without that option."""
+    import inspect
+
+    if "out" not in inspect.signature(model.score_new_users).parameters:
         return None
-    v = model.item_factors_
-    buf = np.empty((obs.shape[0], v.shape[0]), np.float32)
+    buf = np.empty((obs.shape[0], model.item_factors_.shape[0]), np.float32)
     ts = []
     for _ in range(n_repeats):
         t0 = time.perf_counter()
-        u = model.embed_users(obs, feats)
-        np.matmul(u, v.T, out=buf)
+        model.score_new_users(obs, feats, out=buf)
         ts.append(time.perf_counter() - t0)
     return float(np.median(ts) * 1000 * 1000 / obs.shape[0])
 
@@ -208,7 +208,7 @@ def run_scenario(dataset: str, kind: str, seed: int, data_dir: str, epochs: int,
                                                             "versions": versions()})
 
 
-def run_latency(dataset: str, kind: str, data_dir: str, n_support: int, n_repeats: int = 5,
+def run_latency(dataset: str, kind: str, data_dir: str, n_support: int, n_repeats: int = 11,
                 min_df: int = 1, base_factors: int = 64, student_tie: bool = False) -> list[dict]:
     """Serving latency only: architectures at their benchmark sizes, trained for one epoch (latency does
     not depend on the weights), all measured in this one process."""

@@ -191,9 +191,19 @@ class EmbeddingRecommender(BaseRecommender):
         raise NotImplementedError(f"{type(self).__name__} cannot embed new users")
 
     def score_new_users(self, observed: sp.csr_matrix, features: np.ndarray | None = None,
-                        item_idx: np.ndarray | None = None) -> np.ndarray:
-        """``embed_users(observed, features) @ item_factors_.T``, shape (b, n_items or len(item_idx))."""
+                        item_idx: np.ndarray | None = None, *, out: np.ndarray | None = None) -> np.ndarray:
+        """``embed_users(observed, features) @ item_factors_.T``, float32 (b, n_items or len(item_idx)).
+
+        ``out``: a float32 C-contiguous array of that shape to write the scores into and return. A
+        serving loop that reuses one buffer avoids allocating (and page-faulting) a fresh
+        ``b x n_items`` array per call, which for a small embedding costs as much as the product.
+        """
         self._check_fitted("item_factors_")
-        u = self.embed_users(observed=observed, features=features)
+        u = np.asarray(self.embed_users(observed=observed, features=features), np.float32)
         v = self.item_factors_ if item_idx is None else self.item_factors_[np.asarray(item_idx, np.int64)]
-        return (u @ v.T).astype(np.float32, copy=False)
+        if out is None:
+            return (u @ v.T).astype(np.float32, copy=False)
+        shape = (u.shape[0], v.shape[0])
+        if out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}, got {out.dtype} {out.shape}")
+        return np.matmul(u, np.asarray(v, np.float32).T, out=out)

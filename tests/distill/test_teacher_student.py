@@ -245,3 +245,15 @@ def test_student_tied_item_inputs_store_the_feature_matrix_once(item_cold, tmp_p
     loaded = load_model(save_model(tied, tmp_path / "tied"))
     assert loaded._nets["user_tower"].inputs[0] is loaded._nets["item_tower"].inputs[1]
     np.testing.assert_allclose(loaded.score(np.arange(8)), tied.score(np.arange(8)), rtol=1e-6, atol=1e-6)
+
+
+def test_score_new_users_into_a_reused_buffer(item_cold, teacher_ic):
+    users = np.arange(6)
+    obs, feats = item_cold.train.user_items[users], None
+    want = teacher_ic.score_new_users(obs, feats)
+    buf = np.full(want.shape, np.nan, np.float32)
+    got = teacher_ic.score_new_users(obs, feats, out=buf)
+    assert got is buf
+    np.testing.assert_allclose(buf, want, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="C-contiguous float32"):
+        teacher_ic.score_new_users(obs, feats, out=np.empty((6, 3), np.float32))
