@@ -80,9 +80,9 @@ def latency_buffer_ms(model, obs, feats, n_repeats: int = 5) -> float | None:
     """Median ms per 1,000 users for ``score_new_users(obs, feats, out=buf)``: embed them and score
     the whole catalogue into one reused output buffer, as a serving loop would (no fresh
     users x items allocation per call); None for models without that option."""
-    import inspect
+    from recsys_coldstart.base import EmbeddingRecommender
 
-    if "out" not in inspect.signature(model.score_new_users).parameters:
+    if not isinstance(model, EmbeddingRecommender):
         return None
     buf = np.empty((obs.shape[0], model.item_factors_.shape[0]), np.float32)
     ts = []

@@ -150,8 +150,8 @@ class ALDI(TowerRecommender):
         if key not in self._nets or feats is None:
             return torch.zeros(b, self.dim_, device=device)
         g = self._nets[key]([to_torch(feats, device)])
-        est = self._content_estimate(side, feats, rows)
-        return g if est is None else g + to_torch(est, device)
+        est = self._content_estimate(side, feats, rows, device)
+        return g if est is None else g + est
 
     def _fold_in(self, prior: np.ndarray, observed: sp.csr_matrix | None, table: np.ndarray) -> np.ndarray:
         """Ridge fold-in: ``argmin_x sum_{j in obs} (c - x.v_j)^2 + reg * ||x - prior||^2``.

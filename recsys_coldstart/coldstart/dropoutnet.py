@@ -6,6 +6,7 @@ Volkovs, Yu & Poutanen, "DropoutNet: Addressing Cold Start in Recommender System
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +33,11 @@ from recsys_coldstart.distill.towers import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+def _take(x, idx: np.ndarray):
+    """Rows ``idx`` of an array / sparse matrix, None passing through."""
+    return None if x is None else x[idx]
 
 
 @dataclass(frozen=True)
@@ -113,12 +119,21 @@ class _PreferenceTowerModel(TowerRecommender):
     def _out_dim(self) -> int:
         return self._pref_width if self.config.content_init == "map" else int(self.config.dim)
 
+    def _fill_missing(self, p: torch.Tensor, content: Callable[[np.ndarray], torch.Tensor | None]) -> torch.Tensor:
+        """``p`` (b, w) with its all-zero rows (preference input dropped, or none: cold) replaced by
+        ``content(idx)`` (len(idx), w), computed for those rows only (serving warm rows costs nothing)."""
+        idx = np.flatnonzero((p.abs().sum(1) == 0).cpu().numpy())
+        fill = content(idx) if len(idx) else None
+        if fill is None:
+            return p
+        out = p.clone()
+        out[torch.from_numpy(idx).to(p.device)] = fill
+        return out
+
     def _residual(self, side: str, p: torch.Tensor, feats, rows: np.ndarray | None) -> torch.Tensor:
         """``p`` where a row has a preference input, else the content map's estimate."""
-        est = self._content_estimate(side, feats, rows)
-        if est is None:
-            return p
-        return torch.where((p.abs().sum(1) == 0)[:, None], to_torch(est, p.device), p)
+        return self._fill_missing(p, lambda idx: self._content_estimate(
+            side, _take(feats, idx), _take(rows, idx), p.device))
 
     def _pref_bag(self, observed: sp.csr_matrix, side: str) -> np.ndarray:
         table = self.pref_items_ if side == "user" else self.pref_users_

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from recsys_coldstart._utils import check_random_state, resolve_device
-from recsys_coldstart.coldstart.dropoutnet import _PreferenceTowerModel
+from recsys_coldstart.coldstart.dropoutnet import _PreferenceTowerModel, _take
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.distill.losses import embedding_alignment_loss, score_regression_loss
 from recsys_coldstart.distill.towers import Tower, to_torch
@@ -124,8 +124,8 @@ class Heater(_PreferenceTowerModel):
 
     def _build(self) -> None:
         c = self.config
-        p, ridge = self._pref_width, c.content_init == "map"
-        res = 0 if ridge else None
+        p, from_map = self._pref_width, c.content_init == "map"
+        res = 0 if from_map else None
         nets = {
             "user_tower": Tower([p], c.hidden, self._out_dim, residual_block=res),
             "item_tower": Tower([p], c.hidden, self._out_dim, residual_block=res),
@@ -135,7 +135,7 @@ class Heater(_PreferenceTowerModel):
         if self.d_item_features_:
             nets["item_moe"] = MixtureOfExperts(self.d_item_features_, p, c.n_experts)
         self._nets = nn.ModuleDict(nets)
-        if ridge:
+        if from_map:
             for key, net in self._nets.items():
                 (net.experts if key.endswith("_moe") else net).zero_output_layer()
 
@@ -144,14 +144,13 @@ class Heater(_PreferenceTowerModel):
         if key not in self._nets or feats is None:
             return torch.zeros(b, self._pref_width, device=device)
         z = self._nets[key](to_torch(feats, device))
-        est = self._content_estimate(side, feats, rows)
-        return z if est is None else z + to_torch(est, device)
+        est = self._content_estimate(side, feats, rows, device)
+        return z if est is None else z + est
 
     def _forward_side(self, side: str, pref: np.ndarray, feats, device, rows: np.ndarray | None = None) -> torch.Tensor:
-        p = to_torch(pref, device)
-        z = self._content(side, feats, p.shape[0], device, rows)
-        cold = (p.abs().sum(1) == 0)[:, None]  # dropped, or no CF vector: content path
-        return self._nets[f"{side}_tower"]([torch.where(cold, z, p)])
+        p = to_torch(pref, device)  # rows dropped or without a CF vector take the content path
+        r = self._fill_missing(p, lambda idx: self._content(side, _take(feats, idx), len(idx), device, _take(rows, idx)))
+        return self._nets[f"{side}_tower"]([r])
 
     def _train_loss(self, eu, ei, u, cand, pu, pc, device) -> torch.Tensor:
         target = torch.from_numpy(self.pref_users_[u] @ self.pref_items_[cand].T).to(device)

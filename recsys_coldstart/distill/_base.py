@@ -246,8 +246,8 @@ class TowerRecommender(EmbeddingRecommender):
             cmap = ContentMap.fit(x[rows], table[rows], c.content_ridge, c.content_neighbors, blend)
             own = np.full(x.shape[0], -1, np.int64)
             own[rows] = np.arange(len(rows))
-            lin, knn = cmap.parts(x, self_index=own)
             if c.content_blend is None and val is not None and val.nnz:
+                lin, knn = cmap.parts(x, self_index=own)
                 other = tables["item" if side == "user" else "user"][0]
 
                 def score(est, side=side, table=table, warm=warm, other=other):
@@ -258,20 +258,23 @@ class TowerRecommender(EmbeddingRecommender):
                 scores = cmap.select_blend(lin, knn, score)
                 logger.info("%s %s content map: val recall by k-NN blend %s -> %.2f", type(self).__name__, side,
                             {k: round(v, 4) for k, v in scores.items()}, cmap.blend)
+                self._train_est[side] = (cmap.blend * knn + (1.0 - cmap.blend) * lin).astype(np.float32)
+            else:  # fixed blend: transform skips the k-NN part when its weight is 0
+                self._train_est[side] = cmap.transform(x, self_index=own)
             for name, value in cmap.to_arrays(f"{side}_cmap").items():
                 setattr(self, name, value)
-            self._train_est[side] = (cmap.blend * knn + (1.0 - cmap.blend) * lin).astype(np.float32)
 
-    def _content_estimate(self, side: str, feats, rows: np.ndarray | None = None) -> np.ndarray | None:
-        """The content map's estimate (b, p) for scaled features ``feats`` (b, d); the training
-        cache when ``rows`` (train row ids) are given during fit; None without a map or features."""
+    def _content_estimate(self, side: str, feats, rows: np.ndarray | None, device) -> torch.Tensor | None:
+        """The content map's estimate, float32 tensor (b, p) on ``device``, for scaled features
+        ``feats`` (b, d); read from the training cache when ``rows`` (train row ids, (b,)) are
+        given during fit; None without a map or features."""
         if getattr(self.config, "content_init", "random") != "map" or feats is None:
             return None
         cache = getattr(self, "_train_est", {}).get(side)
         if rows is not None and cache is not None:
-            return cache[rows]
+            return to_torch(cache[rows], device)
         cmap = ContentMap.from_arrays(self, f"{side}_cmap")
-        return None if cmap is None else cmap.transform(feats)
+        return None if cmap is None else to_torch(cmap.transform(feats), device)
 
     # ------------------------------------------------------------------ torch state
     def _build(self) -> None:

@@ -21,6 +21,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from recsys_coldstart.baselines._common import binary_csr, l2_normalize_rows
 from recsys_coldstart.data.features import SideFeatures
 
 
@@ -274,18 +275,12 @@ def ridge_map(features: np.ndarray | sp.spmatrix, targets: np.ndarray, ridge: fl
     t = np.asarray(targets, np.float64)
     if x.shape[0] != t.shape[0]:
         raise ValueError(f"features have {x.shape[0]} rows, targets {t.shape[0]}")
-    n, d = x.shape
-    if d <= n:
-        g = x.T @ x
-        g = g.toarray() if sp.issparse(g) else np.asarray(g)
-        g[np.diag_indices(d)] += ridge
-        w = np.linalg.solve(g, np.asarray(x.T @ t))
-    else:
-        g = x @ x.T
-        g = g.toarray() if sp.issparse(g) else np.asarray(g)
-        g[np.diag_indices(n)] += ridge
-        w = np.asarray(x.T @ np.linalg.solve(g, t))
-    return w.astype(np.float32)
+    primal = x.shape[1] <= x.shape[0]
+    g = x.T @ x if primal else x @ x.T
+    g = g.toarray() if sp.issparse(g) else np.array(g)
+    g[np.diag_indices_from(g)] += ridge
+    w = np.linalg.solve(g, x.T @ t) if primal else x.T @ np.linalg.solve(g, t)
+    return np.asarray(w, np.float32)
 
 
 class ContentMap:
@@ -345,13 +340,9 @@ class ContentMap:
 
     @staticmethod
     def _normalised(x: sp.spmatrix, idf: np.ndarray, binary: bool) -> sp.csr_matrix:
-        m = sp.csr_matrix(x, dtype=np.float32, copy=True)
-        if binary:
-            m.data = (m.data != 0).astype(np.float32)
-        m = m @ sp.diags(idf)
-        norm = np.sqrt(np.asarray(m.multiply(m).sum(axis=1)).ravel())
-        return sp.csr_matrix(sp.diags(np.where(norm > 0, 1.0 / np.where(norm > 0, norm, 1.0), 0.0)) @ m,
-                             dtype=np.float32)
+        """Rows of ``x`` (binarised first when ``binary``) idf-weighted and L2-normalised, CSR."""
+        m = binary_csr(x) if binary else sp.csr_matrix(x, dtype=np.float32)
+        return l2_normalize_rows(m @ sp.diags(idf))
 
     def parts(self, features: np.ndarray | sp.spmatrix, self_index: np.ndarray | None = None,
               batch_size: int = 1024) -> tuple[np.ndarray, np.ndarray]:
