@@ -54,6 +54,7 @@ _LAZY: dict[str, str] = {
     "ALS": "recsys_coldstart.baselines",
     "BPR": "recsys_coldstart.baselines",
     "ItemKNN": "recsys_coldstart.baselines",
+    "EASE": "recsys_coldstart.baselines",
     "FeaturePopularity": "recsys_coldstart.baselines",
     "ContentKNN": "recsys_coldstart.baselines",
     # graph pretraining

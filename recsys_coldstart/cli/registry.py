@@ -17,6 +17,7 @@ MODELS: dict[str, str] = {
     "als": "recsys_coldstart.baselines.implicit_mf:ALS",
     "bpr": "recsys_coldstart.baselines.implicit_mf:BPR",
     "itemknn": "recsys_coldstart.baselines.knn:ItemKNN",
+    "ease": "recsys_coldstart.baselines.ease:EASE",
     "random": "recsys_coldstart.baselines.random:RandomRecommender",
     "lightgcn": "recsys_coldstart.pretrain.lightgcn:LightGCN",
     "sgl": "recsys_coldstart.pretrain.sgl:SGL",
