@@ -10,10 +10,10 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys_coldstart.base import BaseRecommender
-from recsys_coldstart.baselines._common import as_observed, binary_csr, l2_normalize_rows
 from recsys_coldstart.baselines.knn import topk_item_similarity
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.exceptions import DataError
+from recsys_coldstart.sparse import as_observed, binary_csr, l2_normalize_rows
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys_coldstart.base import BaseRecommender
-from recsys_coldstart.baselines._common import binary_csr, l2_normalize_rows
 from recsys_coldstart.data.interactions import Interactions
+from recsys_coldstart.sparse import binary_csr, l2_normalize_rows
 
 logger = logging.getLogger(__name__)
 

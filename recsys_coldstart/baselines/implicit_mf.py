@@ -3,7 +3,7 @@
 Both are :class:`~recsys_coldstart.base.EmbeddingRecommender` s: after ``fit`` they hold
 ``user_factors_`` / ``item_factors_`` (float32 numpy, CPU) and score by dot product. New users
 are folded in from what they revealed by a batched weighted-ridge solve against the fixed item
-factors (:func:`recsys_coldstart.baselines._common.ridge_fold_in`).
+factors (:func:`recsys_coldstart.foldin.ridge_fold_in`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ import scipy.sparse as sp
 
 from recsys_coldstart._utils import check_random_state, resolve_device
 from recsys_coldstart.base import EmbeddingRecommender
-from recsys_coldstart.baselines._common import as_observed, binary_csr, ridge_fold_in, val_metrics
+from recsys_coldstart.baselines._common import val_metrics
 from recsys_coldstart.data.interactions import Interactions
+from recsys_coldstart.foldin import ridge_fold_in
+from recsys_coldstart.sparse import as_observed, binary_csr
 
 logger = logging.getLogger(__name__)
 

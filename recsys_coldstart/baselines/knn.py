@@ -10,8 +10,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys_coldstart.base import BaseRecommender
-from recsys_coldstart.baselines._common import as_observed, binary_csr
 from recsys_coldstart.data.interactions import Interactions
+from recsys_coldstart.sparse import as_observed, binary_csr
 
 logger = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from torch import nn
 from recsys_coldstart.base import EmbeddingRecommender, topk
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.distill.towers import ContentMap, feature_scale, scaled, to_torch
-from recsys_coldstart.pretrain._foldin import apply_fold_in, fit_fold_in
+from recsys_coldstart.foldin import apply_fold_in, fit_fold_in
 
 logger = logging.getLogger(__name__)
 

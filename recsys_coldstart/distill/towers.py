@@ -21,7 +21,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from recsys_coldstart.baselines._common import binary_csr, l2_normalize_rows
+from recsys_coldstart.sparse import binary_csr, l2_normalize_rows
 from recsys_coldstart.data.features import SideFeatures
 
 

@@ -37,16 +37,16 @@ from recsys_coldstart._utils import check_random_state, resolve_device, torch_ge
 from recsys_coldstart.base import EmbeddingRecommender
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.exceptions import DataError, TrainingDivergedError
+from recsys_coldstart.foldin import GRAPH_FOLD_IN_MODES as FOLD_IN_MODES
+from recsys_coldstart.foldin import apply_fold_in, fit_fold_in
 from recsys_coldstart.graph.convert import BipartiteGraph
 from recsys_coldstart.graph.encoders import LightGCNEncoder, layer_mean, lightgcn_layers
 from recsys_coldstart.graph.losses import bpr_loss, l2_reg
-from recsys_coldstart.pretrain._foldin import apply_fold_in, fit_fold_in
 from recsys_coldstart.types import EpochCallback
 
 logger = logging.getLogger(__name__)
 
 CHECKPOINT_FILE = "checkpoint.pt"
-FOLD_IN_MODES = ("ridge", "graph", "local")
 
 
 @dataclass(frozen=True)
@@ -400,7 +400,7 @@ class GraphRecommender(EmbeddingRecommender):
         - ``fold_in="ridge"`` (default): a ridge regression from the user's side features and the
           mean of their revealed items' final vectors to a user vector, fitted at the end of
           ``fit`` on the warm users, each revealing their ``fold_in_k`` earliest positives
-          (see :mod:`recsys_coldstart.pretrain._foldin`). Uses ``features`` (imputed with the
+          (see :mod:`recsys_coldstart.foldin`). Uses ``features`` (imputed with the
           warm mean when None); a user who revealed nothing gets the feature prior.
         - ``fold_in="graph"``: the new users are appended to the training graph with
           their edges, the augmented graph is re-normalised and the learned layer-0 embeddings are

@@ -17,11 +17,11 @@ from recsys_coldstart.baselines import (
     Popularity,
     RandomRecommender,
 )
-from recsys_coldstart.baselines._common import ridge_fold_in
 from recsys_coldstart.baselines.knn import topk_item_similarity
 from recsys_coldstart.cli.registry import MODELS, model_class
 from recsys_coldstart.data import SideFeatures, make_split
 from recsys_coldstart.evaluate import evaluate, metric_value
+from recsys_coldstart.foldin import ridge_fold_in
 from recsys_coldstart.io import load_model, save_model
 
 # small configurations so the whole file runs in a few seconds

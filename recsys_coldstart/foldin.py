@@ -1,4 +1,20 @@
-"""Learned (amortised) fold-in of new users: a ridge regression fitted on simulated warm reveals.
+"""Every new-user path in one place: how a model embeds a user it did not see at fit time.
+
+Fold-in modes, by model family (each family validates its config's ``fold_in`` against its
+own tuple; the names mean the same thing in both):
+
+- graph models (:mod:`recsys_coldstart.pretrain`, :data:`GRAPH_FOLD_IN_MODES`):
+  ``"ridge"`` (default, the learned fold-in below), ``"graph"`` (the new users are appended to the
+  training graph and propagated), ``"local"`` (only the new user's own aggregation uses the new
+  edges);
+- tower models (:mod:`recsys_coldstart.towers`, :mod:`recsys_coldstart.distill`,
+  :mod:`recsys_coldstart.coldstart`, :data:`TOWER_FOLD_IN_MODES`): ``"tower"`` (the user tower
+  embeds the revealed items and features) or ``"ridge"`` (the learned fold-in below);
+  :func:`fold_in_for` picks one per split kind;
+- ALS / BPR (:mod:`recsys_coldstart.baselines.implicit_mf`): the closed-form weighted ridge
+  against the fixed item factors, :func:`ridge_fold_in` (no mode to choose).
+
+The learned (amortised) fold-in: a ridge regression fitted on simulated warm reveals.
 
 A graph model's propagation fold-in (mean of the revealed items' layer-0 embeddings pushed
 through the graph with the new edges) ignores the new user's side features and is calibrated
@@ -34,6 +50,32 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys_coldstart._utils import check_random_state
+
+GRAPH_FOLD_IN_MODES: tuple[str, ...] = ("ridge", "graph", "local")
+"""``fold_in`` values of the graph models (``"ridge"`` is their default)."""
+
+TOWER_FOLD_IN_MODES: tuple[str, ...] = ("tower", "ridge")
+"""``fold_in`` values of the tower models (teacher, student, DropoutNet, Heater, ALDI)."""
+
+
+def fold_in_for(split_kind: str) -> str:
+    """The tower models' new-user path suited to a split kind.
+
+    ``"ridge"`` on ``user-cold`` (new users reveal a few items; better than the towers on ml-100k,
+    ``benchmarks/results/distill_coldstart_foldin.md``), ``"tower"`` otherwise (users are warm:
+    their towers embed them from their whole history).
+
+    Parameters
+    ----------
+    split_kind : str
+        ``ColdStartSplit.kind``.
+
+    Returns
+    -------
+    str
+        One of :data:`TOWER_FOLD_IN_MODES`.
+    """
+    return "ridge" if split_kind == "user-cold" else "tower"
 
 
 def first_k_positives(user_items: sp.csr_matrix, timestamps: sp.csr_matrix | None, k: int,
@@ -172,3 +214,77 @@ def apply_fold_in(observed: sp.csr_matrix, features: np.ndarray | sp.spmatrix | 
     """
     x = fold_in_design(observed, features, item_factors, np.asarray(fill, np.float64))
     return (x @ np.asarray(coef, np.float64)).astype(np.float32)
+
+
+def ridge_fold_in(observed: sp.csr_matrix, item_factors: np.ndarray, *, alpha: float, regularization: float,
+                  gram: np.ndarray | None = None, prior: np.ndarray | None = None, prior_weight: float = 0.0,
+                  max_floats: int = 1 << 25) -> np.ndarray:
+    """Closed-form implicit-feedback user vectors for fixed item factors (Hu, Koren & Volinsky 2008).
+
+    Solves, for every row ``u`` of ``observed``,
+
+    ``x_u = argmin_x  sum_i c_ui (p_ui - x . y_i)^2 + lambda ||x||^2``
+
+    with ``p_ui = 1`` for observed items (0 otherwise) and confidence ``c_ui = 1 + alpha`` for
+    observed items (1 otherwise), i.e. ``x_u = (Y^T Y + alpha Y_u^T Y_u + lambda I)^{-1} (1 + alpha) Y_u^T 1``.
+    With ``prior_weight = beta > 0`` the penalty ``beta ||x - mu||^2`` toward a prior vector ``mu``
+    (e.g. the mean train user) is added: ``A += beta I``, ``b += beta mu``, which pulls a user
+    who revealed little toward the population (popularity-like) vector.
+    Batched: one ``(b, d, d)`` system solve; the per-user Gram terms are accumulated in chunks
+    of at most ``max_floats`` floats. Empty rows give the zero vector (callers substitute a prior).
+
+    Parameters
+    ----------
+    observed : scipy CSR of float32, shape (b, n_items)
+        Binary revealed positives.
+    item_factors : np.ndarray of float32, shape (n_items, d)
+    alpha : float
+        Confidence weight of a positive.
+    regularization : float
+        ``lambda``.
+    gram : np.ndarray, shape (d, d), optional
+        Precomputed ``Y^T Y``.
+    prior : np.ndarray, shape (d,), optional
+        ``mu``; required when ``prior_weight > 0``.
+    prior_weight : float
+        ``beta``.
+    max_floats : int
+        Memory bound for the per-interaction outer products.
+
+    Returns
+    -------
+    np.ndarray of float32, shape (b, d)
+    """
+    y = np.asarray(item_factors, dtype=np.float64)
+    b, d = observed.shape[0], y.shape[1]
+    if gram is None:
+        gram = y.T @ y
+    base = gram + (regularization + prior_weight) * np.eye(d)
+    out = np.zeros((b, d), np.float32)
+    deg = np.diff(observed.indptr)
+    rows = np.flatnonzero(deg > 0)
+    if len(rows) == 0:
+        return out
+    # right-hand side: (1 + alpha) * sum of observed item vectors
+    rhs = (1.0 + alpha) * (observed[rows] @ y)
+    if prior_weight > 0:
+        rhs = rhs + prior_weight * np.asarray(prior, np.float64)[None, :]
+    a = np.broadcast_to(base, (len(rows), d, d)).copy()
+    # accumulate alpha * Y_u^T Y_u per user in chunks of users so nnz * d * d stays bounded
+    sub = observed[rows]
+    per_user = max(1, d * d)
+    start = 0
+    while start < len(rows):
+        stop = start + 1
+        budget = max_floats // per_user
+        cum = sub.indptr[start]
+        while stop < len(rows) and sub.indptr[stop + 1] - cum <= budget:
+            stop += 1
+        lo, hi = sub.indptr[start], sub.indptr[stop]
+        yy = y[sub.indices[lo:hi]]
+        outer = yy[:, :, None] * yy[:, None, :]
+        seg = sub.indptr[start:stop] - lo
+        a[start:stop] += alpha * np.add.reduceat(outer, seg, axis=0)
+        start = stop
+    out[rows] = np.linalg.solve(a, rhs[:, :, None])[:, :, 0].astype(np.float32)
+    return out

@@ -10,9 +10,9 @@ from recsys_coldstart.baselines.feature_popularity import FeaturePopularity
 from recsys_coldstart.baselines.popularity import Popularity
 from recsys_coldstart.data import user_cold_split
 from recsys_coldstart.evaluate import evaluate, metric_value
+from recsys_coldstart.foldin import first_k_positives
 from recsys_coldstart.io import load_model, save_model
 from recsys_coldstart.pretrain import LightGCN
-from recsys_coldstart.pretrain._foldin import first_k_positives
 
 FAST = {"lr": 0.01, "batch_size": 512, "n_epochs": 15, "eval_every": 3, "patience": 3}
 
