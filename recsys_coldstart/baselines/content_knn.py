@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -11,6 +11,7 @@ import scipy.sparse as sp
 
 from recsys_coldstart.base import BaseRecommender
 from recsys_coldstart.baselines.knn import topk_item_similarity
+from recsys_coldstart.config import Config, at_least
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.exceptions import DataError
 from recsys_coldstart.sparse import as_observed, binary_csr, l2_normalize_rows
@@ -19,7 +20,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class ContentKNNConfig:
+class ContentKNNConfig(Config):
     """Configuration of :class:`ContentKNN`.
 
     Attributes
@@ -42,10 +43,10 @@ class ContentKNNConfig:
         Unused (deterministic); kept for a uniform interface.
     """
 
-    n_neighbors: int | None = 50
+    n_neighbors: int | None = field(default=50, metadata=at_least(1, integer=True, none=True))
     idf: bool = True
     normalize_history: bool = True
-    batch_size: int = 1024
+    batch_size: int = field(default=1024, metadata=at_least(1, integer=True))
     random_state: int | None = 0
 
 

@@ -16,7 +16,7 @@ without training interactions get an all-zero column (EASE cannot score cold ite
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -24,6 +24,7 @@ import scipy.linalg
 import scipy.sparse as sp
 
 from recsys_coldstart.base import BaseRecommender
+from recsys_coldstart.config import Config, greater_than
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.exceptions import DataError
 
@@ -35,7 +36,7 @@ _PEAK_MATRICES = 2.5
 
 
 @dataclass(frozen=True)
-class EASEConfig:
+class EASEConfig(Config):
     """Configuration of :class:`EASE`.
 
     Attributes
@@ -48,14 +49,8 @@ class EASEConfig:
         the memory available when ``fit`` starts (``psutil.virtual_memory().available``).
     """
 
-    reg: float = 500.0
-    max_memory_gb: float | None = None
-
-    def __post_init__(self) -> None:
-        if not (np.isfinite(self.reg) and self.reg > 0):
-            raise ValueError(f"EASEConfig.reg must be a finite number > 0, got {self.reg!r}")
-        if self.max_memory_gb is not None and not self.max_memory_gb > 0:
-            raise ValueError(f"EASEConfig.max_memory_gb must be > 0 or None, got {self.max_memory_gb!r}")
+    reg: float = field(default=500.0, metadata=greater_than(0.0))
+    max_memory_gb: float | None = field(default=None, metadata=greater_than(0.0, none=True))
 
 
 def ease_memory_gb(n_items: int) -> float:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from recsys_coldstart.base import BaseRecommender
+from recsys_coldstart.config import Config, at_least, greater_than
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.sparse import binary_csr, l2_normalize_rows
 
@@ -17,7 +18,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class FeaturePopularityConfig:
+class FeaturePopularityConfig(Config):
     """Configuration of :class:`FeaturePopularity`.
 
     Attributes
@@ -37,10 +38,10 @@ class FeaturePopularityConfig:
         Unused (deterministic); kept for a uniform interface.
     """
 
-    power: float = 1.0
-    shrinkage: float = 100.0
+    power: float = field(default=1.0, metadata=greater_than(0.0))
+    shrinkage: float = field(default=100.0, metadata=at_least(0.0))
     standardize: bool = True
-    batch_size: int = 512
+    batch_size: int = field(default=512, metadata=at_least(1, integer=True))
     random_state: int | None = 0
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
 from recsys_coldstart.base import BaseRecommender
+from recsys_coldstart.config import Config, at_least
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.sparse import as_observed, binary_csr
 
@@ -74,7 +75,7 @@ def topk_item_similarity(x: sp.csr_matrix, *, n_neighbors: int, shrinkage: float
 
 
 @dataclass(frozen=True)
-class ItemKNNConfig:
+class ItemKNNConfig(Config):
     """Configuration of :class:`ItemKNN`.
 
     Attributes
@@ -89,9 +90,9 @@ class ItemKNNConfig:
         Unused (ItemKNN is deterministic); kept for a uniform interface.
     """
 
-    n_neighbors: int = 100
-    shrinkage: float = 10.0
-    batch_size: int = 1024
+    n_neighbors: int = field(default=100, metadata=at_least(1, integer=True))
+    shrinkage: float = field(default=10.0, metadata=at_least(0.0))
+    batch_size: int = field(default=1024, metadata=at_least(1, integer=True))
     random_state: int | None = 0
 
 

@@ -10,6 +10,7 @@ import scipy.sparse as sp
 
 from recsys_coldstart._utils import check_random_state
 from recsys_coldstart.base import BaseRecommender
+from recsys_coldstart.config import Config
 from recsys_coldstart.data.interactions import Interactions
 
 
@@ -43,7 +44,7 @@ def row_uniform(seed: int, rows: np.ndarray, n_cols: int, cols: np.ndarray | Non
 
 
 @dataclass(frozen=True)
-class RandomConfig:
+class RandomConfig(Config):
     """Configuration of :class:`RandomRecommender`.
 
     Attributes
