@@ -218,7 +218,8 @@ def run_latency(dataset: str, kind: str, data_dir: str, n_support: int, n_repeat
     from recsys_coldstart.cli.data import get_split
     from recsys_coldstart.coldstart import DropoutNet, Heater
     from recsys_coldstart.data.datasets import load_dataset
-    from recsys_coldstart.distill import Student, TwoTowerTeacher, fold_in_for
+    from recsys_coldstart.distill import Student, TwoTowerTeacher
+    from recsys_coldstart.foldin import fold_in_for
 
     data = load_dataset(dataset, data_dir)
     split = get_split(data, kind, seed=0, n_support=n_support, data_dir=data_dir)
@@ -432,7 +433,7 @@ def main() -> None:
                    help="teacher and students with the log-q correction (+ few-shot history sampling for students)")
     p.add_argument("--fold-in", default=None, choices=["tower", "ridge"],
                    help="how every tower model embeds new users (ridge: learned fold-in on warm users' first-K "
-                        "reveals); default: distill.fold_in_for(split)")
+                        "reveals); default: foldin.fold_in_for(split)")
     p.add_argument("--item-bias", action="store_true",
                    help="teacher and students with a learned per-item bias (log-popularity prior)")
     p.add_argument("--base-factors", nargs="*", default=["citeulike-a=400"], metavar="DATASET=N",
@@ -446,7 +447,7 @@ def main() -> None:
     p.add_argument("--latency-only", action="store_true",
                    help="re-measure serving latency only (1-epoch models) into distill_coldstart_latency.json")
     args = p.parse_args()
-    from recsys_coldstart.distill import fold_in_for
+    from recsys_coldstart.foldin import fold_in_for
 
     torch.set_num_threads(1)
     from threadpoolctl import threadpool_limits

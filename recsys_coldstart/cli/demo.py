@@ -106,12 +106,8 @@ def stage_pretrain(splits, seed: int, device: str) -> dict[str, float]:
 @_stage("4. distillation: two-tower teacher (from the graph embeddings) -> lightweight student, cold items")
 def stage_distill(splits, seed: int, device: str) -> dict[str, float]:
     """Graph-initialised teacher distilled into a small student on the item-cold split."""
-    from recsys_coldstart.distill import (
-        StudentConfig,
-        TwoTowerTeacherConfig,
-        distill_demo,
-        fold_in_for,
-    )
+    from recsys_coldstart.distill import StudentConfig, TwoTowerTeacherConfig, distill_demo
+    from recsys_coldstart.foldin import fold_in_for
 
     icold = splits["item-cold"]
     base = fit_graph(icold.train, None, seed, device)  # graph embeddings of the warm items and users

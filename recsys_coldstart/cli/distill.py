@@ -55,16 +55,15 @@ def register(app: typer.Typer) -> None:
         """Distil a two-tower teacher into a lightweight student; print size, latency and cold-segment NDCG@20."""
         from recsys_coldstart.cli.data import get_split, load_from_options
         from recsys_coldstart.distill import (
-            FOLD_IN_MODES,
             Student,
             StudentConfig,
             TwoTowerTeacher,
             TwoTowerTeacherConfig,
-            fold_in_for,
         )
         from recsys_coldstart.distill.distiller import cold_segment, scoring_latency
         from recsys_coldstart.distill.student import DISTILL_LOSSES
         from recsys_coldstart.evaluate import evaluate, metric_value
+        from recsys_coldstart.foldin import TOWER_FOLD_IN_MODES, fold_in_for
         from recsys_coldstart.io import load_model, read_model_config, save_model
 
         if split not in DISTILL_SPLITS:
@@ -74,8 +73,8 @@ def register(app: typer.Typer) -> None:
         if not 0.0 <= lam <= 1.0:
             raise DataError("--lambda must be in [0, 1]")
         fold_in = fold_in or fold_in_for(split)
-        if fold_in not in FOLD_IN_MODES:
-            raise DataError(f"unknown --fold-in {fold_in!r}; choose one of: {', '.join(FOLD_IN_MODES)}")
+        if fold_in not in TOWER_FOLD_IN_MODES:
+            raise DataError(f"unknown --fold-in {fold_in!r}; choose one of: {', '.join(TOWER_FOLD_IN_MODES)}")
         tmeta = read_model_config(teacher).get("meta", {})
         if dataset is None and interactions is None and tmeta.get("dataset"):
             dataset = tmeta["dataset"]

@@ -17,19 +17,19 @@ from torch import nn
 
 from recsys_coldstart._utils import check_random_state, resolve_device, torch_generator
 from recsys_coldstart.data.interactions import Interactions
-from recsys_coldstart.distill._base import (
+from recsys_coldstart.towers.base import (
     TowerRecommender,
     base_factors,
     duplicate_mask,
     sample_warm,
     warm_mask,
 )
-from recsys_coldstart.distill.losses import (
+from recsys_coldstart.towers.blocks import Tower, to_torch
+from recsys_coldstart.towers.losses import (
     pairwise_alignment_loss,
     sampled_softmax_loss,
     score_distillation_loss,
 )
-from recsys_coldstart.distill.towers import Tower, to_torch
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class ALDIConfig:
     content_init : {"map", "random"}
         ``"map"``: each generator is ``g(x) = m(x) + MLP(x)`` with ``m`` the fixed closed-form
         content map from warm rows' features to their teacher vectors
-        (:class:`~recsys_coldstart.distill.towers.ContentMap`) and the MLP's output layer starting
+        (:class:`~recsys_coldstart.towers.blocks.ContentMap`) and the MLP's output layer starting
         at zero, so training starts from that map and learns a correction. ``"random"``: a plain
         MLP from a random start.
     content_ridge, content_neighbors, content_blend : float, int, float or None
@@ -110,7 +110,7 @@ class ALDI(TowerRecommender):
     - rating distribution alignment: :math:`\\mathrm{KL}(\\mathrm{softmax}(U_u V_C^T/\\tau)\\,\\|\\,
       \\mathrm{softmax}(U_u g(X_C)^T/\\tau))` over the batch candidates ``C``;
     - ranking alignment: :math:`\\mathrm{BCE}(\\sigma(\\Delta^s), \\sigma(\\Delta^t))` on
-      positive-minus-negative score gaps (:func:`~recsys_coldstart.distill.losses.pairwise_alignment_loss`);
+      positive-minus-negative score gaps (:func:`~recsys_coldstart.towers.losses.pairwise_alignment_loss`);
     - identification alignment: InfoNCE so that ``g(x_i)`` is closest (cosine) to its own teacher
       vector ``V_i`` among the batch;
     - plus a supervised sampled softmax on the real positives;

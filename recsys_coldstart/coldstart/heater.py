@@ -14,10 +14,11 @@ import torch
 from torch import nn
 
 from recsys_coldstart._utils import check_random_state, resolve_device
-from recsys_coldstart.coldstart.dropoutnet import _PreferenceTowerModel, _take
 from recsys_coldstart.data.interactions import Interactions
-from recsys_coldstart.distill.losses import embedding_alignment_loss, score_regression_loss
-from recsys_coldstart.distill.towers import Tower, to_torch
+from recsys_coldstart.sparse import take_rows
+from recsys_coldstart.towers.blocks import Tower, to_torch
+from recsys_coldstart.towers.losses import embedding_alignment_loss, score_regression_loss
+from recsys_coldstart.towers.preference import PreferenceTowerModel
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class HeaterConfig:
     content_init : {"map", "random"}
         ``"map"``: the content representation is ``Z = m(x) + MoE(x)`` with ``m`` the fixed
         closed-form content map to the CF vectors
-        (:class:`~recsys_coldstart.distill.towers.ContentMap`) and the experts starting at zero,
+        (:class:`~recsys_coldstart.towers.blocks.ContentMap`) and the experts starting at zero,
         and the transformation is residual, ``T(r) = r + MLP(r)`` with the MLP's output layer at
         zero (so the towers output ``pref_dim``): training starts at the attribute-to-feature map
         and learns Heater's correction. ``"random"``: the paper's plain MoE and MLP.
@@ -101,7 +102,7 @@ class MixtureOfExperts(nn.Module):
         return (g[:, :, None] * e).sum(1)
 
 
-class Heater(_PreferenceTowerModel):
+class Heater(PreferenceTowerModel):
     """Heater (Zhu et al., SIGIR 2020).
 
     Each side has a pretrained CF vector ``P`` (frozen, from any fitted embedding model or an SVD)
@@ -149,7 +150,7 @@ class Heater(_PreferenceTowerModel):
 
     def _forward_side(self, side: str, pref: np.ndarray, feats, device, rows: np.ndarray | None = None) -> torch.Tensor:
         p = to_torch(pref, device)  # rows dropped or without a CF vector take the content path
-        r = self._fill_missing(p, lambda idx: self._content(side, _take(feats, idx), len(idx), device, _take(rows, idx)))
+        r = self._fill_missing(p, lambda idx: self._content(side, take_rows(feats, idx), len(idx), device, take_rows(rows, idx)))
         return self._nets[f"{side}_tower"]([r])
 
     def _train_loss(self, eu, ei, u, cand, pu, pc, device) -> torch.Tensor:

@@ -22,26 +22,25 @@ from torch import nn
 from recsys_coldstart._utils import check_random_state, resolve_device, torch_generator
 from recsys_coldstart.base import topk
 from recsys_coldstart.data.interactions import Interactions
-from recsys_coldstart.distill._base import (
+from recsys_coldstart.distill.losses import rank_position_weights, ranking_distillation_loss
+from recsys_coldstart.towers.base import (
     TowerRecommender,
     duplicate_mask,
     log_popularity_prior,
     sample_warm,
     warm_mask,
 )
-from recsys_coldstart.distill.losses import (
-    embedding_alignment_loss,
-    rank_position_weights,
-    ranking_distillation_loss,
-    sampled_softmax_loss,
-    score_distillation_loss,
-)
-from recsys_coldstart.distill.towers import (
+from recsys_coldstart.towers.blocks import (
     Tower,
     drop_entries,
     few_shot_keep_prob,
     row_normalize,
     to_torch,
+)
+from recsys_coldstart.towers.losses import (
+    embedding_alignment_loss,
+    sampled_softmax_loss,
+    score_distillation_loss,
 )
 
 logger = logging.getLogger(__name__)
@@ -65,7 +64,7 @@ class StudentConfig:
     lam : float
         ``lambda`` in ``lambda * L_distill + (1 - lambda) * L_task`` (ignored without a teacher).
     distill_loss : {"score", "rank", "embed"}
-        Which distillation loss (see :mod:`recsys_coldstart.distill.losses`).
+        Which distillation loss (see :mod:`recsys_coldstart.towers.losses` and :mod:`recsys_coldstart.distill.losses`).
     temperature : float
         Distillation temperature ``T`` (score distillation).
     top_k : int
@@ -103,7 +102,7 @@ class StudentConfig:
         is stored once: with tens of thousands of tag columns it is most of the student's size.
     batch_size, n_epochs, lr, weight_decay, patience : training settings (Adam).
     fold_in, fold_in_k, fold_in_ridge : {"tower", "ridge"}, int, float
-        How new users are embedded (see :class:`~recsys_coldstart.distill._base.TowerRecommender`).
+        How new users are embedded (see :class:`~recsys_coldstart.towers.base.TowerRecommender`).
     random_state : int or None
     device : str
     show_progress : bool

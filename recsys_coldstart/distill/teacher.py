@@ -23,7 +23,8 @@ from torch import nn
 
 from recsys_coldstart._utils import check_random_state, resolve_device, torch_generator
 from recsys_coldstart.data.interactions import Interactions
-from recsys_coldstart.distill._base import (
+from recsys_coldstart.distill.losses import bpr_loss
+from recsys_coldstart.towers.base import (
     TowerRecommender,
     base_factors,
     duplicate_mask,
@@ -31,8 +32,7 @@ from recsys_coldstart.distill._base import (
     sample_warm,
     warm_mask,
 )
-from recsys_coldstart.distill.losses import bpr_loss, sampled_softmax_loss
-from recsys_coldstart.distill.towers import (
+from recsys_coldstart.towers.blocks import (
     Tower,
     drop_entries,
     few_shot_keep_prob,
@@ -40,6 +40,7 @@ from recsys_coldstart.distill.towers import (
     row_normalize,
     to_torch,
 )
+from recsys_coldstart.towers.losses import sampled_softmax_loss
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,7 @@ class TwoTowerTeacherConfig:
         popularity, which dot-product towers trained with an in-batch softmax under-weight.
         Served as one extra embedding column: ``[e_u, 1] . [e_i, b_i]``.
     fold_in, fold_in_k, fold_in_ridge : {"tower", "ridge"}, int, float
-        How new users are embedded (see :class:`~recsys_coldstart.distill._base.TowerRecommender`).
+        How new users are embedded (see :class:`~recsys_coldstart.towers.base.TowerRecommender`).
     random_state : int or None
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
@@ -127,7 +128,7 @@ class TwoTowerTeacher(TowerRecommender):
 
     Each side computes ``e = x_id + MLP([x_id ; x_feat])`` where ``x_id`` is a learnable ID
     embedding initialised from a pretrained model (LightGCN, SimGCL, ALS, ...; dimension
-    projected by :func:`~recsys_coldstart.distill.towers.fit_dim`). During training the ID part
+    projected by :func:`~recsys_coldstart.towers.blocks.fit_dim`). During training the ID part
     is zeroed with probability ``id_dropout`` and replaced by the mean ID vector of the row's
     interactions with probability ``transform_prob``, so the same network embeds cold users /
     items from features (and a few revealed interactions). The score is ``e_u . e_i``. New users

@@ -93,7 +93,7 @@ def test_determinism_and_base_model(splits):
 def test_ridge_map_recovers_planted_map_primal_and_dual():
     import scipy.sparse as sp
 
-    from recsys_coldstart.distill.towers import ridge_map
+    from recsys_coldstart.towers.blocks import ridge_map
 
     rng = np.random.default_rng(0)
     W = rng.normal(size=(12, 5))
@@ -111,7 +111,7 @@ def test_ridge_map_recovers_planted_map_primal_and_dual():
 def test_content_map_knn_and_leave_one_out():
     import scipy.sparse as sp
 
-    from recsys_coldstart.distill.towers import ContentMap
+    from recsys_coldstart.towers.blocks import ContentMap
 
     # four warm rows in two feature clusters; targets differ by cluster
     x = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 0.9, 0, 0], [0, 0, 1, 1], [0, 0, 1, 0.8]], np.float32))
@@ -138,7 +138,7 @@ def test_content_map_knn_and_leave_one_out():
 def test_map_start_is_the_content_map(name, splits):
     # content_init="map" with no training: warm items keep their base vectors, cold items get the
     # content map fitted on the warm items, exactly.
-    from recsys_coldstart.distill.towers import ContentMap, feature_scale, scaled
+    from recsys_coldstart.towers.blocks import ContentMap, feature_scale, scaled
 
     s = splits["item-cold"]
     rng = np.random.default_rng(0)
@@ -163,7 +163,7 @@ def test_map_start_is_the_content_map(name, splits):
 def test_training_keeps_the_start_when_it_never_improves():
     import torch
 
-    from recsys_coldstart.distill._base import train_epochs
+    from recsys_coldstart.towers.base import train_epochs
 
     net = torch.nn.Linear(2, 1)
     with torch.no_grad():
@@ -181,7 +181,7 @@ def test_training_keeps_the_start_when_it_never_improves():
 
 
 def test_item_cold_early_stopping_ranks_among_cold_items(splits):
-    from recsys_coldstart.distill._base import quick_val_recall
+    from recsys_coldstart.towers.base import quick_val_recall
 
     s = splits["item-cold"]
     cold = np.diff(s.train.user_items.tocsc().indptr) == 0

@@ -9,10 +9,12 @@ import torch
 
 from recsys_coldstart.distill.losses import (
     bpr_loss,
-    embedding_alignment_loss,
-    pairwise_alignment_loss,
     rank_position_weights,
     ranking_distillation_loss,
+)
+from recsys_coldstart.towers.losses import (
+    embedding_alignment_loss,
+    pairwise_alignment_loss,
     sampled_softmax_loss,
     score_distillation_loss,
     score_regression_loss,

@@ -1,5 +1,8 @@
 """Shared plumbing of the tower models (teacher, student, DropoutNet, Heater, ALDI).
 
+Used by :mod:`recsys_coldstart.distill` and :mod:`recsys_coldstart.coldstart`; the layers live in
+:mod:`recsys_coldstart.towers.blocks`, the new-user fold-in in :mod:`recsys_coldstart.foldin`.
+
 - :class:`TowerRecommender`: an :class:`~recsys_coldstart.base.EmbeddingRecommender` whose
   torch modules live in ``self._nets`` (an ``nn.ModuleDict``), saved to ``weights.pt`` and rebuilt
   from fitted scalars on load; embeddings computed in batches on CPU; top-k through
@@ -26,8 +29,8 @@ from torch import nn
 
 from recsys_coldstart.base import EmbeddingRecommender, topk
 from recsys_coldstart.data.interactions import Interactions
-from recsys_coldstart.distill.towers import ContentMap, feature_scale, scaled, to_torch
-from recsys_coldstart.foldin import apply_fold_in, fit_fold_in
+from recsys_coldstart.foldin import TOWER_FOLD_IN_MODES, apply_fold_in, fit_fold_in
+from recsys_coldstart.towers.blocks import ContentMap, feature_scale, scaled, to_torch
 
 logger = logging.getLogger(__name__)
 
@@ -168,15 +171,7 @@ def train_epochs(*, n_epochs: int, epoch_fn: Callable[[int], dict[str, float]],
     return history
 
 
-FOLD_IN_MODES: tuple[str, ...] = ("tower", "ridge")
 CONTENT_INIT_MODES: tuple[str, ...] = ("map", "random")
-
-
-def fold_in_for(split_kind: str) -> str:
-    """The new-user path suited to a split kind: ``"ridge"`` on ``user-cold`` (new users reveal a
-    few items; better than the towers on ml-100k, ``benchmarks/results/distill_coldstart_foldin.md``),
-    ``"tower"`` otherwise (users are warm: their towers embed them from their whole history)."""
-    return "ridge" if split_kind == "user-cold" else "tower"
 
 
 class TowerRecommender(EmbeddingRecommender):
@@ -191,7 +186,7 @@ class TowerRecommender(EmbeddingRecommender):
     - ``"ridge"``: a ridge regression from [user features, mean revealed item vector, 1] to the
       model's user vector, fitted after training on the warm users, each revealing their
       ``fold_in_k`` earliest positives, with L2 penalty ``fold_in_ridge`` (the graph models'
-      default fold-in, :mod:`recsys_coldstart.pretrain._foldin`).
+      default fold-in, :mod:`recsys_coldstart.foldin`).
     """
 
     _index_backend: ClassVar[str] = "exact"
@@ -224,7 +219,7 @@ class TowerRecommender(EmbeddingRecommender):
     # ------------------------------------------------------------------ content map
     def _fit_content_maps(self, train: Interactions, tables: dict[str, tuple[np.ndarray, np.ndarray]],
                           val: Interactions | None = None) -> None:
-        """``content_init="map"``: fit a :class:`~recsys_coldstart.distill.towers.ContentMap` per side.
+        """``content_init="map"``: fit a :class:`~recsys_coldstart.towers.blocks.ContentMap` per side.
 
         ``tables[side] = (vectors (n_rows, p), warm mask (n_rows,))``: the map is fitted on the
         warm rows' scaled features and vectors and stored as fitted attributes ``{side}_cmap_*_``.
@@ -309,8 +304,8 @@ class TowerRecommender(EmbeddingRecommender):
         ``finalize()`` once more so ``user_factors_`` / ``item_factors_`` come from the best weights.
         """
         c = self.config
-        if getattr(c, "fold_in", "tower") not in FOLD_IN_MODES:
-            raise ValueError(f"fold_in must be one of {FOLD_IN_MODES}, got {c.fold_in!r}")
+        if getattr(c, "fold_in", "tower") not in TOWER_FOLD_IN_MODES:
+            raise ValueError(f"fold_in must be one of {TOWER_FOLD_IN_MODES}, got {c.fold_in!r}")
         if getattr(c, "content_init", "random") not in CONTENT_INIT_MODES:
             raise ValueError(f"content_init must be one of {CONTENT_INIT_MODES}, got {c.content_init!r}")
         val_fn = None
@@ -332,7 +327,7 @@ class TowerRecommender(EmbeddingRecommender):
 
         The map from a new user's side features and revealed items to a user vector is a ridge
         regression onto the warm users' final vectors, each warm user revealing their
-        ``fold_in_k`` earliest positives (:func:`recsys_coldstart.pretrain._foldin.fit_fold_in`),
+        ``fold_in_k`` earliest positives (:func:`recsys_coldstart.foldin.fit_fold_in`),
         the way a user-cold split picks a cold user's support set.
         """
         c = self.config

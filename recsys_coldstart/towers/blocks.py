@@ -21,8 +21,8 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from recsys_coldstart.sparse import binary_csr, l2_normalize_rows
 from recsys_coldstart.data.features import SideFeatures
+from recsys_coldstart.sparse import binary_csr, l2_normalize_rows
 
 
 class Tower(nn.Module):
