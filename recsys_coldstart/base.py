@@ -8,11 +8,13 @@ config; all work happens in ``fit``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
+from recsys_coldstart import inputs
 from recsys_coldstart.exceptions import NotFittedError
 
 
@@ -63,14 +65,121 @@ def topk(scores: np.ndarray, k: int, *, exclude: sp.csr_matrix | None = None,
     return idx_np, vals.numpy()
 
 
+def _fitted_shape(train: Any) -> dict[str, int]:
+    """What a model must know of its training data to check serving inputs (saved with the model)."""
+    uf, itf = getattr(train, "user_features", None), getattr(train, "item_features", None)
+    return {"n_users_seen_": int(train.n_users), "n_items_seen_": int(train.n_items),
+            "n_user_features_": -1 if uf is None else int(uf.n_features),
+            "n_item_features_": -1 if itf is None else int(itf.n_features)}
+
+
+def _seen(model: Any, name: str) -> int | None:
+    value = getattr(model, name, None)
+    return None if value is None or int(value) < 0 else int(value)
+
+
+def _guard_fit(fit):
+    @functools.wraps(fit)
+    def guarded(self, train, *args, **kwargs):
+        for name in ("n_users_seen_", "n_items_seen_", "n_user_features_", "n_item_features_"):
+            self.__dict__.pop(name, None)  # a refit is not checked against the previous data
+        out = fit(self, train, *args, **kwargs)
+        if hasattr(train, "n_users") and hasattr(train, "n_items"):
+            for name, value in _fitted_shape(train).items():
+                object.__setattr__(self, name, value)
+        return out
+    guarded._guarded = True
+    return guarded
+
+
+def _guard_score(score):
+    @functools.wraps(score)
+    def guarded(self, user_idx, item_idx=None, *args, **kwargs):
+        n_users, n_items = _seen(self, "n_users_seen_"), _seen(self, "n_items_seen_")
+        if n_users is not None:
+            user_idx = inputs.check_indices(user_idx, n_users, what="user_idx")
+        if item_idx is not None and n_items is not None:
+            item_idx = inputs.check_indices(item_idx, n_items, what="item_idx")
+        return score(self, user_idx, item_idx, *args, **kwargs)
+    guarded._guarded = True
+    return guarded
+
+
+def _guard_new_users(score_new_users):
+    @functools.wraps(score_new_users)
+    def guarded(self, observed, features=None, item_idx=None, *args, **kwargs):
+        n_items = _seen(self, "n_items_seen_")
+        if n_items is not None:
+            observed = inputs.check_observed(observed, n_items)
+            features = inputs.check_features(features, _seen(self, "n_user_features_"), n_rows=observed.shape[0],
+                                             what="user features")
+            if item_idx is not None:
+                item_idx = inputs.check_indices(item_idx, n_items, what="item_idx")
+        return score_new_users(self, observed, features, item_idx, *args, **kwargs)
+    guarded._guarded = True
+    return guarded
+
+
+def _guard_embed_users(embed_users):
+    @functools.wraps(embed_users)
+    def guarded(self, observed=None, features=None, *args, **kwargs):
+        n_items = _seen(self, "n_items_seen_")
+        if n_items is not None:
+            if observed is not None:
+                observed = inputs.check_observed(observed, n_items)
+            if features is not None:
+                n = observed.shape[0] if observed is not None else features.shape[0]
+                features = inputs.check_features(features, _seen(self, "n_user_features_"), n_rows=n,
+                                                 what="user features")
+        return embed_users(self, observed, features, *args, **kwargs)
+    guarded._guarded = True
+    return guarded
+
+
+def _guard_embed_items(embed_items):
+    @functools.wraps(embed_items)
+    def guarded(self, features=None, observed=None, *args, **kwargs):
+        n_users = _seen(self, "n_users_seen_")
+        if n_users is not None:
+            if observed is not None:
+                observed = inputs.check_observed(observed, n_users, what="observed (users of each item)")
+            if features is not None:
+                n = observed.shape[0] if observed is not None else features.shape[0]
+                features = inputs.check_features(features, _seen(self, "n_item_features_"), n_rows=n,
+                                                 what="item features")
+        return embed_items(self, features, observed, *args, **kwargs)
+    guarded._guarded = True
+    return guarded
+
+
+_GUARDS = {"fit": _guard_fit, "score": _guard_score, "score_new_users": _guard_new_users,
+           "embed_users": _guard_embed_users, "embed_items": _guard_embed_items}
+
+
 class BaseRecommender:
-    """Shared plumbing for recommenders: config, fitted checks, ``recommend``.
+    """Shared plumbing for recommenders: config, fitted checks, input checks, ``recommend``.
 
     Subclasses set ``config_class`` and implement ``fit`` and ``score``; they may implement
     ``score_new_users`` for users unseen at fit time.
+
+    Input checks (one place for every model): each subclass's ``fit``, ``score``,
+    ``score_new_users``, ``embed_users`` and ``embed_items`` are wrapped when the class is
+    defined (``__init_subclass__``). After ``fit`` the model records ``n_users_seen_``,
+    ``n_items_seen_``, ``n_user_features_`` and ``n_item_features_`` (-1 = no such features;
+    saved with the model); calls then refuse, with a :class:`~recsys_coldstart.exceptions.DataError`
+    naming the argument, user / item indices out of range or not integers, revealed-item matrices
+    of the wrong width, and feature blocks of the wrong width, the wrong number of rows or with
+    NaN / infinite values (:mod:`recsys_coldstart.inputs`). ``recommend`` also checks ``k >= 1``.
     """
 
     config_class: ClassVar[type | None] = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, guard in _GUARDS.items():
+            fn = cls.__dict__.get(name)
+            if fn is not None and callable(fn) and not getattr(fn, "_guarded", False):
+                setattr(cls, name, guard(fn))
 
     def __init__(self, config: Any = None, **kwargs: Any) -> None:
         cls = self.config_class
@@ -141,8 +250,9 @@ class BaseRecommender:
         ids : np.ndarray of int64, shape (b, k) (or (k,) for a scalar ``user_idx``)
         scores : np.ndarray of float32, same shape
         """
-        scalar = np.isscalar(user_idx)
-        users = np.atleast_1d(np.asarray(user_idx, dtype=np.int64))
+        k = inputs.check_k(k)
+        scalar = np.ndim(user_idx) == 0
+        users = np.atleast_1d(np.asarray(user_idx))
         s = self.score(users, candidates)
         ids, vals = topk(s, k, exclude=exclude, candidates=candidates)
         return (ids[0], vals[0]) if scalar else (ids, vals)
@@ -157,6 +267,7 @@ class BaseRecommender:
         ids : np.ndarray of int64, shape (b, k)
         scores : np.ndarray of float32, shape (b, k)
         """
+        k = inputs.check_k(k)
         observed = sp.csr_matrix(observed)
         s = self.score_new_users(observed, features, candidates)
         return topk(s, k, exclude=observed if exclude_observed else None, candidates=candidates)
