@@ -24,19 +24,22 @@ def bench(config: Path = typer.Argument(..., help="Suite TOML file (models x dat
           report: bool = typer.Option(False, "--report/--no-report", help="Render OUT/report afterwards."),
           progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar with time left.")) -> None:
     """Run a benchmark suite; one JSON records file per cell under OUT/cells/ (resumable)."""
-    from recsys_coldstart.evaluate.runner import load_suite, run_suite, suite_cells
+    from recsys_coldstart.bench import load_suite, run_suite, suite_cells
+    from recsys_coldstart.cli.registry import model_classes, policy_classes
+    from recsys_coldstart.evaluate.results import read_cell_records
 
-    suite = load_suite(config)
+    models, policies = model_classes(), policy_classes()
+    suite = load_suite(config, models=models, policies=policies)
     out_dir = out or Path("results") / suite.name
     n = len(suite_cells(suite))
     typer.echo(f"suite {suite.name}: {n} cells -> {out_dir}")
-    summary = run_suite(suite, out_dir, data_dir=data_dir, resume=resume, only=only, device=device,
-                        show_progress=progress)
+    summary = run_suite(suite, out_dir, models=models, policies=policies, data_dir=data_dir, resume=resume,
+                        only=only, device=device, show_progress=progress)
     typer.echo(f"done in {summary.seconds:.0f}s: {len(summary.ok)} ok, {len(summary.failed)} failed, "
                f"{len(summary.skipped)} skipped (already finished)")
     for cid in summary.failed:
-        recs = json.loads((out_dir / "cells" / f"{cid}.json").read_text())
-        typer.echo(f"  FAILED {cid}: {recs[0].get('error', '?')}", err=True)
+        recs = read_cell_records(out_dir / "cells" / f"{cid}.json")
+        typer.echo(f"  FAILED {cid}: {recs[0].get('error', '?') if recs else '?'}", err=True)
     if report:
         from recsys_coldstart.report import render_report
 
@@ -90,16 +93,11 @@ def tune(model: str = typer.Option(..., "--model", "-m", help="Model name (see t
     """Tune a model's hyper-parameters on the validation set with optuna (TPE + median pruning)."""
     import optuna
 
+    from recsys_coldstart.bench import SplitSpec, load_split, resolved_device
+    from recsys_coldstart.cli.registry import model_class
     from recsys_coldstart.evaluate.results import current_command
-    from recsys_coldstart.evaluate.runner import (
-        SplitSpec,
-        load_split,
-        make_model,
-        resolve_model,
-        resolved_device,
-    )
+    from recsys_coldstart.tune import make_model, tune_records, write_best_toml
     from recsys_coldstart.tune import tune as run_tune
-    from recsys_coldstart.tune import tune_records, write_best_toml
 
     try:
         base = json.loads(config_json)
@@ -107,7 +105,7 @@ def tune(model: str = typer.Option(..., "--model", "-m", help="Model name (see t
         raise DataError(f"--config is not valid JSON ({e})") from None
     if not isinstance(base, dict):
         raise DataError("--config must be a JSON object")
-    cls = resolve_model(model)
+    cls = model_class(model)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = SplitSpec(name=split if not n_support else f"{split}-k{n_support}", kind=split, n_support=n_support,
                      predefined=predefined)
@@ -115,7 +113,7 @@ def tune(model: str = typer.Option(..., "--model", "-m", help="Model name (see t
     res = run_tune(cls, sp, metric=metric, segment=segment, n_trials=trials, storage=storage, study_name=study_name,
                    timeout=timeout, random_state=seed, base_config=base, device=device, prune=prune,
                    show_progress=progress)
-    cmd = current_command()
+    cmd = current_command(data_dir=data_dir)
     path = write_best_toml(res, out, model=model, dataset=dataset, split_kind=split, n_support=n_support,
                            command=cmd)
     if predefined:

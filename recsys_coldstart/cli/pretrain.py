@@ -24,17 +24,10 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     table whose keys are fields of the model's config (e.g. ``n_layers = 3``); see
     ``benchmarks/configs/*.toml``.
     """
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        raise DataError("--config needs Python >= 3.11 (tomllib)") from None
+    from recsys_coldstart.bench.suite import read_toml  # the package's one TOML reader
+
     p = Path(path)
-    if not p.is_file():
-        raise DataError(f"{p}: no such config file")
-    try:
-        doc = tomllib.loads(p.read_text())
-    except tomllib.TOMLDecodeError as e:
-        raise DataError(f"{p}: invalid TOML ({e})") from None
+    doc = read_toml(p, what="config file")
     unknown = set(doc) - {"model", "dataset", "split", "config", "description", "source"}
     if unknown:
         raise DataError(f"{p}: unknown top-level keys {sorted(unknown)}; expected model, dataset, split, [config]")

@@ -1,13 +1,15 @@
-"""Name -> class tables used by the CLI and the benchmark runner.
+"""The registry: the one place where names become classes (design rule 6).
 
 Entries are ``"module:Class"`` strings imported on demand, so ``coldstart --help`` stays fast and
 a missing optional model fails only when asked for. Unknown names raise an error that lists the
-choices.
+choices. The benchmark runner and the tuner never read these tables: the CLI hands them
+name -> class mappings (:func:`model_classes`, :func:`policy_classes`).
 """
 
 from __future__ import annotations
 
 import importlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 MODELS: dict[str, str] = {
@@ -57,3 +59,52 @@ def resolve(table: dict[str, str], name: str, what: str = "model") -> Any:
 def model_class(name: str) -> Any:
     """The model class registered as ``name`` (see :data:`MODELS`)."""
     return resolve(MODELS, name, "model")
+
+
+class ClassTable(Mapping):
+    """A read-only name -> class mapping over a registry table, importing each class when first
+    looked up (so handing the whole table to the runner imports nothing yet).
+
+    Parameters
+    ----------
+    table : dict of str to str
+        ``name -> "module:Class"``.
+    extra : mapping of str to class, optional
+        Classes added by name (they win over the table).
+    """
+
+    def __init__(self, table: Mapping[str, str], extra: Mapping[str, type] | None = None) -> None:
+        self._table = dict(table)
+        self._extra = dict(extra or {})
+        self._loaded: dict[str, type] = {}
+
+    def __getitem__(self, name: str) -> type:
+        if name in self._extra:
+            return self._extra[name]
+        key = name.strip().lower() if isinstance(name, str) else name
+        if key not in self._table:
+            raise KeyError(name)
+        if key not in self._loaded:
+            self._loaded[key] = _load(self._table[key])
+        return self._loaded[key]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._extra or (isinstance(name, str) and name.strip().lower() in self._table)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._extra
+        yield from (k for k in self._table if k not in self._extra)
+
+    def __len__(self) -> int:
+        return len(self._extra) + sum(k not in self._extra for k in self._table)
+
+
+def model_classes(extra: Mapping[str, type] | None = None) -> ClassTable:
+    """Every registered model as a name -> class mapping (classes imported on first use), for
+    injection into :func:`recsys_coldstart.bench.run_suite`; ``extra`` adds classes by name."""
+    return ClassTable(MODELS, extra)
+
+
+def policy_classes(extra: Mapping[str, type] | None = None) -> ClassTable:
+    """Every registered elicitation policy as a name -> class mapping (see :func:`model_classes`)."""
+    return ClassTable(POLICIES, extra)

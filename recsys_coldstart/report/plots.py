@@ -1,7 +1,7 @@
 """Matplotlib figures of a results table (Agg backend, no display needed).
 
 Every function takes tidy records (a ``pandas.DataFrame`` as read by
-:func:`recsys_coldstart.evaluate.runner.read_results`) and returns a ``matplotlib`` Figure or
+:func:`recsys_coldstart.evaluate.results.read_results`) and returns a ``matplotlib`` Figure or
 None when there is nothing to draw; :func:`figure_png` turns a figure into PNG bytes.
 """
 

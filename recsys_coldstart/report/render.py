@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recsys_coldstart.evaluate.results import read_results
 from recsys_coldstart.report import plots
 
 logger = logging.getLogger(__name__)
@@ -92,8 +93,6 @@ class Report:
 def load_records(results_dir: str | os.PathLike | Sequence[str | os.PathLike]) -> pd.DataFrame:
     """Every record under ``results_dir`` (one folder or several, searched recursively), with
     defaults for optional fields."""
-    from recsys_coldstart.evaluate.runner import read_results
-
     dirs = [results_dir] if isinstance(results_dir, (str, os.PathLike)) else list(results_dir)
     frames = [read_results(d) for d in dirs]
     frames = [f for f in frames if not f.empty]

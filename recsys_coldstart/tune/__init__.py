@@ -2,6 +2,7 @@
 
 from recsys_coldstart.tune.study import (
     TuneResult,
+    make_model,
     parse_metric,
     suite_toml,
     tune,
@@ -9,4 +10,4 @@ from recsys_coldstart.tune.study import (
     write_best_toml,
 )
 
-__all__ = ["tune", "TuneResult", "parse_metric", "write_best_toml", "suite_toml", "tune_records"]
+__all__ = ["tune", "TuneResult", "parse_metric", "write_best_toml", "suite_toml", "tune_records", "make_model"]

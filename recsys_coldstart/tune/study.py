@@ -14,6 +14,7 @@ Bergstra et al., "Algorithms for Hyper-Parameter Optimization", NeurIPS 2011 (TP
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -105,10 +106,37 @@ def score_split(model: Any, split, *, metric: str, segment: str, which: str) -> 
     return metric_value(res, name, k, segment)
 
 
+def make_model(cls: type, overrides: Mapping[str, Any], *, seed: int | None, device: str | None = None) -> Any:
+    """Instantiate ``cls`` with config ``overrides``, setting ``random_state`` to ``seed`` and
+    ``device`` when the config has those fields and the overrides do not set them.
+
+    Parameters
+    ----------
+    cls : type
+        A model class (with a dataclass ``config_class``, or taking keyword arguments).
+    overrides : mapping
+        Config keyword arguments.
+    seed : int or None
+    device : str, optional
+
+    Returns
+    -------
+    object
+        The unfitted model.
+    """
+    kwargs = dict(overrides)
+    cfg_cls = getattr(cls, "config_class", None)
+    if cfg_cls is not None and dataclasses.is_dataclass(cfg_cls):
+        names = {f.name for f in dataclasses.fields(cfg_cls)}
+        if "random_state" in names and "random_state" not in kwargs and seed is not None:
+            kwargs["random_state"] = int(seed)
+        if "device" in names and "device" not in kwargs and device is not None:
+            kwargs["device"] = device
+    return cls(**kwargs)
+
+
 def _fit(model_cls: type, kwargs: Mapping[str, Any], split, *, random_state: int | None, device: str | None,
          callback=None):
-    from recsys_coldstart.evaluate.runner import make_model
-
     model = make_model(model_cls, kwargs, seed=random_state, device=device)
     model.fit(split.train, val=split.val, callback=callback)
     return model
@@ -260,7 +288,7 @@ def _toml_key(k: str) -> str:
 def suite_toml(*, model: str, dataset: str, split_kind: str, config: Mapping[str, Any], label: str | None = None,
                n_support: int = 0, seeds: tuple[int, ...] = (0, 1, 2), comments: tuple[str, ...] = (),
                dataset_options: Mapping[str, Any] | None = None) -> str:
-    """A one-model suite file for ``coldstart bench`` (see :mod:`recsys_coldstart.evaluate.runner`)."""
+    """A one-model suite file for ``coldstart bench`` (see :mod:`recsys_coldstart.bench.suite`)."""
     split_name = split_kind if not n_support else f"{split_kind}-k{n_support}"
     lines = [f"# {c}" for c in comments]
     lines += [f"name = {_toml_value(f'tuned-{label or model}-{dataset}')}", f"seeds = {_toml_value(list(seeds))}", "",

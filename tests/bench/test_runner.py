@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,16 +9,19 @@ import numpy as np
 import pytest
 
 from recsys_coldstart.base import BaseRecommender
-from recsys_coldstart.evaluate.runner import (
-    load_suite,
-    parse_suite,
-    read_results,
-    run_suite,
-    suite_cells,
-)
+from recsys_coldstart.bench import load_suite, parse_suite, read_results, suite_cells
+from recsys_coldstart.bench import run_suite as _run_suite
+from recsys_coldstart.cli.registry import model_classes, policy_classes
+from recsys_coldstart.evaluate.results import read_cell_records
 from recsys_coldstart.exceptions import DataError
 
 SYN = {"n_users": 200, "n_items": 120, "mean_ratings": 20}
+MODELS = model_classes()
+
+
+def run_suite(suite, out, *, models=None, **kw):
+    """The runner with the registry's classes injected (as ``coldstart bench`` does)."""
+    return _run_suite(suite, out, models=model_classes(models), policies=policy_classes(), **kw)
 
 
 @dataclass(frozen=True)
@@ -63,20 +65,20 @@ def _suite(extra_models=()):
 
 
 def test_runner_records_failures_and_resume(tmp_path):
-    suite = parse_suite(_suite())
+    suite = parse_suite(_suite(), models=MODELS)
     cells = suite_cells(suite)
     assert len(cells) == 2 * 2 * 2  # splits x seeds x models
     s1 = run_suite(suite, tmp_path)
     assert len(s1.ok) == 4 and len(s1.failed) == 4 and not s1.skipped
     ok_file = tmp_path / "cells" / f"{s1.ok[0]}.json"
-    recs = json.loads(ok_file.read_text())
+    recs = read_cell_records(ok_file)
     need = {"model", "dataset", "split", "segment", "metric", "k", "value", "seed", "config", "command", "versions",
             "machine", "device", "seconds", "peak_rss_mb", "status"}
     assert need <= set(recs[0])
     assert {r["status"] for r in recs} == {"ok"}
     ndcg = [r for r in recs if r["metric"] == "ndcg" and r["k"] == 20]
     assert ndcg and 0.0 <= ndcg[0]["value"] <= 1.0
-    bad = json.loads((tmp_path / "cells" / f"{s1.failed[0]}.json").read_text())
+    bad = read_cell_records(tmp_path / "cells" / f"{s1.failed[0]}.json")
     assert bad[0]["status"] == "error" and "takes no configuration" in bad[0]["error"]
     # cold-user split records carry the split's own name and segment
     df = read_results(tmp_path)
@@ -92,14 +94,14 @@ def test_runner_records_failures_and_resume(tmp_path):
     # a changed cell definition (here the cutoffs) is run again on resume
     doc = _suite()
     doc["ks"] = [5]
-    s4 = run_suite(parse_suite(doc), tmp_path, only="synthetic__warm__popularity__s0")
+    s4 = run_suite(parse_suite(doc, models=MODELS), tmp_path, only="synthetic__warm__popularity__s0")
     assert s4.ok == ["synthetic__warm__popularity__s0"]
     assert set(read_results(tmp_path / "cells" / "synthetic__warm__popularity__s0.json").k) == {0, 5}
 
 
 def test_training_curves_and_efficiency_fields(tmp_path):
     suite = parse_suite(_suite([{"name": "countdown", "config": {"n_epochs": 3}, "splits": ["warm"]}]),
-                        models={"countdown": Countdown})
+                        models=model_classes({"countdown": Countdown}))
     run_suite(suite, tmp_path, only="*countdown*", models={"countdown": Countdown})
     df = read_results(tmp_path)
     cur = df[df.record_type == "curve"]
@@ -115,19 +117,20 @@ def test_training_curves_and_efficiency_fields(tmp_path):
 def test_time_budget_stops_training(tmp_path):
     doc = _suite([{"name": "countdown", "config": {"n_epochs": 50}}])
     doc["max_train_seconds"] = 0.0
-    suite = parse_suite(doc, models={"countdown": Countdown})
+    suite = parse_suite(doc, models=model_classes({"countdown": Countdown}))
     run_suite(suite, tmp_path, only="synthetic__warm__countdown__s0", models={"countdown": Countdown})
-    rec = json.loads((tmp_path / "cells" / "synthetic__warm__countdown__s0.json").read_text())[0]
+    rec = read_cell_records(tmp_path / "cells" / "synthetic__warm__countdown__s0.json")[0]
     assert rec["stopped_for_time"] and rec["n_epochs_run"] == 1
 
 
 def test_suite_validation_errors(tmp_path):
     with pytest.raises(DataError, match="choose one of"):
-        parse_suite({"datasets": ["synthetic"], "models": ["no-such-model"]})
+        parse_suite({"datasets": ["synthetic"], "models": ["no-such-model"]}, models=MODELS)
     with pytest.raises(DataError, match="unknown top-level"):
-        parse_suite({"datasets": ["synthetic"], "models": ["popularity"], "seed": 1})
+        parse_suite({"datasets": ["synthetic"], "models": ["popularity"], "seed": 1}, models=MODELS)
     with pytest.raises(DataError, match="unknown kind"):
-        parse_suite({"datasets": [{"name": "synthetic", "splits": ["tepid"]}], "models": ["popularity"]})
+        parse_suite({"datasets": [{"name": "synthetic", "splits": ["tepid"]}], "models": ["popularity"]},
+                    models=MODELS)
     bad = tmp_path / "bad.toml"
     bad.write_text("name = [")
     with pytest.raises(DataError, match="invalid TOML"):
@@ -141,7 +144,7 @@ def test_elicitation_cells(tmp_path):
            "elicitation": [{"dataset": "synthetic", "split": "user-cold", "model": "als",
                             "model_config": {"factors": 8, "n_epochs": 2, "num_threads": 1},
                             "policies": ["random", "popularity"], "budget": 3}]}
-    s = run_suite(parse_suite(doc), tmp_path)
+    s = run_suite(parse_suite(doc, models=MODELS, policies=policy_classes()), tmp_path)
     assert len(s.ok) == 2 and not s.failed
     df = read_results(tmp_path)
     cur = df[(df.record_type == "elicitation") & (df.metric == "ndcg") & (df.k == 10)]
@@ -181,7 +184,7 @@ def test_student_cells_get_the_teacher_of_their_split_and_seed(tmp_path):
     models = {"countdown": Countdown, "pupil": Pupil}
     doc = _suite([{"name": "countdown", "label": "t", "role": "teacher", "splits": ["warm"]},
                   {"name": "pupil", "label": "s", "role": "student", "teacher": "t", "splits": ["warm"]}])
-    suite = parse_suite(doc, models=models)
+    suite = parse_suite(doc, models=model_classes(models))
     run_suite(suite, tmp_path, only="synthetic__warm__[ts]__*", models=models)
     df = read_results(tmp_path)
     met = df[(df.record_type == "metric") & (df.metric == "ndcg") & (df.k == 20)]
@@ -197,4 +200,4 @@ def test_student_cells_get_the_teacher_of_their_split_and_seed(tmp_path):
     v = df2[(df2.model == "s") & (df2.seed == 0) & (df2.metric == "ndcg") & (df2.k == 20)].value.iloc[0]
     assert v == pytest.approx(by[("s", 0)])
     with pytest.raises(DataError, match="teacher"):
-        parse_suite(_suite([{"name": "pupil", "teacher": "nobody"}]), models=models)
+        parse_suite(_suite([{"name": "pupil", "teacher": "nobody"}]), models=model_classes(models))

@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recsys_coldstart.bench import parse_suite, run_suite
+from recsys_coldstart.cli.registry import model_classes
 from recsys_coldstart.evaluate.results import to_records, write_json
-from recsys_coldstart.evaluate.runner import parse_suite, run_suite
 from recsys_coldstart.report import render_report
 
 REPO = Path(__file__).resolve().parents[2]
@@ -64,8 +65,9 @@ def results_dir(tmp_path_factory) -> Path:
                          "datasets": [{"name": "synthetic", "splits": ["warm"],
                                        "options": {"n_users": 150, "n_items": 100, "mean_ratings": 15}}],
                          "models": [{"name": "popularity"}, {"name": "random"},
-                                    {"name": "popularity", "label": "broken", "config": {"x": 1}}]})
-    run_suite(suite, out)
+                                    {"name": "popularity", "label": "broken", "config": {"x": 1}}]},
+                        models=model_classes())
+    run_suite(suite, out, models=model_classes())
     # a per-epoch training curve
     curve = pd.DataFrame([("popularity", "synthetic", "warm", "train", "loss", 0, 0.1, 0)],
                          columns=["model", "dataset", "split", "segment", "metric", "k", "value", "seed"])
@@ -82,7 +84,7 @@ def test_report_markdown_and_html(results_dir, tmp_path):
     md = md_path.read_text()
     page = html_path.read_text()
     # the best mean of warm ndcg@20 (computed here from the records) is bold in both formats
-    from recsys_coldstart.evaluate.runner import read_results
+    from recsys_coldstart.bench import read_results
 
     df = read_results(results_dir)
     sel = df[(df.status == "ok") & (df.segment == "warm") & (df.metric == "ndcg") & (df.k == 20)

@@ -10,9 +10,10 @@ import pytest
 optuna = pytest.importorskip("optuna")
 
 from recsys_coldstart.base import BaseRecommender  # noqa: E402
+from recsys_coldstart.bench import load_suite, read_results, run_suite  # noqa: E402
+from recsys_coldstart.cli.registry import model_classes  # noqa: E402
 from recsys_coldstart.data import make_split, make_synthetic  # noqa: E402
 from recsys_coldstart.evaluate import rank_and_score  # noqa: E402
-from recsys_coldstart.evaluate.runner import load_suite, read_results, run_suite  # noqa: E402
 from recsys_coldstart.exceptions import DataError  # noqa: E402
 from recsys_coldstart.tune import parse_metric, tune, tune_records, write_best_toml  # noqa: E402
 
@@ -82,10 +83,10 @@ def test_tune_three_trials_writes_a_suite_bench_runs(split, tmp_path):
     assert res.default_value is not None and res.test_value is not None
     path = write_best_toml(res, tmp_path / "best.toml", model="noisypop", dataset="synthetic", split_kind="warm",
                            dataset_options=SYN, seeds=(0,))
-    suite = load_suite(path, models={"noisypop": NoisyPop})
+    suite = load_suite(path, models=model_classes({"noisypop": NoisyPop}))
     assert suite.models[0].config["noise"] == pytest.approx(res.best_params["noise"])
     out = tmp_path / "bench"
-    s = run_suite(suite, out, models={"noisypop": NoisyPop})
+    s = run_suite(suite, out, models=model_classes({"noisypop": NoisyPop}))
     assert s.ok == ["synthetic__warm__noisypop-tuned__s0"] and not s.failed
     df = read_results(out)
     assert (df.model == "noisypop-tuned").all()

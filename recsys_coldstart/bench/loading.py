@@ -1,0 +1,92 @@
+"""Data for benchmark cells: datasets by name and the splits a suite asks for."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from recsys_coldstart.bench.suite import SplitSpec, split_spec
+from recsys_coldstart.exceptions import DataError
+
+
+def load_data(name: str, data_dir: str | Path | None = None, **options: Any):
+    """Load a dataset by name: ``"synthetic"`` (``make_synthetic(**options)``) or a real one.
+
+    Returns
+    -------
+    Interactions
+    """
+    if name == "synthetic":
+        from recsys_coldstart.data import make_synthetic
+
+        return make_synthetic(**options)
+    from recsys_coldstart.data.datasets import load_dataset
+
+    return load_dataset(name, None if data_dir is None else str(data_dir), **options)
+
+
+def load_split(dataset: str, spec: SplitSpec | str, seed: int, *, data_dir: str | Path | None = None,
+               data=None, options: Mapping[str, Any] | None = None):
+    """Cut (or load) the split ``spec`` of ``dataset`` with ``seed``.
+
+    Parameters
+    ----------
+    dataset : str
+    spec : SplitSpec or str
+        A split spec or a bare kind.
+    seed : int
+    data_dir : path, optional
+        Default: ``$RECSYS_COLDSTART_DATA`` (the loaders' own default).
+    data : Interactions, optional
+        Already loaded data (skips loading).
+    options : mapping, optional
+        Loader options (``make_synthetic`` keywords for ``"synthetic"``).
+
+    Returns
+    -------
+    ColdStartSplit
+    """
+    if isinstance(spec, str):
+        spec = split_spec(spec, None)
+    if spec.predefined:
+        from recsys_coldstart.data.datasets import load_predefined_split
+
+        split = load_predefined_split(dataset, spec.kind, None if data_dir is None else str(data_dir),
+                                      random_state=seed)
+        if split is None:
+            raise DataError(f"dataset {dataset!r} has no predefined {spec.kind} split")
+        return split
+    from recsys_coldstart.data import make_split
+
+    if data is None:
+        data = load_data(dataset, data_dir, **dict(options or {}))
+    return make_split(data, spec.kind, random_state=seed, n_support=spec.n_support, temporal=spec.temporal)
+
+
+class SplitCache:
+    """Keeps the last dataset and the last split loaded: cells are ordered dataset -> split -> seed,
+    so consecutive cells share them and nothing older is needed again."""
+
+    def __init__(self, data_dir: str | Path | None = None) -> None:
+        self.data_dir = data_dir
+        self._data: dict[str, Any] = {}
+        self._splits: dict[tuple, Any] = {}
+
+    def get(self, cell) -> Any:
+        """The :class:`ColdStartSplit` of ``cell`` (its dataset, split spec and seed)."""
+        key = (cell.dataset.name, cell.split, cell.seed, tuple(sorted(cell.dataset.options.items())))
+        if key in self._splits:
+            return self._splits[key]
+        self._splits.clear()
+        data = None
+        if not cell.split.predefined:
+            name = cell.dataset.name
+            if name not in self._data:
+                self._data.clear()
+                self._data[name] = load_data(name, self.data_dir, **dict(cell.dataset.options))
+            data = self._data[name]
+        split = load_split(cell.dataset.name, cell.split, cell.seed, data_dir=self.data_dir, data=data,
+                           options=cell.dataset.options)
+        self._splits[key] = split
+        return split
