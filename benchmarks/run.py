@@ -1,6 +1,6 @@
 """Run a benchmark suite: ``python benchmarks/run.py benchmarks/suites/ml100k.toml --data-dir ../shared/data``.
 
-A thin wrapper on ``coldstart bench`` (:func:`recsys_coldstart.evaluate.runner.run_suite`); the
+A thin wrapper on ``coldstart bench`` (:func:`recsys_coldstart.bench.run_suite`); the
 same options apply (``--out``, ``--resume/--no-resume``, ``--only``, ``--report``).
 """
 
