@@ -17,3 +17,7 @@ class NotFittedError(ColdStartError, RuntimeError):
 
 class TrainingDivergedError(ColdStartError, RuntimeError):
     """A loss or parameter became NaN or infinite during training."""
+
+
+class ModelFileError(DataError):
+    """A saved model folder is missing, incomplete, corrupt or tampered with: the message names the file."""

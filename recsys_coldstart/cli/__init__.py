@@ -53,7 +53,15 @@ def main(argv: list[str] | None = None) -> int:
         return int(e.code or 0)
     except typer.Exit as e:
         return int(getattr(e, "exit_code", 0) or 0)
-    except typer.Abort:
+    except typer.Abort as e:
+        # click turns *any* EOFError raised by a command into Abort: that is a failure, not Ctrl-C.
+        cause = e.__cause__ or e.__context__
+        if isinstance(cause, EOFError):
+            if _STATE["debug"]:
+                raise cause from None
+            typer.echo(f"error: EOFError: {_one_line(cause) or 'unexpected end of file'} "
+                       "(run with --debug for the traceback)", err=True)
+            return 1
         typer.echo("aborted", err=True)
         return 1
     except typer.TyperException as e:  # click usage errors: bad option, missing argument, no args
