@@ -163,7 +163,8 @@ def portable_command(command: str | Sequence[str] | None = None, *, data_dir: st
                      roots: Sequence[str | os.PathLike] | None = None) -> str:
     """A command line that names no machine's absolute path.
 
-    Every argument that is a path (also the value of ``--option=path``) is rewritten: inside the
+    Every argument that is a path (holds a ``/``; also the value of ``--option=path``) is
+    rewritten: inside the
     data folder (``data_dir`` or ``$RECSYS_COLDSTART_DATA``) it becomes
     ``$RECSYS_COLDSTART_DATA/...``; an absolute path inside the repository or the working
     folder becomes relative to it; one under the home folder starts with ``~``. Other

@@ -7,7 +7,8 @@ files under ``figures/``.
 Sections: accuracy tables (mean ± std over seeds per model, segment and metric, best mean in
 bold), failed cells, elicitation curves, teacher-vs-student trade-off (from records with
 ``n_params`` / ``latency_ms_per_1k_users``), training curves (per-epoch ``loss`` and ``val_*``
-logs), tuning studies, and each cell's config, command, versions and device.
+logs), tuning studies, and each cell's config, command, versions and device. A model whose
+training a time cap cut is labelled "(capped at N s)" in every table it appears in.
 """
 
 from __future__ import annotations
@@ -113,6 +114,25 @@ def load_records(results_dir: str | os.PathLike | Sequence[str | os.PathLike]) -
     return df
 
 
+def _flag(v: Any) -> bool:
+    return isinstance(v, (bool, np.bool_)) and bool(v)
+
+
+def capped_suffix(records: pd.DataFrame) -> str:
+    """``" (capped at N s)"`` when a training time cap cut any of these records' cells (their
+    numbers are not a converged model's), else ``""``; a row label carries it wherever such a
+    model is shown beside others."""
+    cut = pd.Series(False, index=records.index)
+    for col in ("capped", "stopped_for_time"):  # stopped_for_time: records written before `capped`
+        if col in records:
+            cut |= records[col].map(_flag).astype(bool)
+    if not cut.any():
+        return ""
+    caps = pd.to_numeric(records.loc[cut, "max_train_seconds"], errors="coerce").dropna() \
+        if "max_train_seconds" in records else pd.Series(dtype=float)
+    return f" (capped at {caps.max():g} s)" if len(caps) else " (capped)"
+
+
 def _mean_std(vals: pd.Series) -> tuple[float, float, int]:
     v = vals.astype(float).to_numpy()
     return float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v)
@@ -146,7 +166,7 @@ def accuracy_tables(df: pd.DataFrame, *, metrics: Sequence[str] = TABLE_METRICS,
         means = np.full((len(models), len(cols)), np.nan)
         for i, mdl in enumerate(models):
             gm = g[g.model == mdl]
-            row = [str(mdl), str(gm.seed.nunique())]
+            row = [str(mdl) + capped_suffix(gm), str(gm.seed.nunique())]
             for j, (s, m, k) in enumerate(cols):
                 st = stats.get((mdl, s, m, k))
                 if st is None:
@@ -258,7 +278,7 @@ def _tradeoff_section(df: pd.DataFrame, figs: list) -> Section | None:
             lat = pd.to_numeric(cells.get("latency_ms_per_1k_users"), errors="coerce")
             par = pd.to_numeric(cells.get("n_params"), errors="coerce")
             role = cells["role"].dropna().iloc[0] if "role" in cells and cells["role"].notna().any() else None
-            rows.append({"model": mdl, "accuracy": gm.value.mean(), "acc_std": gm.value.std(ddof=1) if len(gm) > 1
+            rows.append({"model": str(mdl) + capped_suffix(cells), "accuracy": gm.value.mean(), "acc_std": gm.value.std(ddof=1) if len(gm) > 1
                          else 0.0, "n_seeds": len(gm), "latency_ms_per_1k_users": lat.median() if lat is not None else np.nan,
                          "n_params": par.median() if par is not None else np.nan, "role": role})
         pts = pd.DataFrame(rows)
