@@ -65,30 +65,20 @@ def load_from_options(dataset: str | None, data_dir: str | None, interactions: s
         if threshold is not None:
             kwargs["threshold"] = threshold
         return load_dataset(dataset, data_dir, **kwargs)
-    from recsys_coldstart.data.datasets import load_table
+    from recsys_coldstart.data.datasets.tabular import load_table, table_columns
 
     path = Path(interactions)
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder, not a file (--interactions takes the table file itself)")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
-    head = _peek_columns(path)
+    head = table_columns(path, sep=sep, encoding=encoding or "utf-8")
     rating_col = rating_col or ("rating" if "rating" in head else None)
     timestamp_col = timestamp_col or ("timestamp" if "timestamp" in head else None)
     return load_table(path, user_col=user_col, item_col=item_col, rating_col=rating_col,
                       timestamp_col=timestamp_col, threshold=threshold, user_features=user_features,
                       item_features=item_features, name=path.stem, sep=sep,
                       **({"encoding": encoding} if encoding else {}))
-
-
-def _peek_columns(path: Path) -> list[str]:
-    """Column names of a CSV/Parquet file without reading it whole ([] if unreadable)."""
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            import pyarrow.parquet as pq
-
-            return list(pq.read_schema(path).names)
-        return list(pd.read_csv(path, nrows=2, sep=None, engine="python").columns)
-    except Exception:  # the real loader reports the problem properly
-        return []
 
 
 def get_split(data: Interactions, kind: str, seed: int = 0, n_support: int = 0,
@@ -156,6 +146,7 @@ def register(app: typer.Typer) -> None:
                                  item_col=item_col, rating_col=rating_col, timestamp_col=timestamp_col,
                                  threshold=threshold, sep=sep, encoding=encoding)
         s = get_split(data, split, seed, k_support, data_dir)
+        note = s.coverage_note()
         out.mkdir(parents=True, exist_ok=True)
         parts = {"train": s.train, "val": s.val, "test": s.test}
         if s.kind == "user-cold":
@@ -174,12 +165,17 @@ def register(app: typer.Typer) -> None:
             "test_users": s.train.users.to_id(s.test_users).tolist(),
             "val_items": s.train.items.to_id(s.val_items).tolist(),
             "test_items": s.train.items.to_id(s.test_items).tolist(),
+            "dropped_val_users": s.train.users.to_id(s.dropped_val_users).tolist(),
+            "dropped_test_users": s.train.users.to_id(s.dropped_test_users).tolist(),
+            "note": note,
             "counts": dict(written),
         }
         (out / "split.json").write_text(json.dumps(manifest, default=_json_default, indent=1))
         for name, n in written:
             typer.echo(f"{name:<8}{n:>10,} rows -> {out / f'{name}.{fmt}'}")
         typer.echo(f"manifest -> {out / 'split.json'}")
+        if note:
+            typer.echo(f"note: {note} (listed in split.json)")
 
     @app.command("evaluate")
     def evaluate_cmd(
@@ -214,6 +210,7 @@ def register(app: typer.Typer) -> None:
                                  item_col=item_col, rating_col=rating_col, timestamp_col=timestamp_col,
                                  threshold=threshold, sep=sep, encoding=encoding)
         s = get_split(data, kind, seed_, int(meta.get("n_support", k_support)), data_dir)
+        note = s.coverage_note()
         t0 = time.perf_counter()
         if model_path is not None:
             est = load_model(model_path)
@@ -230,7 +227,12 @@ def register(app: typer.Typer) -> None:
             name = model
         res = evaluate(est, s, which=which, model_name=name, seed=seed_)
         secs = time.perf_counter() - t0
+        if float(res.loc[res.metric == "n_users", "value"].sum()) == 0:
+            raise DataError(f"{s.name} ({s.kind} split, seed {seed_}): no user has held-out {which} positives, "
+                            "so nothing was evaluated; the table is too small for this split")
         typer.echo(f"{name} on {s.name} ({s.kind}, seed {seed_}, {which}): {secs:.1f}s")
+        if note:
+            typer.echo(f"note: {note}")
         print_results(res)
         if output is not None:
             from recsys_coldstart.io import config_to_dict

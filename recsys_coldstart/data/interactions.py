@@ -11,7 +11,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recsys_coldstart.data.features import SideFeatures
-from recsys_coldstart.data.vocab import IdVocab
+from recsys_coldstart.data.vocab import IdVocab, id_labels, parse_text_ids
 from recsys_coldstart.exceptions import DataError
 
 logger = logging.getLogger(__name__)
@@ -200,15 +200,21 @@ class Interactions:
         df : pandas.DataFrame
             One row per observed pair.
         user_col, item_col : str
-            Columns holding raw user and item ids.
+            Columns holding raw user and item ids. Ids are labels: integer columns stay int64,
+            string columns keep their exact strings (``"007"`` and ``"7"`` are two ids), float
+            columns become int64 when every value is whole (else their text) — see
+            :func:`~recsys_coldstart.data.vocab.id_labels`.
         rating_col : str, optional
-            Explicit feedback. When given, a pair is positive if ``rating >= threshold``
-            (``threshold`` defaults to 0, i.e. every rating is positive) and all ratings are kept
-            in ``ratings``; otherwise every row is a positive of weight 1.
+            Explicit feedback. When given, a pair is positive if ``rating >= threshold`` and every
+            non-zero rating is kept in ``ratings`` (a zero is left out: a sparse 0 reads as "not
+            rated"; the count is logged). Without ``threshold`` every rating is a positive, so all
+            ratings must be > 0 (a 0 or negative rating raises). Without ``rating_col`` every row is
+            a positive of weight 1.
         timestamp_col : str, optional
             Numeric (seconds) or datetime column.
         threshold : float, optional
-            Positive threshold on ``rating_col``.
+            Positive threshold on ``rating_col``; ratings below it are kept in ``ratings`` as
+            observed non-positives (dislikes for elicitation).
         user_features, item_features : pandas.DataFrame, optional
             Feature tables with one row per user / item, identified by ``*_feature_id_col``
             (default: the same name as ``user_col`` / ``item_col``, else the index). Numeric
@@ -248,7 +254,12 @@ class Interactions:
             nulls = df[col].isna().to_numpy()
             if nulls.any():
                 raise DataError(f"{source}: column {col!r} has {int(nulls.sum())} missing id(s), first at row {int(np.argmax(nulls))}")
-        work = pd.DataFrame({"u": df[user_col].to_numpy(), "i": df[item_col].to_numpy()})
+        try:
+            u_ids = id_labels(df[user_col].reset_index(drop=True), column=user_col, source=source)
+            i_ids = id_labels(df[item_col].reset_index(drop=True), column=item_col, source=source)
+        except TypeError as e:  # unhashable cells (lists, dicts) in an id column
+            raise DataError(f"{source}: user and item ids must be scalars (int or str): {e}") from e
+        work = pd.DataFrame({"u": u_ids.to_numpy(), "i": i_ids.to_numpy()})
         if rating_col is not None:
             work["r"] = _numeric_column(df, rating_col, source)
             too_big = np.abs(work["r"].to_numpy()) > np.finfo(np.float32).max
@@ -256,14 +267,23 @@ class Interactions:
                 first = int(np.argmax(too_big))
                 raise DataError(f"{source}: column {rating_col!r} row {first} holds {work['r'].iloc[first]!r}, "
                                 "beyond float32 range")
+            if threshold is None:
+                # "every rating is a positive" only makes sense for ratings > 0 (stars, counts): a 0 or
+                # a negative rating usually means "not rated" or "disliked", so ask rather than guess.
+                not_pos = (work["r"].to_numpy() <= 0)
+                if not_pos.any():
+                    first = int(np.argmax(not_pos))
+                    raise DataError(
+                        f"{source}: column {rating_col!r} row {first} holds {_py(work['r'].iloc[first])!r} "
+                        f"({int(not_pos.sum())} rating(s) <= 0): without a threshold every rating counts as a "
+                        "positive, so ratings must be > 0; pass threshold= (--threshold) to say which ratings "
+                        "are positives"
+                    )
         if timestamp_col is not None:
             work["t"] = _timestamp_column(df, timestamp_col, source)
 
         n_before = len(work)
-        try:
-            dup_mask = work.duplicated(["u", "i"], keep=False).to_numpy()
-        except TypeError as e:  # unhashable cells (lists, dicts) in an id column
-            raise DataError(f"{source}: user and item ids must be scalars (int or str): {e}") from e
+        dup_mask = work.duplicated(["u", "i"], keep=False).to_numpy()
         if dup_mask.any():
             if duplicates == "error":
                 first = int(np.argmax(dup_mask))
@@ -285,9 +305,16 @@ class Interactions:
             thr = 0.0 if threshold is None else float(threshold)
             pos = r >= thr
             ratings = _csr(rows, cols, r, shape, np.float32)
-            # A CSR cannot hold an explicit zero: zero ratings vanish from .ratings, so say so.
-            if (r == 0).any():
-                logger.warning("%s: %d zero ratings are not stored in Interactions.ratings", source, int((r == 0).sum()))
+            # A stored 0 in a sparse matrix cannot be told apart from "not rated" (every consumer drops
+            # explicit zeros), so zero ratings are left out of .ratings, and the warning says so.
+            n_zero = int((r == 0).sum())
+            if n_zero:
+                ratings.eliminate_zeros()
+                fate = ("they still count as positives (0 >= threshold) but are left out of .ratings"
+                        if thr <= 0 else
+                        "they are below the threshold, so not positives, and are left out of .ratings: they "
+                        "count as not rated, not as dislikes (use negative ratings for dislikes)")
+                logger.warning("%s: %d row(s) have rating 0 in column %r: %s", source, n_zero, rating_col, fate)
             n_neg = int((~pos).sum())
             if n_neg:
                 logger.info("%s: %d of %d rated pairs are below the positive threshold %.3g (kept in .ratings only)",
@@ -362,6 +389,29 @@ def _merge_duplicates(work: pd.DataFrame, policy: str) -> pd.DataFrame:
     return work.groupby(["u", "i"], sort=False, as_index=False).agg(agg)
 
 
+def _align_to_vocab(ids: pd.Series, vocab: IdVocab) -> pd.Series:
+    """Feature-table ids (labels) in the vocabulary's kind: text ids meet integer ids by the
+    integer-literal rule (``"7"`` -> 7, ``"007"`` stays text and matches nothing), integer ids
+    meet text ids as their decimal text."""
+    vocab_int = np.issubdtype(np.asarray(vocab.ids).dtype, np.integer)
+    ids_int = pd.api.types.is_integer_dtype(ids.dtype)
+    if vocab_int and not ids_int:
+        parsed = parse_text_ids(ids)
+        if pd.api.types.is_integer_dtype(parsed.dtype):
+            return parsed
+        # Mixed: each integer literal meets its integer id, every other text stays (and matches nothing).
+        out = ids.astype(object).copy()
+        for k, v in enumerate(out.to_numpy()):
+            if isinstance(v, str):
+                one = parse_text_ids(pd.Series([v]))
+                if pd.api.types.is_integer_dtype(one.dtype):
+                    out.iat[k] = int(one.iat[0])
+        return out
+    if not vocab_int and ids_int:
+        return ids.astype(str).astype(object)
+    return ids
+
+
 def encode_feature_table(table: pd.DataFrame, vocab: IdVocab, *, id_col: str | None, source: str,
                          allow_missing: bool = False) -> SideFeatures:
     """Encode a per-entity feature table into ``SideFeatures`` aligned with ``vocab``.
@@ -397,13 +447,17 @@ def encode_feature_table(table: pd.DataFrame, vocab: IdVocab, *, id_col: str | N
         raise DataError(f"{source}: the feature table has no feature columns")
     if ids.isna().any():
         raise DataError(f"{source}: {int(ids.isna().sum())} row(s) have no id in column {id_col!r}")
+    ids = _align_to_vocab(id_labels(ids.reset_index(drop=True), column=str(id_col), source=source), vocab)
     if ids.duplicated().any():
         raise DataError(f"{source}: duplicated id(s) {ids[ids.duplicated()].head(5).tolist()}")
     idx = vocab.to_idx(ids.to_numpy(), missing="mask")
     if (idx < 0).any():
         unknown = ids.to_numpy()[idx < 0][:5].tolist()
+        known_stripped = {str(v).strip() for v in vocab.ids}
+        hint = (" (they match once surrounding spaces are removed: spaces are part of an id, write both tables "
+                "the same way)" if all(str(u).strip() in known_stripped for u in unknown) else "")
         raise DataError(
-            f"{source}: {int((idx < 0).sum())} id(s) in the feature table match no interaction, e.g. {unknown}"
+            f"{source}: {int((idx < 0).sum())} id(s) in the feature table match no interaction, e.g. {unknown}{hint}"
         )
     covered = np.zeros(len(vocab), bool)
     covered[idx] = True

@@ -77,6 +77,38 @@ class ColdStartSplit:
         return np.union1d(self.val_items, self.test_items).astype(np.int64)
 
     @property
+    def dropped_val_users(self) -> np.ndarray:
+        """Val cold users with no held-out positive left (all their positives went to the
+        support: fewer than ``n_support + 1``); no evaluation can score them. Sorted int64."""
+        return self._without_truth(self.val_users, self.val)
+
+    @property
+    def dropped_test_users(self) -> np.ndarray:
+        """Test cold users with no held-out positive left (see :attr:`dropped_val_users`)."""
+        return self._without_truth(self.test_users, self.test)
+
+    @staticmethod
+    def _without_truth(users: np.ndarray, held: Interactions) -> np.ndarray:
+        users = np.asarray(users, np.int64)
+        return users[np.diff(held.user_items.indptr)[users] == 0] if len(users) else users
+
+    def coverage_note(self) -> str | None:
+        """One line on the cold users no evaluation covers, or None when every one is covered.
+
+        Returns
+        -------
+        str or None
+            E.g. ``"8 of 94 test and 7 of 94 val cold users have fewer than K+1=11 positives (all
+            of them went to the support, no query is left): they are not evaluated"``.
+        """
+        n_test, n_val = len(self.dropped_test_users), len(self.dropped_val_users)
+        if not (n_test or n_val):
+            return None
+        return (f"{n_test} of {len(self.test_users)} test and {n_val} of {len(self.val_users)} val cold users "
+                f"have fewer than K+1={self.n_support + 1} positives (all of them went to the support, no query "
+                "is left): they are not evaluated")
+
+    @property
     def query(self) -> Interactions:
         """Held-out truth of the test cold users (``test`` restricted to them)."""
         return self.test
@@ -168,7 +200,10 @@ def user_cold_split(data: Interactions, *, cold_frac: float = 0.2, n_support: in
     ``cold_frac`` of the users with at least one positive become cold, half for validation and
     half for test. A cold user's row in ``train`` is empty; their first ``n_support`` positives
     (earliest by timestamp when timestamps exist, else random) go to ``support``, the rest to
-    ``val`` / ``test`` (the query).
+    ``val`` / ``test`` (the query). A cold user with ``n_support`` positives or fewer has no query
+    left and cannot be evaluated: they stay cold (so the draw is the same for every ``K``), are
+    listed in :attr:`ColdStartSplit.dropped_test_users` / ``dropped_val_users``, and a warning
+    gives the count.
 
     Parameters
     ----------
@@ -182,6 +217,11 @@ def user_cold_split(data: Interactions, *, cold_frac: float = 0.2, n_support: in
     Returns
     -------
     ColdStartSplit of kind ``"user-cold"``.
+
+    Raises
+    ------
+    DataError
+        Too few users, or no test cold user keeps a held-out positive (``n_support`` too large).
     """
     if not 0 < cold_frac < 1:
         raise ValueError("cold_frac must be in (0, 1)")
@@ -210,8 +250,18 @@ def user_cold_split(data: Interactions, *, cold_frac: float = 0.2, n_support: in
     assign = np.where(part_per == 0, 0, np.where(rank < n_support, 3, part_per))
     train, val, test, support = _parts(data, assign, 4)
     seed = random_state if isinstance(random_state, int) else None
-    return ColdStartSplit(train=train, val=val, test=test, support=support, kind="user-cold", source=data,
-                          val_users=val_users, test_users=test_users, n_support=n_support, seed=seed)
+    split = ColdStartSplit(train=train, val=val, test=test, support=support, kind="user-cold", source=data,
+                           val_users=val_users, test_users=test_users, n_support=n_support, seed=seed)
+    if len(split.dropped_test_users) == len(test_users):
+        raise DataError(
+            f"dataset {data.name!r}: user-cold split with K={n_support} leaves no test cold user with a held-out "
+            f"positive (all {len(test_users)} have at most {n_support} positives, the largest has "
+            f"{int(deg[test_users].max())}): nothing to evaluate; lower K (--k-support)"
+        )
+    note = split.coverage_note()
+    if note:
+        logger.warning("dataset %r, user-cold split: %s", data.name, note)
+    return split
 
 
 def item_cold_split(data: Interactions, *, cold_frac: float = 0.2,
