@@ -148,16 +148,16 @@ def run_scenario(dataset: str, kind: str, seed: int, data_dir: str, epochs: int,
         seconds[name] = time.perf_counter() - t0
         print(f"  {dataset} {kind} seed {seed}: {name} fitted in {seconds[name]:.1f}s", flush=True)
 
-    fit("als", lambda: ALS(factors=64, random_state=seed, num_threads=1).fit(train))
+    fit("als", lambda: ALS(dim=64, random_state=seed, num_threads=1).fit(train))
     als = models["als"]
     if base_factors != 64:
-        fit("base", lambda: ALS(factors=base_factors, random_state=seed, num_threads=1).fit(train))
+        fit("base", lambda: ALS(dim=base_factors, random_state=seed, num_threads=1).fit(train))
     base = models.get("base", als)
     tx = {"logq_correction": True} if logq else {}
     sx = {"logq_correction": True, "few_shot_prob": 0.5} if logq else {}
     if item_bias:  # per-item bias with the log-popularity prior, teacher and students
         tx, sx = {**tx, "item_bias": True}, {**sx, "item_bias": True}
-    fit("teacher", lambda: TwoTowerTeacher(**common, **tx).fit(train, val=val, init=als))
+    fit("teacher", lambda: TwoTowerTeacher(**common, **tx).fit(train, val=val, init_factors=als))
     teacher = models["teacher"]
     item_ids = kind != "item-cold"
     sx = {**sx, "tie_item_inputs": student_tie}
@@ -165,13 +165,13 @@ def run_scenario(dataset: str, kind: str, seed: int, data_dir: str, epochs: int,
     for loss in ("score", "rank", "embed"):
         fit(f"student-{loss}", lambda loss=loss: Student(item_ids=item_ids, distill_loss=loss, **common, **sx).fit(
             train, val=val, teacher=teacher))
-    fit("content-map", lambda: DropoutNet(**{**common, "n_epochs": 0}, pref_dim=None).fit(train, val=val, base=base))
+    fit("content-map", lambda: DropoutNet(**{**common, "n_epochs": 0}, pref_dim=None).fit(train, val=val, init_factors=base))
     if "dropoutnet" not in skip:
-        fit("dropoutnet", lambda: DropoutNet(**common, pref_dim=None).fit(train, val=val, base=base))
+        fit("dropoutnet", lambda: DropoutNet(**common, pref_dim=None).fit(train, val=val, init_factors=base))
     if "heater" not in skip:
-        fit("heater", lambda: Heater(**common, pref_dim=None).fit(train, val=val, base=base))
+        fit("heater", lambda: Heater(**common, pref_dim=None).fit(train, val=val, init_factors=base))
     if "aldi" not in skip:
-        fit("aldi", lambda: ALDI(**common).fit(train, val=val, teacher=base))
+        fit("aldi", lambda: ALDI(**common).fit(train, val=val, init_factors=base))
     if kind == "item-cold":
         fit("content-knn", lambda: ContentKNN().fit(train))
         if n_kept != n_all:  # the floor on every feature column too
@@ -227,12 +227,12 @@ def run_latency(dataset: str, kind: str, data_dir: str, n_support: int, n_repeat
     train = split.train
     one = dict(n_epochs=1, patience=None, random_state=0, device="cpu",
                fold_in=fold_in_for(kind))
-    als = ALS(factors=64, num_threads=1).fit(train)
-    base = als if base_factors == 64 else ALS(factors=base_factors, num_threads=1).fit(train)
-    models = {"teacher": TwoTowerTeacher(**one).fit(train, init=als),
+    als = ALS(dim=64, num_threads=1).fit(train)
+    base = als if base_factors == 64 else ALS(dim=base_factors, num_threads=1).fit(train)
+    models = {"teacher": TwoTowerTeacher(**one).fit(train, init_factors=als),
               "student": Student(item_ids=kind != "item-cold", tie_item_inputs=student_tie, **one).fit(train),
-              "dropoutnet": DropoutNet(**one, pref_dim=None).fit(train, base=base),
-              "heater": Heater(**one, pref_dim=None).fit(train, base=base),
+              "dropoutnet": DropoutNet(**one, pref_dim=None).fit(train, init_factors=base),
+              "heater": Heater(**one, pref_dim=None).fit(train, init_factors=base),
               "content-knn" if kind == "item-cold" else "feature-popularity":
                   (ContentKNN() if kind == "item-cold" else FeaturePopularity()).fit(train)}
     rng = np.random.default_rng(0)
@@ -261,9 +261,9 @@ def run_warm_teacher(seed: int, data_dir: str, epochs: int) -> list[dict]:
 
     split = get_split(load_dataset("ml-100k", data_dir), "warm", seed=seed, data_dir=data_dir)
     t0 = time.perf_counter()
-    als = ALS(factors=64, random_state=seed, num_threads=1).fit(split.train)
+    als = ALS(dim=64, random_state=seed, num_threads=1).fit(split.train)
     teacher = TwoTowerTeacher(n_epochs=epochs, patience=3, random_state=seed, device="cpu").fit(
-        split.train, val=split.val, init=als)
+        split.train, val=split.val, init_factors=als)
     rows = []
     for name, m in (("als", als), ("teacher", teacher)):
         df = evaluate(m, split, segments=["warm"], ks=(20,), model_name=name, seed=seed)

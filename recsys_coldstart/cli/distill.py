@@ -97,7 +97,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"teacher: loaded TwoTowerTeacher from {teacher}")
         else:
             tcfg = TwoTowerTeacherConfig(random_state=seed, device=device, show_progress=progress, **extra)
-            tm = TwoTowerTeacher(tcfg).fit(s.train, val=s.val, init=base)
+            tm = TwoTowerTeacher(tcfg).fit(s.train, val=s.val, init_factors=base)
             typer.echo(f"teacher: trained from {type(base).__name__} in {time.perf_counter() - t0:.1f}s")
         scfg = StudentConfig(dim=student_dim, hidden=(student_dim,), lam=lam, distill_loss=loss,
                              temperature=temperature, top_k=top_k,

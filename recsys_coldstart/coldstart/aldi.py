@@ -7,7 +7,7 @@ Huang, Wang, Wang, Zhao & Wang, "Aligning Distillation For Cold-start Item Recom
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -16,8 +16,11 @@ import torch
 from torch import nn
 
 from recsys_coldstart._utils import check_random_state, resolve_device, torch_generator
+from recsys_coldstart.config import one_of
 from recsys_coldstart.data.interactions import Interactions
+from recsys_coldstart.foldin import TOWER_FOLD_IN_MODES
 from recsys_coldstart.towers.base import (
+    ColdStartTowerConfig,
     TowerRecommender,
     base_factors,
     duplicate_mask,
@@ -35,8 +38,15 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class ALDIConfig:
+class ALDIConfig(ColdStartTowerConfig):
     """Configuration of :class:`ALDI`.
+
+    The training settings (``n_epochs``, ``lr``, ``batch_size``, ``patience``, ``n_negatives``),
+    the new-user fold-in (``fold_in``, ``fold_in_k``, ``fold_in_ridge``; ``fold_in`` defaults to
+    ``"tower"`` here), ``random_state``, ``device``, ``show_progress``, the SVD rank ``base_dim``
+    and the content map's settings (``content_init``, ``content_ridge``, ``content_neighbors``,
+    ``content_blend``) are the fields of :class:`~recsys_coldstart.towers.base.ColdStartTowerConfig`,
+    validated at construction.
 
     Attributes
     ----------
@@ -54,8 +64,13 @@ class ALDIConfig:
         ``config.temperature`` if any, else the std of its scores.
     ident_temperature : float
         Temperature of the identification (contrastive, cosine) term.
-    fold_in_reg : float
-        Ridge strength pulling a cold row with a few revealed interactions towards its content vector.
+    fold_in_prior : float
+        Weight of the pull towards its content vector ``g(x)`` when a cold row with a few revealed
+        interactions is embedded through the generators (``fold_in="tower"`` for users; always for
+        items), relative to the mean squared norm of the other side's vectors (the ridge solve of
+        :meth:`ALDI._fold_in`). Not ``fold_in_ridge``, the L2 penalty of the learned
+        ``fold_in="ridge"`` map of new users; named like BPR's ``fold_in_prior`` (the pull towards
+        a prior vector).
     fold_in_max : int
         At most this many revealed interactions are folded in per row.
     content_init : {"map", "random"}
@@ -64,10 +79,6 @@ class ALDIConfig:
         (:class:`~recsys_coldstart.towers.blocks.ContentMap`) and the MLP's output layer starting
         at zero, so training starts from that map and learns a correction. ``"random"``: a plain
         MLP from a random start.
-    content_ridge, content_neighbors, content_blend : float, int, float or None
-        The map's settings (see :class:`~recsys_coldstart.coldstart.dropoutnet.DropoutNetConfig`).
-    n_negatives, batch_size, n_epochs, lr, patience, base_dim, fold_in, fold_in_k, fold_in_ridge, random_state, device, show_progress :
-        Training settings (see :class:`~recsys_coldstart.coldstart.dropoutnet.DropoutNetConfig`).
     """
 
     hidden: tuple[int, ...] = (256,)
@@ -78,24 +89,9 @@ class ALDIConfig:
     gamma: float = 1.0
     temperature: float | None = None
     ident_temperature: float = 0.1
-    fold_in_reg: float = 1.0
+    fold_in_prior: float = 1.0
     fold_in_max: int = 64
-    content_init: str = "map"
-    content_ridge: float = 5.0
-    content_neighbors: int = 20
-    content_blend: float | None = None
-    n_negatives: int = 256
-    batch_size: int = 1024
-    n_epochs: int = 30
-    lr: float = 1e-3
-    patience: int | None = 5
-    base_dim: int = 64
-    fold_in: str = "tower"
-    fold_in_k: int = 3
-    fold_in_ridge: float = 10.0
-    random_state: int | None = 0
-    device: str = "auto"
-    show_progress: bool = False
+    fold_in: str = field(default="tower", metadata=one_of(*TOWER_FOLD_IN_MODES))
 
 
 class ALDI(TowerRecommender):
@@ -162,7 +158,7 @@ class ALDI(TowerRecommender):
         if observed is None or observed.nnz == 0:
             return prior
         obs = sp.csr_matrix(observed)
-        reg = self.config.fold_in_reg * float(np.mean(np.sum(table ** 2, axis=1)))
+        reg = self.config.fold_in_prior * float(np.mean(np.sum(table ** 2, axis=1)))
         out = prior.astype(np.float64)
         cap = self.config.fold_in_max
         for r in np.flatnonzero(np.diff(obs.indptr) > 0):
@@ -184,8 +180,8 @@ class ALDI(TowerRecommender):
         return torch.from_numpy(self._fold_in(prior, observed, self.user_factors_))
 
     def fit(self, train: Interactions, *, val: Interactions | None = None, callback=None,
-            teacher: Any = None) -> ALDI:
-        """Fit the content generators against ``teacher``.
+            init_factors: Any = None) -> ALDI:
+        """Fit the content generators against the warm teacher ``init_factors``.
 
         Parameters
         ----------
@@ -193,8 +189,10 @@ class ALDI(TowerRecommender):
         val : Interactions, optional
             Early stopping on Recall@20.
         callback : callable, optional
-        teacher : EmbeddingModel, tuple (U, V) or None
-            The warm teacher; None = a truncated SVD of ``train``.
+        init_factors : EmbeddingModel, tuple (U, V) or None
+            The warm teacher whose vectors warm rows keep and the generators align to (the same
+            keyword as every model that starts from pretrained factors); None = a truncated SVD of
+            ``train``.
 
         Returns
         -------
@@ -204,14 +202,14 @@ class ALDI(TowerRecommender):
         rng = check_random_state(c.random_state)
         device = resolve_device(c.device)
         self._init_features(train)
-        U, V = base_factors(train, teacher, c.base_dim, rng)
+        U, V = base_factors(train, init_factors, c.base_dim, rng)
         self.dim_ = int(U.shape[1])
         R = train.user_items.tocsr()
         wu, wi = warm_mask(R, 1), warm_mask(R, 0)
         users, items, _, _ = train.to_coo_arrays()
         self.pos_score_ = float(np.mean(np.sum(U[users] * V[items], axis=1)))
         warm_items = np.flatnonzero(wi)
-        tau = c.temperature or getattr(getattr(teacher, "config", None), "temperature", None)
+        tau = c.temperature or getattr(getattr(init_factors, "config", None), "temperature", None)
         if tau is None:
             su = rng.integers(0, U.shape[0], 256)
             tau = float(np.std(U[su] @ V[warm_items].T)) or 1.0

@@ -14,6 +14,7 @@ from torch import nn
 
 from recsys_coldstart._utils import check_random_state, resolve_device
 from recsys_coldstart.data.interactions import Interactions
+from recsys_coldstart.towers.base import ColdStartTowerConfig
 from recsys_coldstart.towers.blocks import Tower
 from recsys_coldstart.towers.losses import score_regression_loss
 from recsys_coldstart.towers.preference import PreferenceTowerModel
@@ -22,8 +23,14 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class DropoutNetConfig:
+class DropoutNetConfig(ColdStartTowerConfig):
     """Configuration of :class:`DropoutNet`.
+
+    The training settings (``n_epochs``, ``lr``, ``batch_size``, ``patience``, ``n_negatives``),
+    the new-user fold-in (``fold_in``, ``fold_in_k``, ``fold_in_ridge``), ``random_state``,
+    ``device``, ``show_progress``, the SVD rank ``base_dim`` and the content map's settings
+    (``content_init``, ``content_ridge``, ``content_neighbors``, ``content_blend``) are the fields of
+    :class:`~recsys_coldstart.towers.base.ColdStartTowerConfig`, validated at construction.
 
     Attributes
     ----------
@@ -38,13 +45,6 @@ class DropoutNetConfig:
     transform_prob : float
         Probability of the *user / item transform*: the preference input is replaced by the mean
         preference vector of the row's (thinned) interactions.
-    n_negatives : int
-        Sampled warm items added to each batch's candidates.
-    batch_size, n_epochs, lr, patience : training settings (Adam).
-    base_dim : int
-        Rank of the SVD preference vectors when no pretrained model is given.
-    fold_in, fold_in_k, fold_in_ridge : {"tower", "ridge"}, int, float
-        How new users are embedded (see :class:`~recsys_coldstart.towers.base.TowerRecommender`).
     content_init : {"map", "random"}
         ``"map"``: a closed-form content estimate of the preference vector
         (:class:`~recsys_coldstart.towers.blocks.ContentMap`: ridge + k-NN attribute-to-feature
@@ -53,12 +53,6 @@ class DropoutNetConfig:
         present and the estimate when it is missing (dropped or cold); the MLP's output layer
         starts at zero, so training starts at the map and learns DropoutNet's correction on top.
         ``"random"``: the paper's plain towers.
-    content_ridge, content_neighbors, content_blend : float, int, float or None
-        The map's ridge strength (on the scaled features), number of neighbours and k-NN weight
-        (None = chosen on ``val`` among 0, 0.25, ..., 1; 0.5 without val).
-    random_state : int or None
-    device : str
-    show_progress : bool
     """
 
     dim: int = 128
@@ -66,22 +60,6 @@ class DropoutNetConfig:
     pref_dim: int = 64
     dropout_prob: float = 0.5
     transform_prob: float = 0.2
-    n_negatives: int = 256
-    batch_size: int = 1024
-    n_epochs: int = 30
-    lr: float = 1e-3
-    patience: int | None = 5
-    base_dim: int = 64
-    fold_in: str = "ridge"
-    fold_in_k: int = 3
-    fold_in_ridge: float = 10.0
-    content_init: str = "map"
-    content_ridge: float = 5.0
-    content_neighbors: int = 20
-    content_blend: float | None = None
-    random_state: int | None = 0
-    device: str = "auto"
-    show_progress: bool = False
 
 
 class DropoutNet(PreferenceTowerModel):
@@ -126,7 +104,7 @@ class DropoutNet(PreferenceTowerModel):
         return score_regression_loss(eu @ ei.T, target)
 
     def fit(self, train: Interactions, *, val: Interactions | None = None, callback=None,
-            base: Any = None) -> DropoutNet:
+            init_factors: Any = None) -> DropoutNet:
         """Fit on ``train``.
 
         Parameters
@@ -135,7 +113,7 @@ class DropoutNet(PreferenceTowerModel):
         val : Interactions, optional
             Early stopping on Recall@20.
         callback : callable, optional
-        base : EmbeddingModel, tuple (U, V) or None
+        init_factors : EmbeddingModel, tuple (U, V) or None
             Pretrained preference vectors; None = truncated SVD of ``train``.
 
         Returns
@@ -145,7 +123,7 @@ class DropoutNet(PreferenceTowerModel):
         c = self.config
         rng = check_random_state(c.random_state)
         device = resolve_device(c.device)
-        self._prep(train, base, rng, val)
+        self._prep(train, init_factors, rng, val)
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
             torch.random.manual_seed(int(rng.integers(2**31)))
             self._build()

@@ -16,14 +16,21 @@ from torch import nn
 from recsys_coldstart._utils import check_random_state, resolve_device
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.sparse import take_rows
+from recsys_coldstart.towers.base import ColdStartTowerConfig
 from recsys_coldstart.towers.blocks import Tower, to_torch
 from recsys_coldstart.towers.losses import embedding_alignment_loss, score_regression_loss
 from recsys_coldstart.towers.preference import PreferenceTowerModel
 
 
 @dataclass(frozen=True)
-class HeaterConfig:
+class HeaterConfig(ColdStartTowerConfig):
     """Configuration of :class:`Heater`.
+
+    The training settings (``n_epochs``, ``lr``, ``batch_size``, ``patience``, ``n_negatives``),
+    the new-user fold-in (``fold_in``, ``fold_in_k``, ``fold_in_ridge``), ``random_state``,
+    ``device``, ``show_progress``, the SVD rank ``base_dim`` and the content map's settings
+    (``content_init``, ``content_ridge``, ``content_neighbors``, ``content_blend``) are the fields of
+    :class:`~recsys_coldstart.towers.base.ColdStartTowerConfig`, validated at construction.
 
     Attributes
     ----------
@@ -50,10 +57,6 @@ class HeaterConfig:
         and the transformation is residual, ``T(r) = r + MLP(r)`` with the MLP's output layer at
         zero (so the towers output ``pref_dim``): training starts at the attribute-to-feature map
         and learns Heater's correction. ``"random"``: the paper's plain MoE and MLP.
-    content_ridge, content_neighbors, content_blend : float, int, float or None
-        The map's settings (see :class:`~recsys_coldstart.coldstart.dropoutnet.DropoutNetConfig`).
-    n_negatives, batch_size, n_epochs, lr, patience, base_dim, fold_in, fold_in_k, fold_in_ridge, random_state, device, show_progress :
-        As in :class:`~recsys_coldstart.coldstart.dropoutnet.DropoutNetConfig`.
     """
 
     dim: int = 128
@@ -63,22 +66,6 @@ class HeaterConfig:
     dropout_prob: float = 0.5
     transform_prob: float = 0.2
     alpha: float = 1.0
-    n_negatives: int = 256
-    batch_size: int = 1024
-    n_epochs: int = 30
-    lr: float = 1e-3
-    patience: int | None = 5
-    base_dim: int = 64
-    fold_in: str = "ridge"
-    fold_in_k: int = 3
-    fold_in_ridge: float = 10.0
-    content_init: str = "map"
-    content_ridge: float = 5.0
-    content_neighbors: int = 20
-    content_blend: float | None = None
-    random_state: int | None = 0
-    device: str = "auto"
-    show_progress: bool = False
 
 
 class MixtureOfExperts(nn.Module):
@@ -166,8 +153,8 @@ class Heater(PreferenceTowerModel):
         return loss
 
     def fit(self, train: Interactions, *, val: Interactions | None = None, callback=None,
-            base: Any = None) -> Heater:
-        """Fit on ``train``; ``base`` gives the pretrained CF vectors (see :class:`DropoutNet`).
+            init_factors: Any = None) -> Heater:
+        """Fit on ``train``; ``init_factors`` gives the pretrained CF vectors (see :class:`DropoutNet`).
 
         Returns
         -------
@@ -176,7 +163,7 @@ class Heater(PreferenceTowerModel):
         c = self.config
         rng = check_random_state(c.random_state)
         device = resolve_device(c.device)
-        self._prep(train, base, rng, val)
+        self._prep(train, init_factors, rng, val)
         self._train_uf = self._features(self._side_matrix(train, "user"), "user")
         self._train_itf = self._features(self._side_matrix(train, "item"), "item")
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG

@@ -56,7 +56,7 @@ def scoring_latency(model: Any, observed: sp.csr_matrix, features: np.ndarray | 
     float
         Median ms per ``per`` users.
     """
-    from recsys_coldstart.base import topk
+    from recsys_coldstart.retrieval import topk
 
     b = observed.shape[0]
     times = []
@@ -112,7 +112,7 @@ class Distiller:
         self
         """
         if teacher is None:
-            teacher = TwoTowerTeacher(self.config.teacher).fit(train, val=val, init=base, callback=callback)
+            teacher = TwoTowerTeacher(self.config.teacher).fit(train, val=val, init_factors=base, callback=callback)
         self.teacher_ = teacher
         self.student_ = Student(self.config.student).fit(train, val=val, teacher=teacher, callback=callback)
         return self
@@ -147,7 +147,7 @@ def distill_demo(split: ColdStartSplit, base_model: Any = None, *, random_state:
     sc = student_config or StudentConfig(item_ids=split.kind == "user-cold")
     sc = dataclasses.replace(sc, random_state=random_state)
     seg = cold_segment(split.kind)
-    teacher = TwoTowerTeacher(tc).fit(split.train, val=split.val, init=base_model)
+    teacher = TwoTowerTeacher(tc).fit(split.train, val=split.val, init_factors=base_model)
     student = Student(sc).fit(split.train, val=split.val, teacher=teacher)
     plain = Student(sc).fit(split.train, val=split.val)
     users = _latency_users(split)

@@ -11,7 +11,7 @@ References
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,9 +21,11 @@ from torch import nn
 
 from recsys_coldstart._utils import check_random_state, resolve_device, torch_generator
 from recsys_coldstart.base import topk
+from recsys_coldstart.config import greater_than
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.distill.losses import rank_position_weights, ranking_distillation_loss
 from recsys_coldstart.towers.base import (
+    TowerConfig,
     TowerRecommender,
     duplicate_mask,
     log_popularity_prior,
@@ -49,8 +51,13 @@ DISTILL_LOSSES: tuple[str, ...] = ("score", "rank", "embed")
 
 
 @dataclass(frozen=True)
-class StudentConfig:
+class StudentConfig(TowerConfig):
     """Configuration of :class:`Student`.
+
+    The training settings (``n_epochs``, ``lr``, ``batch_size``, ``patience``, ``n_negatives``),
+    the new-user fold-in (``fold_in``, ``fold_in_k``, ``fold_in_ridge``), ``random_state``,
+    ``device`` and ``show_progress`` are the fields of
+    :class:`~recsys_coldstart.towers.base.TowerConfig` (``lr`` defaults to 3e-3 here), validated at construction.
 
     Attributes
     ----------
@@ -78,8 +85,6 @@ class StudentConfig:
     teacher_temperature : float or None
         Scale of the teacher's logits (``t / teacher_temperature``) before distillation; None =
         the teacher's own ``config.temperature`` when it has one, else ``1 / std`` of its scores.
-    n_negatives : int
-        Extra sampled warm negatives per batch.
     id_dropout : float
         Item-ID dropout (hybrid students).
     history_dropout : float
@@ -100,12 +105,10 @@ class StudentConfig:
         The user tower's bag-of-item-features input and the item tower's feature input share one
         weight matrix (both map item features to the first hidden layer), so the wide first layer
         is stored once: with tens of thousands of tag columns it is most of the student's size.
-    batch_size, n_epochs, lr, weight_decay, patience : training settings (Adam).
-    fold_in, fold_in_k, fold_in_ridge : {"tower", "ridge"}, int, float
-        How new users are embedded (see :class:`~recsys_coldstart.towers.base.TowerRecommender`).
-    random_state : int or None
-    device : str
-    show_progress : bool
+    weight_decay : float
+        Adam's weight decay on every trained parameter (towers and ID embeddings). Named apart from
+        the graph models' ``reg`` on purpose: that is an L2 term on the batch's embeddings inside
+        the loss, this is the optimiser's decay of all weights.
     """
 
     dim: int = 32
@@ -119,7 +122,6 @@ class StudentConfig:
     align: str = "mse"
     task_temperature: float = 0.2
     teacher_temperature: float | None = None
-    n_negatives: int = 256
     id_dropout: float = 0.3
     history_dropout: float = 0.3
     few_shot_prob: float = 0.0
@@ -127,17 +129,8 @@ class StudentConfig:
     item_bias: bool = False
     tie_item_inputs: bool = False
     few_shot_max: int = 10
-    batch_size: int = 1024
-    n_epochs: int = 30
-    lr: float = 3e-3
+    lr: float = field(default=3e-3, metadata=greater_than(0))
     weight_decay: float = 0.0
-    patience: int | None = 5
-    fold_in: str = "ridge"
-    fold_in_k: int = 3
-    fold_in_ridge: float = 10.0
-    random_state: int | None = 0
-    device: str = "auto"
-    show_progress: bool = False
 
 
 class Student(TowerRecommender):

@@ -25,6 +25,7 @@ from recsys_coldstart._utils import check_random_state, resolve_device, torch_ge
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.distill.losses import bpr_loss
 from recsys_coldstart.towers.base import (
+    TowerConfig,
     TowerRecommender,
     base_factors,
     duplicate_mask,
@@ -46,8 +47,13 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class TwoTowerTeacherConfig:
+class TwoTowerTeacherConfig(TowerConfig):
     """Configuration of :class:`TwoTowerTeacher`.
+
+    The training settings (``n_epochs``, ``lr``, ``batch_size``, ``patience``, ``n_negatives``),
+    the new-user fold-in (``fold_in``, ``fold_in_k``, ``fold_in_ridge``), ``random_state``,
+    ``device`` and ``show_progress`` are the fields of
+    :class:`~recsys_coldstart.towers.base.TowerConfig`, validated at construction.
 
     Attributes
     ----------
@@ -65,15 +71,14 @@ class TwoTowerTeacherConfig:
         Task loss: sampled softmax over in-batch + ``n_negatives`` sampled items, or BPR.
     temperature : float
         Softmax temperature ``tau``.
-    n_negatives : int
-        Extra uniformly sampled (warm) negative items per batch, shared by the batch.
-    batch_size, n_epochs, lr, weight_decay : training settings (Adam).
-    patience : int or None
-        Early-stopping patience on validation Recall@20 when ``val`` is given.
+    weight_decay : float
+        Adam's weight decay on every trained parameter (towers and ID embeddings). Named apart from
+        the graph models' ``reg`` on purpose: that is an L2 term on the batch's embeddings inside
+        the loss, this is the optimiser's decay of all weights.
     dropout : float
         Dropout on hidden activations.
     base_dim : int
-        Rank of the SVD factors used when ``fit`` gets no pretrained model.
+        Rank of the SVD factors used when ``fit`` gets no ``init_factors``.
     logq_correction : bool
         Subtract ``log q`` (expected candidate counts) from the softmax logits (Yi et al. 2019).
     few_shot_prob : float
@@ -89,12 +94,6 @@ class TwoTowerTeacherConfig:
         ``tau * (log n_i - mean_j log n_j)`` over warm items. It lets the model keep item
         popularity, which dot-product towers trained with an in-batch softmax under-weight.
         Served as one extra embedding column: ``[e_u, 1] . [e_i, b_i]``.
-    fold_in, fold_in_k, fold_in_ridge : {"tower", "ridge"}, int, float
-        How new users are embedded (see :class:`~recsys_coldstart.towers.base.TowerRecommender`).
-    random_state : int or None
-    device : str
-        ``"auto"``, ``"cpu"`` or ``"cuda"``.
-    show_progress : bool
     """
 
     dim: int = 256
@@ -103,24 +102,13 @@ class TwoTowerTeacherConfig:
     transform_prob: float = 0.2
     loss: str = "softmax"
     temperature: float = 0.2
-    n_negatives: int = 256
-    batch_size: int = 1024
-    n_epochs: int = 30
-    lr: float = 1e-3
     weight_decay: float = 0.0
-    patience: int | None = 5
     dropout: float = 0.0
     base_dim: int = 64
     logq_correction: bool = False
     few_shot_prob: float = 0.0
     few_shot_max: int = 10
     item_bias: bool = False
-    fold_in: str = "ridge"
-    fold_in_k: int = 3
-    fold_in_ridge: float = 10.0
-    random_state: int | None = 0
-    device: str = "auto"
-    show_progress: bool = False
 
 
 class TwoTowerTeacher(TowerRecommender):
@@ -212,7 +200,7 @@ class TwoTowerTeacher(TowerRecommender):
 
     # ------------------------------------------------------------------ fit
     def fit(self, train: Interactions, *, val: Interactions | None = None, callback=None,
-            init: Any = None) -> TwoTowerTeacher:
+            init_factors: Any = None) -> TwoTowerTeacher:
         """Train both towers on ``train``'s positives.
 
         Parameters
@@ -223,7 +211,7 @@ class TwoTowerTeacher(TowerRecommender):
             Held-out positives for early stopping (Recall@20 over all items).
         callback : callable, optional
             ``callback(epoch, logs) -> stop?``.
-        init : EmbeddingModel, tuple (U, V) or None
+        init_factors : EmbeddingModel, tuple (U, V) or None
             Pretrained factors for the ID embeddings; None = truncated SVD of ``train``.
 
         Returns
@@ -234,7 +222,7 @@ class TwoTowerTeacher(TowerRecommender):
         rng = check_random_state(c.random_state)
         device = resolve_device(c.device)
         self._init_features(train)
-        U0, V0 = base_factors(train, init, c.base_dim, rng)
+        U0, V0 = base_factors(train, init_factors, c.base_dim, rng)
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
             torch.random.manual_seed(int(rng.integers(2**31)))
             self._build()

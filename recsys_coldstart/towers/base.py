@@ -9,6 +9,8 @@ Used by :mod:`recsys_coldstart.distill` and :mod:`recsys_coldstart.coldstart`; t
   :class:`recsys_coldstart.retrieval.EmbeddingIndex`.
 - :func:`base_factors`: pretrained user / item factors from any fitted embedding model, a
   ``(U, V)`` pair, or (when nothing is given) a quick truncated SVD of the train matrix.
+- :class:`TowerConfig` / :class:`ColdStartTowerConfig`: the config fields every tower model
+  shares, validated at construction.
 - :func:`train_epochs`: the epoch loop (early stopping on a validation score, best-state
   restore, ``callback``, progress bar).
 """
@@ -19,6 +21,7 @@ import copy
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -28,6 +31,7 @@ import torch
 from torch import nn
 
 from recsys_coldstart.base import EmbeddingRecommender, topk
+from recsys_coldstart.config import Config, at_least, between, greater_than, one_of
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.foldin import TOWER_FOLD_IN_MODES, apply_fold_in, fit_fold_in
 from recsys_coldstart.towers.blocks import ContentMap, feature_scale, scaled, to_torch
@@ -174,6 +178,88 @@ def train_epochs(*, n_epochs: int, epoch_fn: Callable[[int], dict[str, float]],
 CONTENT_INIT_MODES: tuple[str, ...] = ("map", "random")
 
 
+@dataclass(frozen=True)
+class TowerConfig(Config):
+    """Config fields shared by every tower model, validated at construction.
+
+    The configs of :class:`~recsys_coldstart.distill.TwoTowerTeacher`,
+    :class:`~recsys_coldstart.distill.Student` and (through :class:`ColdStartTowerConfig`)
+    :class:`~recsys_coldstart.coldstart.DropoutNet`, :class:`~recsys_coldstart.coldstart.Heater`
+    and :class:`~recsys_coldstart.coldstart.ALDI` extend it; a model with a different default
+    redeclares the field (with the same range check). A value out of range raises
+    ``ValueError: <Config>.<field> must be <range>, got <value>``.
+
+    Attributes
+    ----------
+    n_epochs : int
+        Passes over the train positives (>= 0; 0 keeps the starting point, e.g. the content map).
+    lr : float
+        Adam learning rate (> 0).
+    batch_size : int
+        Train positives per step (>= 1).
+    patience : int or None
+        Early stopping: epochs without a better validation Recall@20 before stopping (>= 1);
+        None = train all ``n_epochs``. Only used when ``fit`` gets ``val``.
+    n_negatives : int
+        Sampled warm items added to each batch's candidates (>= 0).
+    fold_in : {"tower", "ridge"}
+        How new users are embedded (:data:`recsys_coldstart.foldin.TOWER_FOLD_IN_MODES`):
+        ``"tower"`` runs the user tower on their revealed items and features; ``"ridge"`` is the
+        learned fold-in of :mod:`recsys_coldstart.foldin`, fitted after training on the warm users.
+    fold_in_k : int
+        Items each warm user reveals when the ridge fold-in is fitted (>= 1).
+    fold_in_ridge : float
+        L2 penalty of the ridge fold-in (>= 0).
+    random_state : int or None
+    device : str
+        ``"auto"``, ``"cpu"`` or ``"cuda"``.
+    show_progress : bool
+    """
+
+    n_epochs: int = field(default=30, metadata=at_least(0, integer=True))
+    lr: float = field(default=1e-3, metadata=greater_than(0))
+    batch_size: int = field(default=1024, metadata=at_least(1, integer=True))
+    patience: int | None = field(default=5, metadata=at_least(1, integer=True, none=True))
+    n_negatives: int = field(default=256, metadata=at_least(0, integer=True))
+    fold_in: str = field(default="ridge", metadata=one_of(*TOWER_FOLD_IN_MODES))
+    fold_in_k: int = field(default=3, metadata=at_least(1, integer=True))
+    fold_in_ridge: float = field(default=10.0, metadata=at_least(0))
+    random_state: int | None = 0
+    device: str = "auto"
+    show_progress: bool = False
+
+
+@dataclass(frozen=True)
+class ColdStartTowerConfig(TowerConfig):
+    """:class:`TowerConfig` plus the fields of the models built on pretrained vectors and a content map.
+
+    Shared by :class:`~recsys_coldstart.coldstart.DropoutNet`,
+    :class:`~recsys_coldstart.coldstart.Heater` and :class:`~recsys_coldstart.coldstart.ALDI`.
+
+    Attributes
+    ----------
+    base_dim : int
+        Rank of the SVD vectors used when ``fit`` gets no ``init_factors`` (>= 1).
+    content_init : {"map", "random"}
+        ``"map"``: start from the closed-form content map
+        (:class:`~recsys_coldstart.towers.blocks.ContentMap`) fitted on the warm rows (each model
+        says how); ``"random"``: the paper's plain networks from a random start.
+    content_ridge : float
+        The map's ridge strength on the scaled features (> 0).
+    content_neighbors : int
+        The map's number of k-NN neighbours (>= 0).
+    content_blend : float or None
+        The map's k-NN weight in [0, 1]; None = chosen on ``val`` among 0, 0.25, ..., 1 (0.5
+        without val).
+    """
+
+    base_dim: int = field(default=64, metadata=at_least(1, integer=True))
+    content_init: str = field(default="map", metadata=one_of(*CONTENT_INIT_MODES))
+    content_ridge: float = field(default=5.0, metadata=greater_than(0))
+    content_neighbors: int = field(default=20, metadata=at_least(0, integer=True))
+    content_blend: float | None = field(default=None, metadata=between(0.0, 1.0, none=True))
+
+
 class TowerRecommender(EmbeddingRecommender):
     """Base of the tower models: feature handling, batched embedding, save / load, serving.
 
@@ -230,7 +316,7 @@ class TowerRecommender(EmbeddingRecommender):
         """
         c = self.config
         self._train_est: dict[str, np.ndarray] = {}
-        if getattr(c, "content_init", "random") != "map":
+        if c.content_init != "map":
             return
         for side, (table, warm) in tables.items():
             x = self._features(self._side_matrix(train, side), side)
@@ -263,7 +349,7 @@ class TowerRecommender(EmbeddingRecommender):
         """The content map's estimate, float32 tensor (b, p) on ``device``, for scaled features
         ``feats`` (b, d); read from the training cache when ``rows`` (train row ids, (b,)) are
         given during fit; None without a map or features."""
-        if getattr(self.config, "content_init", "random") != "map" or feats is None:
+        if self.config.content_init != "map" or feats is None:
             return None
         cache = getattr(self, "_train_est", {}).get(side)
         if rows is not None and cache is not None:
@@ -304,10 +390,6 @@ class TowerRecommender(EmbeddingRecommender):
         ``finalize()`` once more so ``user_factors_`` / ``item_factors_`` come from the best weights.
         """
         c = self.config
-        if getattr(c, "fold_in", "tower") not in TOWER_FOLD_IN_MODES:
-            raise ValueError(f"fold_in must be one of {TOWER_FOLD_IN_MODES}, got {c.fold_in!r}")
-        if getattr(c, "content_init", "random") not in CONTENT_INIT_MODES:
-            raise ValueError(f"content_init must be one of {CONTENT_INIT_MODES}, got {c.content_init!r}")
         val_fn = None
         if val is not None and val.nnz:
             def val_fn() -> float:
@@ -331,7 +413,7 @@ class TowerRecommender(EmbeddingRecommender):
         the way a user-cold split picks a cold user's support set.
         """
         c = self.config
-        if getattr(c, "fold_in", "tower") != "ridge":
+        if c.fold_in != "ridge":
             return
         ui = train.user_items.tocsr()
         if not (np.diff(ui.indptr) > 0).any():
@@ -383,7 +465,7 @@ class TowerRecommender(EmbeddingRecommender):
         obs = None if observed is None else sp.csr_matrix(observed, dtype=np.float32)
         if obs is not None and obs.shape[1] != self.n_items_in_:
             raise ValueError(f"observed has {obs.shape[1]} columns, the model {self.n_items_in_} items")
-        if getattr(self.config, "fold_in", "tower") == "ridge":
+        if self.config.fold_in == "ridge":
             self._check_fitted("fold_in_coef_")
             if features is not None and features.shape[1] != self.d_user_features_:
                 raise ValueError(f"expected {self.d_user_features_} user features, got {features.shape[1]}")

@@ -52,11 +52,11 @@ class PreferenceTowerModel(TowerRecommender):
         table = self.pref_items_ if side == "user" else self.pref_users_
         return np.asarray(row_normalize(observed) @ table, np.float32)
 
-    def _prep(self, train: Interactions, base: Any, rng: np.random.Generator,
+    def _prep(self, train: Interactions, init_factors: Any, rng: np.random.Generator,
               val: Interactions | None = None) -> None:
         c = self.config
         self._init_features(train)
-        U, V = base_factors(train, base, c.base_dim, rng)
+        U, V = base_factors(train, init_factors, c.base_dim, rng)
         R = train.user_items
         p = int(c.pref_dim or U.shape[1])
         wu, wi = warm_mask(R, 1), warm_mask(R, 0)

@@ -82,10 +82,10 @@ def test_determinism_and_base_model(splits):
     rng = np.random.default_rng(0)
     U = rng.normal(size=(s.train.n_users, 8)).astype(np.float32)
     V = rng.normal(size=(s.train.n_items, 8)).astype(np.float32)
-    a = DropoutNet(dim=8, hidden=(8,), n_epochs=1, random_state=5).fit(s.train, base=(U, V))
-    b = DropoutNet(dim=8, hidden=(8,), n_epochs=1, random_state=5).fit(s.train, base=(U, V))
+    a = DropoutNet(dim=8, hidden=(8,), n_epochs=1, random_state=5).fit(s.train, init_factors=(U, V))
+    b = DropoutNet(dim=8, hidden=(8,), n_epochs=1, random_state=5).fit(s.train, init_factors=(U, V))
     np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
-    c = ALDI(hidden=(8,), n_epochs=1, random_state=5).fit(s.train, teacher=(U, V))
+    c = ALDI(hidden=(8,), n_epochs=1, random_state=5).fit(s.train, init_factors=(U, V))
     warm = np.diff(s.train.user_items.tocsc().indptr) > 0
     np.testing.assert_array_equal(c.item_factors_[warm], V[warm])  # ALDI keeps the teacher's warm vectors
 
@@ -146,10 +146,10 @@ def test_map_start_is_the_content_map(name, splits):
     V = rng.normal(size=(s.train.n_items, 6)).astype(np.float32)
     kw = dict(n_epochs=0, hidden=(16,), random_state=0, content_ridge=2.0, content_neighbors=5, content_blend=0.5)
     if name == "aldi":
-        m = ALDI(**kw).fit(s.train, teacher=(U, V))
+        m = ALDI(**kw).fit(s.train, init_factors=(U, V))
         P = V
     else:
-        m = (DropoutNet if name == "dropoutnet" else Heater)(pref_dim=None, **kw).fit(s.train, base=(U, V))
+        m = (DropoutNet if name == "dropoutnet" else Heater)(pref_dim=None, **kw).fit(s.train, init_factors=(U, V))
         P = m.pref_items_
     warm = np.diff(s.train.user_items.tocsc().indptr) > 0
     x = scaled(s.train.item_features.values, feature_scale(s.train.item_features))

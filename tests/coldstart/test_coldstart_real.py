@@ -25,16 +25,16 @@ def ml100k(ml100k_dir):
 
 def test_dropoutnet_beats_content_knn_on_ml100k_cold_items(ml100k, ml100k_dir):
     split = get_split(ml100k, "item-cold", seed=0, data_dir=str(ml100k_dir))
-    als = ALS(factors=64, random_state=0, num_threads=1).fit(split.train)
-    m = DropoutNet(n_epochs=3, patience=None, random_state=0, device="cpu").fit(split.train, val=split.val, base=als)
+    als = ALS(dim=64, random_state=0, num_threads=1).fit(split.train)
+    m = DropoutNet(n_epochs=3, patience=None, random_state=0, device="cpu").fit(split.train, val=split.val, init_factors=als)
     floor = _ndcg(ContentKNN().fit(split.train), split, "cold-item")
     assert _ndcg(m, split, "cold-item") > floor + 0.03
 
 
 def test_heater_beats_feature_popularity_on_ml100k_cold_users(ml100k, ml100k_dir):
     split = get_split(ml100k, "user-cold", seed=0, n_support=3, data_dir=str(ml100k_dir))
-    als = ALS(factors=64, random_state=0, num_threads=1).fit(split.train)
-    m = Heater(n_epochs=3, patience=None, random_state=0, device="cpu").fit(split.train, val=split.val, base=als)
+    als = ALS(dim=64, random_state=0, num_threads=1).fit(split.train)
+    m = Heater(n_epochs=3, patience=None, random_state=0, device="cpu").fit(split.train, val=split.val, init_factors=als)
     floor = _ndcg(FeaturePopularity().fit(split.train), split, "cold-user")
     assert _ndcg(m, split, "cold-user") > floor
 
@@ -45,8 +45,8 @@ def test_content_map_beats_content_knn_on_citeulike_cold_items(citeulike_dir: Pa
     from recsys_coldstart.data.datasets import load_dataset
 
     split = get_split(load_dataset("citeulike-a", citeulike_dir), "item-cold", seed=0, data_dir=str(citeulike_dir))
-    als = ALS(factors=400, random_state=0, num_threads=1).fit(split.train)
-    m = DropoutNet(n_epochs=0, pref_dim=None, device="cpu").fit(split.train, val=split.val, base=als)
+    als = ALS(dim=400, random_state=0, num_threads=1).fit(split.train)
+    m = DropoutNet(n_epochs=0, pref_dim=None, device="cpu").fit(split.train, val=split.val, init_factors=als)
     floor = _ndcg(ContentKNN().fit(split.train), split, "cold-item")
     assert _ndcg(m, split, "cold-item") > floor * 1.02
 

@@ -66,10 +66,10 @@ def test_teacher_init_from_pretrained_factors(item_cold):
     rng = np.random.default_rng(1)
     U = rng.normal(size=(item_cold.train.n_users, 8)).astype(np.float32)
     V = rng.normal(size=(item_cold.train.n_items, 8)).astype(np.float32)
-    t = TwoTowerTeacher(dim=16, hidden=(16,), n_epochs=1, patience=None).fit(item_cold.train, init=(U, V))
+    t = TwoTowerTeacher(dim=16, hidden=(16,), n_epochs=1, patience=None).fit(item_cold.train, init_factors=(U, V))
     assert t.item_factors_.shape == (item_cold.train.n_items, 16)
     with pytest.raises(ValueError, match="same split"):
-        TwoTowerTeacher(dim=16, hidden=(16,), n_epochs=1).fit(item_cold.train, init=(U[:5], V))
+        TwoTowerTeacher(dim=16, hidden=(16,), n_epochs=1).fit(item_cold.train, init_factors=(U[:5], V))
 
 
 def test_distilled_student_beats_plain_student_user_cold(user_cold, teacher_uc):
