@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     fit_times, eval_times, rss_fit, rss_eval = [], [], [], []
     results = model = None
     for run in range(args.runs):
-        model = ALS(factors=args.factors, regularization=args.regularization, alpha=args.alpha,
+        model = ALS(dim=args.factors, reg=args.regularization, alpha=args.alpha,
                     n_epochs=args.epochs, num_threads=args.threads, random_state=args.seed, device="cpu")
         t0 = time.perf_counter()
         model.fit(train)

@@ -34,7 +34,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 COMMON = {"lr": 1e-2, "batch_size": 2048, "n_epochs": 300, "eval_every": 5, "patience": 3}
 CONFIGS = {
     "lightgcn": {},
-    "sgl": {"ssl_weight": 0.02},
+    "sgl": {"cl_weight": 0.02},
     "simgcl": {"cl_weight": 0.02},
     "xsimgcl": {"cl_weight": 0.02},
 }
@@ -81,7 +81,7 @@ def main() -> None:
         from recsys_coldstart.io import config_to_dict
 
         extra = {"best_epoch": int(getattr(est, "best_epoch_", 0)),
-                 "epochs_run": int(len(getattr(est, "history_epoch_", [])))}
+                 "epochs_run": int(len(getattr(est, "history_", {}).get("epoch", [])))}
         records.extend(to_records(res, config=config_to_dict(cfg), seconds=secs, device=args.device, extra=extra))
         frames.append(res)
         timing.append({"model": name, "split": split.kind, "seed": seed, "fit_seconds": round(secs, 1), **extra})

@@ -62,7 +62,7 @@ def worker(args: argparse.Namespace) -> dict:
         model = cls(n_epochs=args.epochs + 1, max_batches=args.batches, batch_size=args.batch_size, dim=64,
                     n_layers=3, device=str(device), random_state=0)
         model.fit(train)
-        secs = list(model.history_seconds_[1:])  # epoch 1 is warm-up
+        secs = list(model.history_["seconds"][1:])  # epoch 1 is warm-up
     elif args.worker == "pyg_lightgcn":
         from torch_geometric.nn.models import LightGCN as PygLightGCN
 

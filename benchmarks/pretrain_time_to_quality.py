@@ -122,7 +122,7 @@ def main() -> None:
         train_seconds[0] += logs["seconds"]
         if epoch % args.eval_every == 0:
             te = time.perf_counter()
-            state = torch.load(ckdir / "checkpoint.pt", map_location="cpu", weights_only=True)["encoder"]
+            state = torch.load(ckdir / "checkpoint.pt", map_location="cpu", weights_only=True)["state"]["encoder"]
             emb0 = torch.cat([state["user_emb"], state["item_emb"]])
             with torch.no_grad():
                 u, v = model._final(adj, emb0, split.train.n_users)
@@ -148,7 +148,7 @@ def main() -> None:
         doc["status"] = f"stopped at the {args.minutes}-minute training budget"
     finally:
         doc["train_minutes_total"] = train_seconds[0] / 60
-        doc["epoch_seconds"] = list(getattr(model, "history_seconds_", []))
+        doc["epoch_seconds"] = [float(x) for x in getattr(model, "history_", {}).get("seconds", [])]
         save()
         shutil.rmtree(ckdir, ignore_errors=True)
 

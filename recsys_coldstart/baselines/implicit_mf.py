@@ -9,7 +9,6 @@ factors (:func:`recsys_coldstart.foldin.ridge_fold_in`).
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,12 +17,17 @@ import scipy.sparse as sp
 
 from recsys_coldstart._utils import check_random_state, resolve_device
 from recsys_coldstart.base import EmbeddingRecommender
-from recsys_coldstart.baselines._common import val_metrics
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.foldin import ridge_fold_in
 from recsys_coldstart.sparse import as_observed, binary_csr
+from recsys_coldstart.train import fit_loop, score_factors, validation_plan
 
 logger = logging.getLogger(__name__)
+
+EVAL_K = 20
+"""Cutoff of the validation metrics logged for the callback (``val_ndcg@20``, ``val_recall@20``)."""
+VAL_MAX_USERS = 2000
+"""Validation scores a fixed random subset of at most this many users (it runs every epoch)."""
 
 
 def _implicit_gpu_available() -> bool:
@@ -70,15 +74,19 @@ class _ImplicitMF(EmbeddingRecommender):
     def fit(self, train: Interactions, *, val: Interactions | None = None, callback=None):
         """Factorise ``train.user_items`` (users x items, binarised).
 
+        One ``implicit`` iteration is one epoch of :func:`recsys_coldstart.train.fit_loop`
+        (no early stopping: the last iteration's factors are kept).
+
         Parameters
         ----------
         train : Interactions
         val : Interactions, optional
-            When given together with ``callback``, ``val_ndcg@20`` and ``val_recall@20`` (users
-            with train and val positives, at most 2,000) are added to the per-epoch logs.
+            When given together with ``callback``, ``val_ndcg@20`` and ``val_recall@20``
+            (:mod:`recsys_coldstart.train.validation`: users with train and val positives, at
+            most 2,000, a fixed random subset) are added to the per-epoch logs.
         callback : callable, optional
-            ``callback(epoch, logs) -> bool | None``; ``logs`` has ``seconds`` (and the val
-            metrics); returning True stops training.
+            ``callback(epoch, logs) -> bool | None`` with ``epoch`` from 1; ``logs`` has
+            ``seconds`` (and the val metrics); returning True stops training.
 
         Returns
         -------
@@ -92,24 +100,27 @@ class _ImplicitMF(EmbeddingRecommender):
             logger.warning("implicit has no CUDA support in this install; fitting %s on the CPU", type(self).__name__)
         x = binary_csr(train.user_items)
         conf = self._confidence(x)
+        # validation only feeds the callback (pruning): without one, nothing is scored
+        plan = None
+        if callback is not None and val is not None:
+            plan = validation_plan(x, binary_csr(val.user_items), ks=(EVAL_K,), need_history=True,
+                                   max_users=VAL_MAX_USERS, sample_seed=0)
         with _blas_single_thread():
             model = self._make_model(gpu, rng)
-            self.epochs_run_ = 0
-            for epoch in range(cfg.n_epochs):
-                t0 = time.perf_counter()
-                if gpu and epoch > 0:  # pragma: no cover - GPU: a fresh int seed per one-epoch fit
+
+            def epoch_fn(epoch: int) -> None:
+                if gpu and epoch > 1:  # pragma: no cover - GPU: a fresh int seed per one-epoch fit
                     model.random_state = int(rng.integers(0, 2**31 - 1))
                 model.fit(conf, show_progress=False)  # users x items, as implicit expects
-                self.epochs_run_ = epoch + 1
-                logs = {"seconds": time.perf_counter() - t0}
-                if callback is not None:
-                    if val is not None:
-                        uf, itf = self._extract(model)
-                        logs.update(val_metrics(lambda u, uf=uf, itf=itf: uf[u] @ itf.T, x,
-                                                binary_csr(val.user_items)))
-                    if callback(epoch, logs):
-                        logger.info("%s: callback stopped training after epoch %d", type(self).__name__, epoch)
-                        break
+
+            def validate() -> dict[str, float]:
+                uf, itf = self._extract(model)
+                return score_factors(plan, uf, itf)
+
+            result = fit_loop(epoch_fn, n_epochs=cfg.n_epochs, validate=validate if plan is not None else None,
+                              callback=callback, desc=type(self).__name__)
+        self.epochs_run_ = int(result.epochs_run)
+        self.history_ = result.history
         self.user_factors_, self.item_factors_ = self._extract(model)
         self.mean_user_ = _mean_user(self.user_factors_, x)
         self.item_counts_ = np.asarray(x.sum(axis=0)).ravel().astype(np.float32)
@@ -165,10 +176,10 @@ class ALSConfig:
 
     Attributes
     ----------
-    factors : int
-        Embedding size ``d``.
-    regularization : float
-        L2 weight ``lambda``.
+    dim : int
+        Embedding size ``d`` (implicit's ``factors``).
+    reg : float
+        L2 weight ``lambda`` (implicit's ``regularization``).
     alpha : float
         Confidence of a positive: ``c_ui = 1 + alpha * r_ui`` (Hu et al. 2008).
     n_epochs : int
@@ -185,8 +196,8 @@ class ALSConfig:
         ``"auto"``, ``"cpu"`` or ``"cuda"``; CUDA is used only when implicit was built with it.
     """
 
-    factors: int = 64
-    regularization: float = 0.05
+    dim: int = 64
+    reg: float = 0.05
     alpha: float = 10.0
     n_epochs: int = 15
     fold_in_prior: float = 10.0
@@ -213,12 +224,15 @@ class ALS(_ImplicitMF):
 
     Attributes
     ----------
-    user_factors_ : np.ndarray of float32, shape (n_users, factors)
-    item_factors_ : np.ndarray of float32, shape (n_items, factors)
-    mean_user_ : np.ndarray of float32, shape (factors,)
+    user_factors_ : np.ndarray of float32, shape (n_users, dim)
+    item_factors_ : np.ndarray of float32, shape (n_items, dim)
+    mean_user_ : np.ndarray of float32, shape (dim,)
         Mean vector of users with train positives (the vector of a user who revealed nothing).
     item_counts_ : np.ndarray of float32, shape (n_items,)
     epochs_run_ : int
+    history_ : dict of str to np.ndarray of float64, each of shape (epochs_run_,)
+        ``epoch``, ``loss`` (NaN: implicit reports none), ``seconds`` and, when fitted with ``val``
+        and a callback, ``val_ndcg@20`` / ``val_recall@20``.
     """
 
     config_class = ALSConfig
@@ -229,11 +243,11 @@ class ALS(_ImplicitMF):
         if gpu:  # pragma: no cover - needs an implicit CUDA build
             from implicit.gpu.als import AlternatingLeastSquares
 
-            return AlternatingLeastSquares(factors=cfg.factors, regularization=cfg.regularization, alpha=1.0,
+            return AlternatingLeastSquares(factors=cfg.dim, regularization=cfg.reg, alpha=1.0,
                                            iterations=1, random_state=seed)
         from implicit.cpu.als import AlternatingLeastSquares
 
-        return AlternatingLeastSquares(factors=cfg.factors, regularization=cfg.regularization, alpha=1.0,
+        return AlternatingLeastSquares(factors=cfg.dim, regularization=cfg.reg, alpha=1.0,
                                        iterations=1, use_cg=cfg.use_cg, num_threads=cfg.num_threads,
                                        random_state=seed)
 
@@ -247,14 +261,14 @@ class ALS(_ImplicitMF):
         return float(self.config.alpha)
 
     def _fold_in_reg(self) -> float:
-        return float(self.config.regularization)
+        return float(self.config.reg)
 
     @classmethod
     def search_space(cls, trial) -> dict[str, Any]:
         """Optuna search space: config keyword arguments drawn from ``trial``."""
         return {
-            "factors": trial.suggest_categorical("factors", [32, 64, 128, 256]),
-            "regularization": trial.suggest_float("regularization", 1e-3, 1.0, log=True),
+            "dim": trial.suggest_categorical("dim", [32, 64, 128, 256]),
+            "reg": trial.suggest_float("reg", 1e-3, 1.0, log=True),
             "alpha": trial.suggest_float("alpha", 1.0, 100.0, log=True),
             "n_epochs": trial.suggest_int("n_epochs", 5, 30),
             "fold_in_prior": trial.suggest_float("fold_in_prior", 0.1, 1000.0, log=True),
@@ -267,13 +281,13 @@ class BPRConfig:
 
     Attributes
     ----------
-    factors : int
+    dim : int
         Embedding size ``d`` (implicit adds one item-bias column, so the fitted factors have
         ``d + 1`` columns; the user's extra column is the constant 1).
-    learning_rate : float
-        SGD step size.
-    regularization : float
-        L2 weight.
+    lr : float
+        SGD step size (implicit's ``learning_rate``).
+    reg : float
+        L2 weight (implicit's ``regularization``).
     n_epochs : int
         Passes over the train positives.
     verify_negative_samples : bool
@@ -281,21 +295,21 @@ class BPRConfig:
     num_threads : int
         implicit's threads; more than 1 runs Hogwild SGD, which is *not* deterministic, so the
         default is 1.
-    fold_in_alpha, fold_in_regularization, fold_in_prior : float
+    fold_in_alpha, fold_in_reg, fold_in_prior : float
         Confidence, ridge weight and mean-user pull of the fold-in solve for new users (see
         :meth:`BPR.embed_users`).
     random_state : int or None
     device : str
     """
 
-    factors: int = 64
-    learning_rate: float = 0.01
-    regularization: float = 0.01
+    dim: int = 64
+    lr: float = 0.01
+    reg: float = 0.01
     n_epochs: int = 50
     verify_negative_samples: bool = True
     num_threads: int = 1
     fold_in_alpha: float = 10.0
-    fold_in_regularization: float = 1.0
+    fold_in_reg: float = 1.0
     fold_in_prior: float = 10.0
     random_state: int | None = 0
     device: str = "auto"
@@ -314,17 +328,19 @@ class BPR(_ImplicitMF):
 
     New users (:meth:`embed_users`): BPR has no closed-form user update, so a user is folded in
     with the same weighted-ridge solve as ALS against the fixed BPR item vectors (bias column
-    excluded, user's bias column set to 1; ``fold_in_alpha``, ``fold_in_regularization``,
+    excluded, user's bias column set to 1; ``fold_in_alpha``, ``fold_in_reg``,
     ``fold_in_prior``), a cheap and deterministic approximation. Users who revealed nothing get
     the mean user vector.
 
     Attributes
     ----------
-    user_factors_ : np.ndarray of float32, shape (n_users, factors + 1)
-    item_factors_ : np.ndarray of float32, shape (n_items, factors + 1)
-    mean_user_ : np.ndarray of float32, shape (factors + 1,)
+    user_factors_ : np.ndarray of float32, shape (n_users, dim + 1)
+    item_factors_ : np.ndarray of float32, shape (n_items, dim + 1)
+    mean_user_ : np.ndarray of float32, shape (dim + 1,)
     item_counts_ : np.ndarray of float32, shape (n_items,)
     epochs_run_ : int
+    history_ : dict of str to np.ndarray of float64
+        As :class:`ALS`'s.
     """
 
     config_class = BPRConfig
@@ -337,14 +353,14 @@ class BPR(_ImplicitMF):
             from implicit.gpu.bpr import BayesianPersonalizedRanking
 
             # implicit's GPU random state takes an int seed; fit() draws a new one per epoch
-            return BayesianPersonalizedRanking(factors=cfg.factors, learning_rate=cfg.learning_rate,
-                                               regularization=cfg.regularization, iterations=1,
+            return BayesianPersonalizedRanking(factors=cfg.dim, learning_rate=cfg.lr,
+                                               regularization=cfg.reg, iterations=1,
                                                verify_negative_samples=cfg.verify_negative_samples,
                                                random_state=int(seed_rng.integers(0, 2**31 - 1)))
         from implicit.cpu.bpr import BayesianPersonalizedRanking
 
-        return BayesianPersonalizedRanking(factors=cfg.factors, learning_rate=cfg.learning_rate,
-                                           regularization=cfg.regularization, iterations=1,
+        return BayesianPersonalizedRanking(factors=cfg.dim, learning_rate=cfg.lr,
+                                           regularization=cfg.reg, iterations=1,
                                            verify_negative_samples=cfg.verify_negative_samples,
                                            num_threads=cfg.num_threads, random_state=seed_rng)
 
@@ -355,7 +371,7 @@ class BPR(_ImplicitMF):
         return float(self.config.fold_in_alpha)
 
     def _fold_in_reg(self) -> float:
-        return float(self.config.fold_in_regularization)
+        return float(self.config.fold_in_reg)
 
     def _finish_fold_in(self, u: np.ndarray) -> np.ndarray:
         return np.hstack([u, np.ones((len(u), 1), np.float32)])
@@ -364,8 +380,8 @@ class BPR(_ImplicitMF):
     def search_space(cls, trial) -> dict[str, Any]:
         """Optuna search space: config keyword arguments drawn from ``trial``."""
         return {
-            "factors": trial.suggest_categorical("factors", [32, 64, 128, 256]),
-            "learning_rate": trial.suggest_float("learning_rate", 1e-3, 0.2, log=True),
-            "regularization": trial.suggest_float("regularization", 1e-5, 0.1, log=True),
+            "dim": trial.suggest_categorical("dim", [32, 64, 128, 256]),
+            "lr": trial.suggest_float("lr", 1e-3, 0.2, log=True),
+            "reg": trial.suggest_float("reg", 1e-5, 0.1, log=True),
             "n_epochs": trial.suggest_int("n_epochs", 20, 200, log=True),
         }

@@ -61,7 +61,7 @@ def stage_baselines(splits, seed: int) -> dict[str, float]:
     warm, ucold, icold = splits["warm"], splits["user-cold"], splits["item-cold"]
     out = {
         "popularity warm": metric_value(evaluate(Popularity().fit(warm.train), warm), "ndcg", 20, "warm"),
-        "als warm": metric_value(evaluate(ALS(factors=32, random_state=seed).fit(warm.train), warm), "ndcg", 20, "warm"),
+        "als warm": metric_value(evaluate(ALS(dim=32, random_state=seed).fit(warm.train), warm), "ndcg", 20, "warm"),
         "popularity cold-user": metric_value(evaluate(Popularity().fit(ucold.train), ucold), "ndcg", 20, "cold-user"),
         "feature-popularity cold-user": metric_value(evaluate(FeaturePopularity().fit(ucold.train), ucold),
                                                      "ndcg", 20, "cold-user"),
@@ -96,7 +96,7 @@ def stage_pretrain(splits, seed: int, device: str) -> dict[str, float]:
     model = fit_graph(warm.train, warm.val, seed, device)
     secs = time.perf_counter() - t0
     warm_ndcg = metric_value(evaluate(model, warm), "ndcg", 20, "warm")
-    typer.echo(f"   XSimGCL trained in {secs:.1f}s ({len(model.history_loss_)} epochs): warm NDCG@20 {warm_ndcg:.4f}")
+    typer.echo(f"   XSimGCL trained in {secs:.1f}s ({len(model.history_['loss'])} epochs): warm NDCG@20 {warm_ndcg:.4f}")
     cold_model = fit_graph(ucold.train, None, seed, device)  # val users are cold: fixed epochs
     fold = metric_value(evaluate(cold_model, ucold), "ndcg", 20, "cold-user")
     typer.echo(f"   fold-in of cold users from 3 revealed items + side features (no retraining): cold-user NDCG@20 {fold:.4f}")

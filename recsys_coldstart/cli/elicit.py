@@ -108,7 +108,7 @@ def elicitation_demo(data=None, *, policies: Sequence[str] = ("random", "popular
 
     data = make_synthetic(random_state=seed) if data is None else data
     split = user_cold_split(data, n_support=0, random_state=seed)
-    model = fit_item_space_model(split.train, seed, factors=16)
+    model = fit_item_space_model(split.train, seed, dim=16)
     return run_elicitation(split, make_policies(policies, seed), model, budget=budget, seed=seed)
 
 

@@ -86,8 +86,17 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda, cuda:N."),
         seed: int = typer.Option(0, "--seed", help="Seed of the split and the model."),
         config: Path = typer.Option(None, "--config", help="TOML file with the model and its [config] table."),
-        checkpoint_dir: Path = typer.Option(None, "--checkpoint-dir", help="Checkpoint folder (resumed if present)."),
-        checkpoint_every: int = typer.Option(0, "--checkpoint-every", help="Checkpoint every N epochs."),
+        checkpoint_dir: Path = typer.Option(
+            None, "--checkpoint-dir",
+            help="Checkpoint folder; a checkpoint there is resumed only if this same run (model, config, seed, "
+                 "data) wrote it."),
+        checkpoint_every: int = typer.Option(
+            None, "--checkpoint-every", help="Checkpoint every N epochs (default with --checkpoint-dir: every "
+                                             "evaluation)."),
+        resume: str = typer.Option(
+            "auto", "--resume",
+            help="auto: resume a matching checkpoint, refuse another run's; must: a matching one must exist; "
+                 "never: start fresh and replace it."),
         save: Path = typer.Option(..., "--save", help="Folder to save the trained model in."),
         output: Path = typer.Option(None, "--output", "-o", help="Also write the JSON result records here."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
@@ -109,8 +118,10 @@ def register(app: typer.Typer) -> None:
                          ("batch_size", batch_size), ("patience", patience), ("eval_every", eval_every)):
             if val is not None:
                 opts[key] = val
-        opts.update(device=device, random_state=seed, show_progress=progress, checkpoint_every=checkpoint_every,
+        opts.update(device=device, random_state=seed, show_progress=progress, resume=resume,
                     checkpoint_dir=str(checkpoint_dir) if checkpoint_dir is not None else None)
+        if checkpoint_every is not None:
+            opts["checkpoint_every"] = checkpoint_every
         est = build_model(name, opts)
         data = load_from_options(dataset, data_dir, interactions, user_features, item_features, user_col=user_col,
                                  item_col=item_col, rating_col=rating_col, timestamp_col=timestamp_col,
@@ -120,7 +131,7 @@ def register(app: typer.Typer) -> None:
         t0 = time.perf_counter()
         est.fit(s.train, val=s.val)
         fit_s = time.perf_counter() - t0
-        typer.echo(f"trained {len(est.history_epoch_)} epochs in {fit_s:.1f}s (best epoch {est.best_epoch_})")
+        typer.echo(f"trained {len(est.history_['epoch'])} epochs in {fit_s:.1f}s (best epoch {est.best_epoch_})")
         import pandas as pd
 
         res = pd.concat([evaluate(est, s, which="val", model_name=f"{name} (val)", seed=seed),
@@ -138,7 +149,7 @@ def register(app: typer.Typer) -> None:
         meta = {"model": name, "dataset": data.name if dataset is not None else None,
                 "interactions": interactions, "split": kind, "seed": seed,
                 "n_support": k_support if kind == "user-cold" else 0, "metrics": metrics,
-                "fit_seconds": fit_s, "epochs": int(len(est.history_epoch_)), "best_epoch": int(est.best_epoch_)}
+                "fit_seconds": fit_s, "epochs": int(len(est.history_["epoch"])), "best_epoch": int(est.best_epoch_)}
         folder = save_model(est, save, meta=meta)
         typer.echo(f"model -> {folder}")
         if output is not None:

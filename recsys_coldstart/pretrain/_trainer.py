@@ -1,22 +1,26 @@
-"""The one shared fit loop of the graph pretraining models (LightGCN, SGL, SimGCL, XSimGCL).
+"""What the graph pretraining models (LightGCN, SGL, SimGCL, XSimGCL) share: config, epoch, fold-in.
 
 :class:`GraphRecommender` owns everything the models have in common; a model only defines its
 config, :meth:`GraphRecommender._batch_loss` and, optionally, :meth:`GraphRecommender._epoch_start`
-(SGL draws its augmented graphs there).
+(SGL draws its augmented graphs there). The epochs run in the package's one fit loop,
+:func:`recsys_coldstart.train.fit_loop`.
 
-The loop, per epoch (LightGCN / SELFRec convention: one epoch = one pass over the training
-interactions in shuffled mini-batches of ``batch_size`` positives):
+One epoch (LightGCN / SELFRec convention: one pass over the training interactions in shuffled
+mini-batches of ``batch_size`` positives):
 
 1. shuffle the interaction ids on the device (``torch.randperm`` with the model's generator);
 2. for each batch: users and positives are the batch's interactions, one uniform negative per
    positive is drawn on the device with ``torch.randint`` and re-drawn (up to 10 rounds) where it
    hits a training positive (vectorised ``searchsorted`` on sorted ``user * n_items + item`` keys);
 3. Adam step on the model's loss; a non-finite loss raises
-   :class:`~recsys_coldstart.exceptions.TrainingDivergedError`;
-4. every ``eval_every`` epochs, NDCG@``eval_k`` on ``val`` (full ranking, train positives
-   excluded, users with train interactions only); the best layer-0 embeddings are kept and
-   restored at the end; ``patience`` evaluations without improvement stop training;
-5. ``callback(epoch, logs)`` (True stops); a checkpoint every ``checkpoint_every`` epochs.
+   :class:`~recsys_coldstart.exceptions.TrainingDivergedError` naming the epoch and batch.
+
+Then the loop: every ``eval_every`` epochs ``val_ndcg@eval_k`` and ``val_recall@eval_k`` on
+``val`` (full ranking, train positives excluded, users with train interactions only,
+:mod:`recsys_coldstart.train.validation`); the best layer-0 embeddings by ``val_metric`` are kept
+and restored at the end; ``patience`` evaluations without improvement stop training;
+``callback(epoch, logs)`` (True stops); checkpoints with a run fingerprint
+(:mod:`recsys_coldstart.train.checkpoint`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -42,11 +45,23 @@ from recsys_coldstart.foldin import apply_fold_in, fit_fold_in
 from recsys_coldstart.graph.convert import BipartiteGraph
 from recsys_coldstart.graph.encoders import LightGCNEncoder, layer_mean, lightgcn_layers
 from recsys_coldstart.graph.losses import bpr_loss, l2_reg
+from recsys_coldstart.train import (
+    CHECKPOINT_FILE,
+    RESUME_MODES,
+    VAL_METRICS,
+    Checkpointer,
+    TorchGeneratorState,
+    fit_loop,
+    log_key,
+    run_fingerprint,
+    score_factors,
+    validation_plan,
+)
 from recsys_coldstart.types import EpochCallback
 
 logger = logging.getLogger(__name__)
 
-CHECKPOINT_FILE = "checkpoint.pt"
+__all__ = ["CHECKPOINT_FILE", "FOLD_IN_MODES", "GraphRecommender", "GraphTrainConfig", "TrainContext"]
 
 
 @dataclass(frozen=True)
@@ -70,11 +85,14 @@ class GraphTrainConfig:
     eval_every : int
         Evaluate on ``val`` every this many epochs (default 5).
     patience : int
-        Stop after this many evaluations without a better val NDCG (default 10, i.e. 50 epochs:
+        Stop after this many evaluations without a better val metric (default 10, i.e. 50 epochs:
         at the papers' lr 1e-3 val NDCG plateaus near popularity for the first ~10-20 epochs on
         ml-100k, and a patience of 10 single epochs stopped training there).
     eval_k : int
-        Cutoff of the early-stopping NDCG.
+        Cutoff of the validation metrics (both ``val_ndcg@eval_k`` and ``val_recall@eval_k``
+        are logged).
+    val_metric : {"ndcg", "recall"}
+        The early-stopping metric.
     max_batches : int or None
         Cap on batches per epoch (speed measurements); None = a full pass.
     fold_in : {"ridge", "graph", "local"}
@@ -86,9 +104,16 @@ class GraphTrainConfig:
         ``fold_in="ridge"``: L2 penalty of that regression (10: best mean val cold-user NDCG@20
         of {0.1, 1, 10, 100} on ml-100k user-cold K=3, seeds 0-2; 1 is within 0.003).
     checkpoint_dir : str or None
-        Folder for ``checkpoint.pt``; an existing checkpoint there is resumed.
-    checkpoint_every : int
-        Save a checkpoint every this many epochs (0 = never).
+        Folder for ``checkpoint.pt``. A checkpoint there is resumed only when it was written by
+        the same run (model, config, seed, train and val data: the fingerprint of
+        :mod:`recsys_coldstart.train.checkpoint`); see ``resume``.
+    checkpoint_every : int or None
+        With ``checkpoint_dir``: save every this many epochs; None (default) saves after every
+        evaluation (every ``eval_every`` epochs). 0 with a ``checkpoint_dir`` is an error (it
+        would write nothing).
+    resume : {"auto", "must", "never"}
+        ``"auto"``: resume a matching checkpoint, refuse one of another run; ``"must"``: a
+        matching checkpoint must exist; ``"never"``: start fresh and replace any checkpoint.
     show_progress : bool
         tqdm progress bars (the CLI turns them on).
     device : str
@@ -105,12 +130,14 @@ class GraphTrainConfig:
     eval_every: int = 5
     patience: int = 10
     eval_k: int = 20
+    val_metric: str = "ndcg"
     max_batches: int | None = None
     fold_in: str = "ridge"
     fold_in_k: int = 3
     fold_in_ridge: float = 10.0
     checkpoint_dir: str | None = None
-    checkpoint_every: int = 0
+    checkpoint_every: int | None = None
+    resume: str = "auto"
     show_progress: bool = False
     device: str = "auto"
     random_state: int | None = 0
@@ -122,6 +149,17 @@ class GraphTrainConfig:
             raise ValueError("eval_every and patience must be >= 1")
         if self.fold_in not in FOLD_IN_MODES:
             raise ValueError(f"fold_in must be one of {FOLD_IN_MODES}, got {self.fold_in!r}")
+        if self.val_metric not in VAL_METRICS:
+            raise ValueError(f"val_metric must be one of {VAL_METRICS}, got {self.val_metric!r}")
+        if self.eval_k < 1:
+            raise ValueError(f"eval_k must be >= 1, got {self.eval_k}")
+        if self.resume not in RESUME_MODES:
+            raise ValueError(f"resume must be one of {RESUME_MODES}, got {self.resume!r}")
+        if self.checkpoint_every is not None and self.checkpoint_every < 0:
+            raise ValueError(f"checkpoint_every must be >= 1 (or None), got {self.checkpoint_every}")
+        if self.checkpoint_dir and self.checkpoint_every == 0:
+            raise ValueError("checkpoint_every=0 with a checkpoint_dir would write nothing: give checkpoint_every "
+                             ">= 1, or None to checkpoint after every evaluation")
 
 
 @dataclass
@@ -160,8 +198,9 @@ class GraphRecommender(EmbeddingRecommender):
         Learned layer-0 embeddings (also written to ``weights.pt`` on save).
     train_ui_ : scipy CSR of float32, shape (n_users, n_items)
         The training graph, kept so fold-in can add new edges to it.
-    history_epoch_, history_loss_, history_val_ndcg_, history_seconds_ : np.ndarray
-        Per-epoch record (``val_ndcg`` is NaN where not evaluated).
+    history_ : dict of str to np.ndarray of float64, each of shape (epochs_run,)
+        Per-epoch record: ``epoch``, ``loss``, ``seconds``, ``val_ndcg@K``, ``val_recall@K``
+        (NaN where not evaluated).
     best_epoch_ : int
         Epoch (1-based) whose weights were kept (the last one without validation).
     """
@@ -196,7 +235,10 @@ class GraphRecommender(EmbeddingRecommender):
     # ------------------------------------------------------------------ fit
     def fit(self, train: Interactions, *, val: Interactions | None = None,
             callback: EpochCallback | None = None) -> GraphRecommender:
-        """Train on ``train``'s interaction graph; early-stop on ``val`` NDCG if given.
+        """Train on ``train``'s interaction graph; early-stop on ``val`` if given.
+
+        Runs :func:`recsys_coldstart.train.fit_loop` with one pass over the training
+        interactions as the epoch (see the module docstring).
 
         Parameters
         ----------
@@ -205,8 +247,9 @@ class GraphRecommender(EmbeddingRecommender):
         val : Interactions, optional
             Held-out positives on the same vocabulary, for early stopping.
         callback : callable, optional
-            ``callback(epoch, logs) -> bool``; ``logs`` has ``loss``, ``seconds`` and, on
-            evaluation epochs, ``val_ndcg@K``. True stops training.
+            ``callback(epoch, logs) -> bool`` with ``epoch`` from 1; ``logs`` has ``loss``,
+            ``seconds`` and, on evaluation epochs, ``val_ndcg@K`` and ``val_recall@K``. True
+            stops training.
 
         Returns
         -------
@@ -230,93 +273,53 @@ class GraphRecommender(EmbeddingRecommender):
         n_batches = math.ceil(graph.n_edges / cfg.batch_size)
         if cfg.max_batches is not None:
             n_batches = min(n_batches, int(cfg.max_batches))
-        val_plan = self._val_plan(ui, val)
+        # graph models cannot embed users without edges, and rank all items (numbers as before)
+        plan = validation_plan(ui, val, ks=(cfg.eval_k,), need_history=True, cold_items=False)
+        name = type(self).__name__
 
-        hist: dict[str, list[float]] = {"epoch": [], "loss": [], "val_ndcg": [], "seconds": []}
-        best = {"score": -math.inf, "state": None, "epoch": 0, "bad": 0}
-        start_epoch = 0
-        ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
-        if ckpt_dir is not None and (ckpt_dir / CHECKPOINT_FILE).is_file():
-            start_epoch = self._resume(ckpt_dir / CHECKPOINT_FILE, encoder, opt, gen, hist, best)
-            logger.info("resumed from %s at epoch %d", ckpt_dir / CHECKPOINT_FILE, start_epoch)
+        def epoch_fn(epoch: int) -> dict[str, float]:
+            encoder.train()
+            self._epoch_start(ctx)
+            perm = torch.randperm(graph.n_edges, generator=gen, device=device)
+            total = torch.zeros((), device=device)
+            inner = range(n_batches)
+            if cfg.show_progress and n_batches >= 50:
+                from tqdm.auto import tqdm
 
-        epochs = range(start_epoch, cfg.n_epochs)
-        bar = None
-        if cfg.show_progress:
-            from tqdm.auto import tqdm
+                inner = tqdm(inner, desc=f"epoch {epoch}", unit="batch", leave=False)
+            for b in inner:
+                idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+                users, pos = graph.edge_user[idx], graph.edge_item[idx]
+                neg = _sample_negatives(users, graph.n_items, pos_keys, gen)
+                loss, _ = self._batch_loss(ctx, users, pos, neg)
+                if not torch.isfinite(loss):
+                    raise TrainingDivergedError(
+                        f"{name}: the training loss became {loss.item()} at epoch {epoch}, "
+                        f"batch {b + 1}/{n_batches} (lr={cfg.lr}); lower the learning rate or check the data")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.detach()
+            return {"loss": float(total.item()) / n_batches}
 
-            bar = tqdm(total=cfg.n_epochs, initial=start_epoch, desc=type(self).__name__, unit="epoch")
-        key = f"val_ndcg@{cfg.eval_k}"
-        try:
-            for epoch in epochs:
-                t0 = time.perf_counter()
-                encoder.train()
-                self._epoch_start(ctx)
-                perm = torch.randperm(graph.n_edges, generator=gen, device=device)
-                total = torch.zeros((), device=device)
-                inner = range(n_batches)
-                if bar is not None and n_batches >= 50:
-                    from tqdm.auto import tqdm
+        def validate() -> dict[str, float]:
+            encoder.eval()
+            with torch.no_grad():
+                u, v = self._final(ctx.adj, encoder.emb0(), graph.n_users)
+            return score_factors(plan, u, v)
 
-                    inner = tqdm(inner, desc=f"epoch {epoch + 1}", unit="batch", leave=False)
-                for b in inner:
-                    idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-                    users, pos = graph.edge_user[idx], graph.edge_item[idx]
-                    neg = _sample_negatives(users, graph.n_items, pos_keys, gen)
-                    loss, _ = self._batch_loss(ctx, users, pos, neg)
-                    if not torch.isfinite(loss):
-                        raise TrainingDivergedError(
-                            f"{type(self).__name__}: the training loss became {loss.item()} at epoch {epoch + 1}, "
-                            f"batch {b + 1}/{n_batches} (lr={cfg.lr}); lower the learning rate or check the data")
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    total += loss.detach()
-                for p in encoder.parameters():
-                    if not torch.isfinite(p).all():
-                        raise TrainingDivergedError(
-                            f"{type(self).__name__}: embeddings became NaN/inf at epoch {epoch + 1} (lr={cfg.lr})")
-                logs: dict[str, float] = {"loss": float(total.item()) / n_batches}
-                val_score = math.nan
-                if val_plan is not None and (epoch + 1) % cfg.eval_every == 0:
-                    val_score = self._val_ndcg(ctx, val_plan)
-                    logs[key] = val_score
-                    if val_score > best["score"]:
-                        best.update(score=val_score, epoch=epoch + 1, bad=0,
-                                    state={k: v.detach().clone() for k, v in encoder.state_dict().items()})
-                    else:
-                        best["bad"] += 1
-                seconds = time.perf_counter() - t0
-                logs["seconds"] = seconds
-                for k_, v_ in (("epoch", epoch + 1), ("loss", logs["loss"]), ("val_ndcg", val_score),
-                               ("seconds", seconds)):
-                    hist[k_].append(float(v_))
-                logger.info("epoch %d: %s", epoch + 1, logs)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix({k_: round(v_, 4) for k_, v_ in logs.items()})
-                if ckpt_dir is not None and cfg.checkpoint_every and (epoch + 1) % cfg.checkpoint_every == 0:
-                    self._checkpoint(ckpt_dir, epoch + 1, encoder, opt, gen, hist, best)
-                stop = bool(callback(epoch + 1, dict(logs))) if callback is not None else False
-                if stop:
-                    logger.info("callback stopped training after epoch %d", epoch + 1)
-                    break
-                if val_plan is not None and best["bad"] >= cfg.patience:
-                    logger.info("early stop after epoch %d (best %s=%.4f at epoch %d)", epoch + 1, key,
-                                best["score"], best["epoch"])
-                    break
-        finally:
-            if bar is not None:
-                bar.close()
-        if best["state"] is not None:
-            encoder.load_state_dict(best["state"])
-            self.best_epoch_ = int(best["epoch"])
-        else:
-            self.best_epoch_ = int(hist["epoch"][-1]) if hist["epoch"] else 0
-        self.history_epoch_ = np.asarray(hist["epoch"], np.int64)
-        self.history_loss_ = np.asarray(hist["loss"], np.float64)
-        self.history_val_ndcg_ = np.asarray(hist["val_ndcg"], np.float64)
-        self.history_seconds_ = np.asarray(hist["seconds"], np.float64)
+        checkpoint = None
+        if cfg.checkpoint_dir:
+            checkpoint = Checkpointer(cfg.checkpoint_dir, run_fingerprint(self, train, val),
+                                      every=cfg.checkpoint_every or cfg.eval_every, resume=cfg.resume)
+        result = fit_loop(
+            epoch_fn, n_epochs=cfg.n_epochs, validate=validate if plan is not None else None,
+            monitor=log_key(cfg.val_metric, cfg.eval_k), eval_every=cfg.eval_every, patience=cfg.patience,
+            module=encoder, callback=callback, checkpoint=checkpoint,
+            resumable={"encoder": encoder, "optimizer": opt, "generator": TorchGeneratorState(gen)},
+            show_progress=cfg.show_progress, desc=name, diverged_hint=f" (lr={cfg.lr}); lower the learning rate")
+        self.history_ = result.history
+        self.best_epoch_ = int(result.best_epoch)
         self.train_ui_ = sp.csr_matrix(ui, dtype=np.float32)
         with torch.no_grad():
             self.user_emb0_ = encoder.user_emb.detach().cpu().numpy().astype(np.float32)
@@ -336,59 +339,6 @@ class GraphRecommender(EmbeddingRecommender):
         """Unperturbed final representations (users (n_users, d), items (n_items, d))."""
         final = layer_mean(lightgcn_layers(adj, emb0, self.config.n_layers), include_input=self.include_input)
         return final[:n_users], final[n_users:]
-
-    @staticmethod
-    def _val_plan(ui: sp.csr_matrix, val: Interactions | None) -> dict | None:
-        if val is None:
-            return None
-        truth = sp.csr_matrix(val.user_items)
-        has = (np.diff(truth.indptr) > 0) & (np.diff(ui.indptr) > 0)
-        users = np.flatnonzero(has)
-        if len(users) == 0:
-            logger.warning("no validation user has training interactions: training without early stopping")
-            return None
-        return {"users": users, "truth": truth[users], "exclude": ui[users]}
-
-    def _val_ndcg(self, ctx: TrainContext, plan: dict) -> float:
-        from recsys_coldstart.evaluate.protocol import rank_and_score
-
-        ctx.encoder.eval()
-        with torch.no_grad():
-            u, v = self._final(ctx.adj, ctx.encoder.emb0(), ctx.graph.n_users)
-            u_sel = u[torch.as_tensor(plan["users"], device=ctx.device)]
-            v_t = v.T.contiguous()
-
-        def score_fn(rows: np.ndarray) -> np.ndarray:
-            with torch.no_grad():
-                return (u_sel[torch.as_tensor(rows, device=ctx.device)] @ v_t).cpu().numpy()
-
-        k = self.config.eval_k
-        res = rank_and_score(score_fn, plan["truth"], exclude=plan["exclude"], candidates=None, ks=(k,))
-        return float(np.mean(res[("ndcg", k)]))
-
-    # ------------------------------------------------------------------ checkpoints
-    @staticmethod
-    def _checkpoint(folder: Path, epoch: int, encoder, opt, gen, hist, best) -> None:
-        folder.mkdir(parents=True, exist_ok=True)
-        state = {"epoch": epoch, "encoder": encoder.state_dict(), "optimizer": opt.state_dict(),
-                 "generator": gen.get_state(), "history": {k: list(v) for k, v in hist.items()},
-                 "best_score": float(best["score"]), "best_epoch": int(best["epoch"]), "best_bad": int(best["bad"]),
-                 "best_state": best["state"] or {}}
-        tmp = folder / (CHECKPOINT_FILE + ".tmp")
-        torch.save(state, tmp)
-        tmp.replace(folder / CHECKPOINT_FILE)  # atomic: a crash never leaves a half-written checkpoint
-
-    @staticmethod
-    def _resume(path: Path, encoder, opt, gen, hist, best) -> int:
-        state = torch.load(path, map_location=encoder.user_emb.device, weights_only=True)
-        encoder.load_state_dict(state["encoder"])
-        opt.load_state_dict(state["optimizer"])
-        gen.set_state(state["generator"].cpu() if gen.device.type == "cpu" else state["generator"])
-        for k, v in state["history"].items():
-            hist[k] = list(v)
-        best.update(score=state["best_score"], epoch=state["best_epoch"], bad=state["best_bad"],
-                    state=state["best_state"] or None)
-        return int(state["epoch"])
 
     # ------------------------------------------------------------------ fold-in
     def embed_users(self, observed: sp.csr_matrix | None = None, features: np.ndarray | None = None) -> np.ndarray:

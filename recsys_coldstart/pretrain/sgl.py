@@ -27,16 +27,16 @@ class SGLConfig(GraphTrainConfig):
         Edge dropout, node dropout or random walk (per-layer edge dropout).
     drop_rate : float
         ``ρ``, the dropout ratio of the augmentation.
-    ssl_temp : float
-        ``τ`` of the InfoNCE loss.
-    ssl_weight : float
-        ``λ``, weight of the contrastive loss.
+    cl_temp : float
+        ``τ`` of the InfoNCE loss (named as in SimGCL / XSimGCL; the paper's ``ssl_temp``).
+    cl_weight : float
+        ``λ``, weight of the contrastive loss (the paper's ``ssl_weight``).
     """
 
     aug_type: str = "ed"
     drop_rate: float = 0.1
-    ssl_temp: float = 0.2
-    ssl_weight: float = 0.1
+    cl_temp: float = 0.2
+    cl_weight: float = 0.1
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -88,5 +88,5 @@ class SGL(GraphRecommender):
         v1, v2 = (lightgcn_propagate(v, emb0, cfg.n_layers, include_input=True) for v in ctx.state["views"])
         u = torch.unique(users)
         i = torch.unique(pos) + nu
-        ssl = info_nce(v1[u], v2[u], cfg.ssl_temp) + info_nce(v1[i], v2[i], cfg.ssl_temp)
-        return bpr + cfg.ssl_weight * ssl + reg, {"bpr": bpr, "ssl": ssl, "reg": reg}
+        cl = info_nce(v1[u], v2[u], cfg.cl_temp) + info_nce(v1[i], v2[i], cfg.cl_temp)
+        return bpr + cfg.cl_weight * cl + reg, {"bpr": bpr, "cl": cl, "reg": reg}

@@ -28,8 +28,8 @@ from recsys_coldstart.io import load_model, save_model
 FACTORIES = {
     "popularity": lambda: Popularity(),
     "random": lambda: RandomRecommender(random_state=3),
-    "als": lambda: ALS(factors=16, n_epochs=4, num_threads=1, random_state=3),
-    "bpr": lambda: BPR(factors=16, n_epochs=10, learning_rate=0.05, random_state=3),
+    "als": lambda: ALS(dim=16, n_epochs=4, num_threads=1, random_state=3),
+    "bpr": lambda: BPR(dim=16, n_epochs=10, lr=0.05, random_state=3),
     "itemknn": lambda: ItemKNN(n_neighbors=20),
     "feature-popularity": lambda: FeaturePopularity(),
     "content-knn": lambda: ContentKNN(n_neighbors=20),
@@ -103,8 +103,8 @@ def test_random_state_matters(warm):
     a = RandomRecommender(random_state=0).fit(warm.train).score(users)
     b = RandomRecommender(random_state=1).fit(warm.train).score(users)
     assert not np.allclose(a, b)
-    c = ALS(factors=8, n_epochs=2, random_state=0).fit(warm.train).score(users)
-    d = ALS(factors=8, n_epochs=2, random_state=1).fit(warm.train).score(users)
+    c = ALS(dim=8, n_epochs=2, random_state=0).fit(warm.train).score(users)
+    d = ALS(dim=8, n_epochs=2, random_state=1).fit(warm.train).score(users)
     assert not np.allclose(c, d)
 
 
@@ -166,7 +166,7 @@ def _ndcg(model, split, segment):
 
 
 def test_als_beats_popularity_on_warm(fitted, warm):
-    als = ALS(factors=16, n_epochs=8, random_state=0).fit(warm.train)
+    als = ALS(dim=16, n_epochs=8, random_state=0).fit(warm.train)
     assert _ndcg(als, warm, "warm") > _ndcg(fitted["popularity"], warm, "warm") + 0.05
 
 
@@ -223,8 +223,8 @@ def test_als_fold_in_matches_implicit_user_update(warm):
     """With no prior, folding a train user in equals implicit's own least-squares user update."""
     from implicit.cpu.als import AlternatingLeastSquares
 
-    model = ALS(factors=8, n_epochs=3, fold_in_prior=0.0, num_threads=1).fit(warm.train)
-    ref = AlternatingLeastSquares(factors=8, regularization=model.config.regularization, alpha=1.0, num_threads=1)
+    model = ALS(dim=8, n_epochs=3, fold_in_prior=0.0, num_threads=1).fit(warm.train)
+    ref = AlternatingLeastSquares(factors=8, regularization=model.config.reg, alpha=1.0, num_threads=1)
     ref.item_factors = model.item_factors_.copy()
     obs = warm.train.user_items[:10]
     conf = obs.copy()
@@ -252,9 +252,9 @@ def test_callback_stops_and_sees_val_metric(warm):
 
     def cb(epoch, logs):
         seen.append(dict(logs))
-        return epoch == 1
+        return epoch == 2  # epochs are numbered from 1 (the one fit loop)
 
-    model = ALS(factors=8, n_epochs=10).fit(warm.train, val=warm.val, callback=cb)
+    model = ALS(dim=8, n_epochs=10).fit(warm.train, val=warm.val, callback=cb)
     assert model.epochs_run_ == 2 and len(seen) == 2
     assert 0.0 <= seen[-1]["val_ndcg@20"] <= 1.0 and 0.0 <= seen[-1]["val_recall@20"] <= 1.0
 

@@ -10,7 +10,7 @@ from recsys_coldstart.io import load_model, save_model
 
 def test_distill_command_saves_an_evaluable_student(tmp_path, capsys):
     s = get_split(load_from_options("synthetic", None), "item-cold", 0, 3)
-    base = ALS(factors=16, n_epochs=3, num_threads=1).fit(s.train)
+    base = ALS(dim=16, n_epochs=3, num_threads=1).fit(s.train)
     save_model(base, tmp_path / "als", meta={"dataset": "synthetic", "split": "item-cold", "seed": 0})
     code = main(["distill", "--dataset", "synthetic", "--split", "item-cold", "--teacher", str(tmp_path / "als"),
                  "--student-dim", "8", "--lambda", "0.5", "--loss", "score", "--epochs", "1", "--no-progress",
@@ -35,7 +35,7 @@ def test_distill_command_saves_an_evaluable_student(tmp_path, capsys):
 
 def test_distill_user_cold_uses_the_ridge_fold_in_by_default(tmp_path, capsys):
     s = get_split(load_from_options("synthetic", None), "user-cold", 0, 3)
-    base = ALS(factors=16, n_epochs=3, num_threads=1).fit(s.train)
+    base = ALS(dim=16, n_epochs=3, num_threads=1).fit(s.train)
     save_model(base, tmp_path / "als", meta={"dataset": "synthetic", "split": "user-cold", "seed": 0})
     args = ["distill", "--dataset", "synthetic", "--split", "user-cold", "--teacher", str(tmp_path / "als"),
             "--student-dim", "8", "--epochs", "1", "--no-progress"]

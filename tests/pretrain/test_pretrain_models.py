@@ -22,7 +22,7 @@ from recsys_coldstart.pretrain._trainer import CHECKPOINT_FILE
 FAST = {"lr": 0.01, "batch_size": 512, "n_epochs": 15, "eval_every": 3, "patience": 3}
 MODELS = {
     "lightgcn": (LightGCN, {}),
-    "sgl": (SGL, {"ssl_weight": 0.02}),
+    "sgl": (SGL, {"cl_weight": 0.02}),
     "simgcl": (SimGCL, {"cl_weight": 0.02}),
     "xsimgcl": (XSimGCL, {"cl_weight": 0.02}),
 }
@@ -61,7 +61,7 @@ def test_beats_popularity_on_warm(name, warm, pop_warm):
 @pytest.mark.parametrize("aug", ["nd", "rw"])
 def test_sgl_augmentations_train(aug, warm):
     model = SGL(aug_type=aug, n_epochs=2, lr=0.01, batch_size=512).fit(warm.train)
-    assert np.isfinite(model.history_loss_).all() and len(model.history_loss_) == 2
+    assert np.isfinite(model.history_["loss"]).all() and len(model.history_["loss"]) == 2
 
 
 def test_invalid_options_raise():
@@ -152,7 +152,7 @@ def test_save_load_round_trip(fitted_lightgcn, warm, ucold, tmp_path):
     np.testing.assert_array_equal(loaded.score(users), model.score(users))
     obs = warm.train.user_items[:5]
     np.testing.assert_allclose(loaded.embed_users(obs), model.embed_users(obs), rtol=1e-6, atol=1e-7)
-    np.testing.assert_array_equal(loaded.history_loss_, model.history_loss_)
+    np.testing.assert_array_equal(loaded.history_["loss"], model.history_["loss"])
 
 
 def test_nan_guard_raises(warm):
@@ -175,10 +175,10 @@ def test_checkpoint_resume_continues_exactly(warm, tmp_path):
     full = SimGCL(**opts).fit(warm.train)
     ck = tmp_path / "ck"
     first = SimGCL(**{**opts, "n_epochs": 2}, checkpoint_dir=str(ck), checkpoint_every=1).fit(warm.train)
-    assert (ck / CHECKPOINT_FILE).is_file() and len(first.history_epoch_) == 2
+    assert (ck / CHECKPOINT_FILE).is_file() and len(first.history_["epoch"]) == 2
     resumed = SimGCL(**opts, checkpoint_dir=str(ck), checkpoint_every=1).fit(warm.train)
-    np.testing.assert_array_equal(resumed.history_epoch_, [1, 2, 3, 4])
-    np.testing.assert_allclose(resumed.history_loss_, full.history_loss_, rtol=1e-6)
+    np.testing.assert_array_equal(resumed.history_["epoch"], [1, 2, 3, 4])
+    np.testing.assert_allclose(resumed.history_["loss"], full.history_["loss"], rtol=1e-6)
     np.testing.assert_allclose(resumed.item_factors_, full.item_factors_, rtol=1e-5, atol=1e-6)
 
 
@@ -191,16 +191,16 @@ def test_callback_stops_and_gets_logs(warm):
 
     model = LightGCN(n_epochs=50, batch_size=512, eval_every=1).fit(warm.train, val=warm.val, callback=cb)
     assert [e for e, _ in seen] == [1, 2, 3]
-    assert len(model.history_epoch_) == 3
+    assert len(model.history_["epoch"]) == 3
     assert {"loss", "val_ndcg@20", "seconds"} <= set(seen[0][1])
-    assert np.isfinite(model.history_val_ndcg_).all()
+    assert np.isfinite(model.history_["val_ndcg@20"]).all()
 
 
 def test_early_stopping_restores_best(warm):
     model = LightGCN(lr=0.05, n_epochs=60, batch_size=512, eval_every=1, patience=2).fit(warm.train, val=warm.val)
-    hist = model.history_val_ndcg_
+    hist = model.history_["val_ndcg@20"]
     assert len(hist) < 60
-    assert model.best_epoch_ == int(model.history_epoch_[np.nanargmax(hist)])
+    assert model.best_epoch_ == int(model.history_["epoch"][np.nanargmax(hist)])
 
 
 @pytest.mark.parametrize("mode", ["graph", "local"])

@@ -115,7 +115,7 @@ def test_l2_scores_are_negative_squared_distances():
 def test_from_model_uses_item_factors(synthetic):
     from recsys_coldstart.baselines import ALS
 
-    model = ALS(factors=8, n_epochs=2).fit(synthetic)
+    model = ALS(dim=8, n_epochs=2).fit(synthetic)
     index = EmbeddingIndex.from_model(model, backend="flat", device="cpu")
     users = np.arange(10)
     exclude = synthetic.user_items[users]
