@@ -16,53 +16,7 @@ import scipy.sparse as sp
 
 from recsys_coldstart import inputs
 from recsys_coldstart.exceptions import NotFittedError
-
-
-def topk(scores: np.ndarray, k: int, *, exclude: sp.csr_matrix | None = None,
-         candidates: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``k`` of each row of ``scores`` after masking excluded items.
-
-    Parameters
-    ----------
-    scores : np.ndarray of float32, shape (b, n_cols)
-        Scores over all items (``candidates is None``) or over ``candidates`` (n_cols = len(candidates)).
-    k : int
-        Cutoff; clipped to the number of columns.
-    exclude : scipy CSR of shape (b, n_items), optional
-        Items never to return (rows aligned with ``scores``), in *item index* space.
-    candidates : np.ndarray of int64, shape (n_cols,), optional
-        Item indices of the columns of ``scores``.
-
-    Returns
-    -------
-    ids : np.ndarray of int64, shape (b, k)
-        Item indices, best first. Excluded items come back only when fewer than ``k`` remain,
-        with score ``-inf``.
-    scores : np.ndarray of float32, shape (b, k)
-    """
-    import torch
-
-    s = torch.as_tensor(np.asarray(scores, dtype=np.float32)).clone()
-    b, n_cols = s.shape
-    if exclude is not None and exclude.nnz:
-        ex = sp.csr_matrix(exclude)
-        if ex.shape[0] != b:
-            raise ValueError(f"exclude has {ex.shape[0]} rows for {b} users")
-        rows = np.repeat(np.arange(b), np.diff(ex.indptr))
-        cols = ex.indices
-        if candidates is not None:
-            pos = np.full(max(int(ex.shape[1]), int(candidates.max(initial=0)) + 1), -1, np.int64)
-            pos[candidates] = np.arange(len(candidates))
-            cols = pos[cols]
-            keep = cols >= 0
-            rows, cols = rows[keep], cols[keep]
-        s[torch.from_numpy(rows), torch.from_numpy(np.asarray(cols, np.int64))] = -torch.inf
-    kk = min(int(k), n_cols)
-    vals, idx = torch.topk(s, kk, dim=1)
-    idx_np = idx.numpy().astype(np.int64)
-    if candidates is not None:
-        idx_np = np.asarray(candidates, np.int64)[idx_np]
-    return idx_np, vals.numpy()
+from recsys_coldstart.retrieval.ranking import topk  # the one top-k (re-exported)
 
 
 def _fitted_shape(train: Any) -> dict[str, int]:
@@ -248,6 +202,9 @@ class BaseRecommender:
         Returns
         -------
         ids : np.ndarray of int64, shape (b, k) (or (k,) for a scalar ``user_idx``)
+            Best first, never an excluded item; ``-1`` (score ``-inf``) pads a row with fewer
+            than ``k`` items left (:func:`recsys_coldstart.retrieval.topk`; ``k`` is clipped to
+            the number of items ranked).
         scores : np.ndarray of float32, same shape
         """
         k = inputs.check_k(k)
@@ -265,6 +222,7 @@ class BaseRecommender:
         Returns
         -------
         ids : np.ndarray of int64, shape (b, k)
+            As for :meth:`recommend` (``-1`` / ``-inf`` padding).
         scores : np.ndarray of float32, shape (b, k)
         """
         k = inputs.check_k(k)

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from recsys_coldstart.elicit.state import ElicitationState, ItemSpace, PosteriorConfig
+from recsys_coldstart.retrieval import topk
 
 
 class BasePolicy:
@@ -81,9 +82,11 @@ class BasePolicy:
         acq[state.asked] = -np.inf
         skip = min(int(self.config.skip_top), state.space.n_items - 1 - state.n_asked)
         if skip > 0:
-            mean = np.where(state.asked, -np.inf, state.mean_scores())
-            top = np.argpartition(-mean, skip - 1, axis=1)[:, :skip]
-            acq[np.arange(state.n_users)[:, None], top] = -np.inf
+            # the user's current top-`skip` recommendations (the one top-k over the posterior mean)
+            top, _ = topk(state.mean_scores(), skip, exclude=state.asked, overwrite=True)
+            rows = np.broadcast_to(np.arange(state.n_users)[:, None], top.shape)
+            acq[rows[top >= 0], top[top >= 0]] = -np.inf
+        # one question per user: the argmax of the acquisition value, not a ranking
         return np.argmax(acq, axis=1).astype(np.int64)
 
     def update(self, state: ElicitationState, items: np.ndarray, responses: np.ndarray) -> ElicitationState:

@@ -23,6 +23,7 @@ from recsys_coldstart.elicit.state import DISLIKE, LIKE, ItemSpace
 from recsys_coldstart.evaluate.metrics import METRIC_FUNCTIONS, hits_matrix
 from recsys_coldstart.evaluate.protocol import rank_and_score
 from recsys_coldstart.exceptions import DataError
+from recsys_coldstart.retrieval import topk
 
 logger = logging.getLogger(__name__)
 
@@ -156,12 +157,13 @@ def _metrics_rows(rows: list[tuple], state, truth_all: sp.csr_matrix, support: s
     keep = np.flatnonzero(np.diff(truth.indptr) > 0)
     if len(keep) == 0:
         return
-    scores = state.mean_scores()[keep]
-    scores[state.asked[keep]] = -np.inf
+    scores = state.mean_scores()[keep]  # a fresh array: topk may mask it in place
+    excluded = state.asked[keep]
     if support.nnz:
-        scores[support[keep].toarray() > 0] = -np.inf
+        excluded = excluded | (support[keep].toarray() > 0)
     truth = truth[keep]
-    top = _top_k(scores, max(ks))
+    # the one top-k: asked and support items never ranked; -1 pads (a miss) when too few remain
+    top, _ = topk(scores, max(ks), exclude=excluded, overwrite=True)
     hits = hits_matrix(top, truth)
     n_truth = np.diff(truth.indptr)
     for metric in REPLAY_METRICS:
@@ -169,17 +171,6 @@ def _metrics_rows(rows: list[tuple], state, truth_all: sp.csr_matrix, support: s
             vals = METRIC_FUNCTIONS[metric](hits, n_truth, min(k, hits.shape[1]))
             rows.append((name, t, metric, k, float(np.mean(vals)), seed))
     rows.append((name, t, "n_users", 0, float(len(keep)), seed))
-
-
-def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of each row's ``k`` largest scores, best first, shape (b, k) (numpy only: the
-    replay calls this once per question, and torch thread start-up dominates at this size)."""
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    top = np.take_along_axis(part, order, axis=1)
-    # an excluded item can only be padded in when fewer than k remain; it is never a hit
-    return np.where(np.isneginf(np.take_along_axis(scores, top, axis=1)), -1, top)
 
 
 def replay_policies(policies: dict[str, object], model, split: ColdStartSplit, *, budget: int = 10,

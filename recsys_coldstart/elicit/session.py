@@ -9,6 +9,7 @@ import numpy as np
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.elicit.state import ANSWERS, ElicitationState, ItemSpace
 from recsys_coldstart.exceptions import DataError
+from recsys_coldstart.retrieval import topk
 
 logger = logging.getLogger(__name__)
 
@@ -122,16 +123,17 @@ class ElicitationSession:
     def recommend(self, k: int = 10) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` items from the posterior mean, excluding every item asked.
 
+        Ranked by :func:`recsys_coldstart.retrieval.topk`, so padded like every ``recommend``.
+
         Returns
         -------
-        ids : np.ndarray of int64, shape (k,)
-        scores : np.ndarray of float32, shape (k,)
+        ids : np.ndarray of int64, shape (min(k, n_items),)
+            Best first, never an asked item; ``-1`` pads when fewer items are left unasked.
+        scores : np.ndarray of float32, same shape
+            ``-inf`` on padding.
         """
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
         scores = (self.user_vector() @ self.space.item_factors.T).astype(np.float32)
-        scores[self.state.asked[0]] = -np.inf
-        kk = min(int(k), int((~self.state.asked[0]).sum()))
-        idx = np.argpartition(-scores, kk - 1)[:kk] if kk < len(scores) else np.arange(len(scores))
-        idx = idx[np.argsort(-scores[idx], kind="stable")][:kk]
-        return idx.astype(np.int64), scores[idx]
+        ids, vals = topk(scores[None, :], k, exclude=self.state.asked[:1], overwrite=True)
+        return ids[0], vals[0]

@@ -28,7 +28,8 @@ def hits_matrix(topk_ids: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
     Parameters
     ----------
     topk_ids : np.ndarray of int64, shape (b, K)
-        Recommended item indices, best first (``-1`` for padding).
+        Recommended item indices, best first; ``-1`` is padding (the rule of
+        :func:`recsys_coldstart.retrieval.topk`) and never a hit.
     truth : scipy CSR of shape (b, n_items)
         Relevant items, rows aligned with ``topk_ids``.
 

@@ -25,9 +25,9 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recsys_coldstart.base import topk
 from recsys_coldstart.data.splits import ColdStartSplit
 from recsys_coldstart.evaluate.metrics import METRIC_FUNCTIONS, coverage_at_k, hits_matrix
+from recsys_coldstart.retrieval import topk
 
 logger = logging.getLogger(__name__)
 
@@ -83,10 +83,8 @@ def rank_and_score(score_fn: ScoreFn, truth: sp.csr_matrix, *, exclude: sp.csr_m
         rows = np.arange(start, min(start + batch_size, b))
         scores = score_fn(rows)
         ex = None if exclude is None else exclude[rows]
+        # the one top-k: never an excluded item; -1 pads a user with fewer than k_max left (a miss)
         ids, _ = topk(scores, k_max, exclude=ex, candidates=candidates)
-        if ex is not None and ex.nnz:
-            # an excluded item padded in (fewer than k_max candidates left) is never a hit
-            ids = np.where(hits_matrix(ids, ex), -1, ids)
         tr = truth[rows]
         hits = hits_matrix(ids, tr)
         n_truth = n_truth_all[rows]

@@ -9,6 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys_coldstart._utils import check_random_state, resolve_device
+from recsys_coldstart.retrieval.ranking import PAD_ID, drop_excluded, topk
 
 logger = logging.getLogger(__name__)
 
@@ -16,22 +17,11 @@ BACKENDS: tuple[str, ...] = ("exact", "flat", "ivf", "hnsw")
 METRICS: tuple[str, ...] = ("ip", "cosine", "l2")
 
 
-def _import_faiss():
-    try:
-        import faiss
-    except ImportError as e:  # pragma: no cover - faiss-cpu is a dependency
-        raise ImportError("the faiss back ends need faiss: pip install faiss-cpu "
-                          "(or the 'gpu' extra: pip install 'recsys_coldstart[gpu]')") from e
-    return faiss
-
-
 def faiss_has_gpu() -> bool:
-    """Whether the installed faiss was built with GPU support and sees a GPU."""
-    try:
-        faiss = _import_faiss()
-        return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
-    except Exception:  # pragma: no cover
-        return False
+    """Whether the installed faiss was built with GPU support (the ``gpu`` extra) and sees a GPU."""
+    import faiss  # a core dependency; imported here to keep ``import recsys_coldstart`` fast
+
+    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
 
 class EmbeddingIndex:
@@ -39,8 +29,8 @@ class EmbeddingIndex:
 
     Back ends:
 
-    - ``"exact"``: brute force ``query @ items^T`` + ``torch.topk`` on the resolved device, in
-      query blocks (memory ``block x n_items`` floats).
+    - ``"exact"``: brute force ``query @ items^T`` ranked by :func:`~recsys_coldstart.retrieval.topk`
+      on the resolved device, in query blocks (memory ``block x n_items`` floats).
     - ``"flat"``: faiss exact search (``IndexFlatIP`` / ``IndexFlatL2``).
     - ``"ivf"``: faiss inverted file over a k-means coarse quantiser (Jégou, Douze & Schmid,
       "Product quantization for nearest neighbor search", TPAMI 2011); ``nlist`` cells,
@@ -49,13 +39,20 @@ class EmbeddingIndex:
       2018); ``hnsw_m`` links per node, ``ef_search`` beam width. CPU only in faiss.
 
     faiss runs on the GPU (``StandardGpuResources``) when the device resolves to CUDA and faiss
-    has GPU support (``flat`` and ``ivf``); otherwise on the CPU (Johnson, Douze & Jégou,
-    "Billion-scale similarity search with GPUs", IEEE TBD 2019).
+    has GPU support (``flat`` and ``ivf``; the ``gpu`` extra); otherwise on the CPU (Johnson,
+    Douze & Jégou, "Billion-scale similarity search with GPUs", IEEE TBD 2019). An explicit
+    ``device="cuda"`` for ``flat`` / ``ivf`` without faiss GPU support is an error;
+    ``device="auto"`` falls back to the CPU.
 
-    Excluded items (a user's train positives) are never returned: the exact back end masks them
-    before its top-k; faiss back ends over-fetch (``k`` + the block's 90th-percentile excluded
-    count, then ``k`` + the row's own count for the rows that fell short) and filter. A row
-    with fewer than ``k`` admissible results is padded with id ``-1`` and score ``-inf``.
+    Results follow the package's one top-``k`` rule (:mod:`recsys_coldstart.retrieval.ranking`):
+    excluded items (a user's train positives) are never returned; the row width is
+    ``min(k, n_items)``; a row with fewer admissible results is padded, after them, with id
+    ``-1`` and score ``-inf`` (test ``ids >= 0``). The exact back end is
+    :func:`~recsys_coldstart.retrieval.topk` itself (masks, drops nothing else, ties in item
+    order). faiss back ends over-fetch (``k`` + the block's 90th-percentile excluded count, then
+    ``k`` + the row's own count for the rows that fell short) and filter with the same padding;
+    they keep faiss's order among tied scores, and an approximate index (IVF, HNSW) may find
+    fewer than ``k`` items for a query, which pads the same way.
 
     Parameters
     ----------
@@ -118,7 +115,8 @@ class EmbeddingIndex:
 
             self._torch_items = torch.from_numpy(vecs).to(self.device)
             return
-        faiss = _import_faiss()
+        import faiss  # a core dependency; imported here to keep ``import recsys_coldstart`` fast
+
         faiss_metric = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
         if backend == "flat":
             index = faiss.IndexFlatL2(self.dim) if metric == "l2" else faiss.IndexFlatIP(self.dim)
@@ -134,12 +132,17 @@ class EmbeddingIndex:
         else:
             index = faiss.IndexHNSWFlat(self.dim, int(hnsw_m), faiss_metric)
             index.hnsw.efConstruction = int(ef_construction)
-        if self.device.type == "cuda" and backend != "hnsw" and faiss_has_gpu():  # pragma: no cover - GPU only
+        gpu_ok = self.device.type == "cuda" and backend != "hnsw" and faiss_has_gpu()
+        if gpu_ok:  # pragma: no cover - GPU only
             self._gpu_res = faiss.StandardGpuResources()
             index = faiss.index_cpu_to_gpu(self._gpu_res, self.device.index or 0, index)
             self.on_gpu = True
+        elif self.device.type == "cuda" and backend != "hnsw" and _explicit_cuda(device):
+            raise ImportError(f"device={device!r} asks for a GPU faiss {backend!r} index, but the installed faiss "
+                              "has no GPU support: install the 'gpu' extra, or use device='auto' or 'cpu'")
         elif self.device.type == "cuda":
-            logger.info("faiss %s index runs on the CPU (no faiss GPU support for it here)", backend)
+            logger.info("faiss %s index runs on the CPU (%s)", backend,
+                        "faiss has no GPU HNSW" if backend == "hnsw" else "no faiss GPU support: the 'gpu' extra")
         if backend == "ivf":
             index.train(vecs)
         index.add(vecs)
@@ -188,8 +191,8 @@ class EmbeddingIndex:
 
         Returns
         -------
-        ids : np.ndarray of int64, shape (b, k)
-            Item indices, best first; ``-1`` pads a row with fewer than ``k`` admissible items.
+        ids : np.ndarray of int64, shape (b, min(k, n_items))
+            Item indices, best first; ``-1`` pads a row with fewer admissible items than that.
         scores : np.ndarray of float32, shape (b, k)
             Inner product / cosine, or ``-||q - v||^2`` for ``metric="l2"``; ``-inf`` on padding.
         """
@@ -206,7 +209,7 @@ class EmbeddingIndex:
             if ex.shape != (b, self.n_items):
                 raise ValueError(f"exclude must have shape ({b}, {self.n_items}), got {ex.shape}")
             ex.sum_duplicates()
-        ids_out = np.full((b, k), -1, np.int64)
+        ids_out = np.full((b, k), PAD_ID, np.int64)
         scores_out = np.full((b, k), -np.inf, np.float32)
         if b == 0 or k == 0:
             return ids_out, scores_out
@@ -231,12 +234,12 @@ class EmbeddingIndex:
             return self._raw_search(q, k, ex_b)
         n_ex = np.diff(ex_b.indptr)
         fetch = min(k + int(np.ceil(np.quantile(n_ex, 0.9))), self.n_items)
-        ids, scores = _drop_excluded(*self._raw_search(q, fetch, None), ex_b, k)
+        ids, scores = drop_excluded(*self._raw_search(q, fetch, None), ex_b, k)
         short = np.flatnonzero((ids < 0).any(axis=1) & (k + n_ex > fetch))
         if len(short):
             fetch2 = min(k + int(n_ex[short].max()), self.n_items)
             ex_s = ex_b[short]
-            ids[short], scores[short] = _drop_excluded(*self._raw_search(q[short], fetch2, None), ex_s, k)
+            ids[short], scores[short] = drop_excluded(*self._raw_search(q[short], fetch2, None), ex_s, k)
         return ids, scores
 
     def _raw_search(self, q: np.ndarray, fetch: int, ex_b: sp.csr_matrix | None) -> tuple[np.ndarray, np.ndarray]:
@@ -250,16 +253,8 @@ class EmbeddingIndex:
                     s = 2 * qt @ items.T - (items * items).sum(1)[None, :] - (qt * qt).sum(1)[:, None]
                 else:
                     s = qt @ items.T
-                if ex_b is not None and ex_b.nnz:
-                    # exact search can mask instead of over-fetching
-                    rows = np.repeat(np.arange(ex_b.shape[0]), np.diff(ex_b.indptr))
-                    s[torch.from_numpy(rows).to(self.device),
-                      torch.from_numpy(ex_b.indices.astype(np.int64)).to(self.device)] = -torch.inf
-                vals, idx = torch.topk(s, fetch, dim=1)
-                ids = idx.cpu().numpy().astype(np.int64)
-                scores = vals.cpu().numpy().astype(np.float32)
-                ids[~np.isfinite(scores)] = -1
-                return ids, scores
+                # exact search masks instead of over-fetching; s is ours, so mask it in place
+                return topk(s, fetch, exclude=ex_b, overwrite=True)
         dist, ids = self._index.search(q, fetch)
         scores = -dist if self.metric == "l2" else dist
         scores = np.where(ids < 0, -np.inf, scores).astype(np.float32)
@@ -290,16 +285,6 @@ def _normalize(x: np.ndarray) -> np.ndarray:
     return np.divide(x, n, out=np.zeros_like(x), where=n > 0).astype(np.float32, copy=False)
 
 
-def _drop_excluded(ids: np.ndarray, scores: np.ndarray, ex: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Remove excluded ids from each row (keeping order) and keep the first ``k``; pad with -1 / -inf."""
-    b, f = ids.shape
-    n_items = np.int64(ex.shape[1])
-    # (row, item) pairs as one int64 key each; membership by np.isin
-    ex_keys = np.repeat(np.arange(b, dtype=np.int64), np.diff(ex.indptr)) * n_items + ex.indices
-    cand_keys = np.arange(b, dtype=np.int64)[:, None] * n_items + np.where(ids >= 0, ids, 0)
-    keep = ~np.isin(cand_keys, ex_keys) & (ids >= 0)
-    order = np.argsort(~keep, axis=1, kind="stable")  # kept entries first, original order
-    ids_k = np.take_along_axis(ids, order, axis=1)[:, :k]
-    sc_k = np.take_along_axis(scores, order, axis=1)[:, :k]
-    valid = np.take_along_axis(keep, order, axis=1)[:, :k]
-    return np.where(valid, ids_k, -1), np.where(valid, sc_k, -np.inf).astype(np.float32)
+def _explicit_cuda(device: Any) -> bool:
+    """Whether the caller named CUDA (a string or ``torch.device``) rather than ``"auto"``."""
+    return device is not None and device != "auto" and str(device).startswith("cuda")

@@ -101,5 +101,7 @@ def test_recommend_never_returns_asked_items_even_with_tiny_catalogue():
     s = ElicitationSession(PopularityPolicy(), m)
     for _ in range(3):
         s.answer(s.ask(), "dislike")
-    ids, _ = s.recommend(10)
-    assert len(ids) == 1 and ids[0] not in [i for i, _ in s.history]
+    ids, scores = s.recommend(10)
+    # the one top-k rule: width min(k, n_items), the one unasked item, then -1 / -inf padding
+    assert len(ids) == 4 and ids[0] >= 0 and ids[0] not in [i for i, _ in s.history]
+    assert (ids[1:] == -1).all() and np.isneginf(scores[1:]).all()

@@ -26,6 +26,10 @@ def test_hits_matrix_ignores_padding():
     top = np.array([[-1, 0]])
     truth = sp.csr_matrix(np.array([[1, 0]], np.float32))
     assert hits_matrix(top, truth).tolist() == [[False, True]]
+    # -1 never matches, even a truth item in the last column (the sentinel's neighbour)
+    top = np.array([[-1, 1, -1], [-1, -1, -1]])
+    truth = sp.csr_matrix(np.array([[0, 1], [1, 1]], np.float32))
+    assert hits_matrix(top, truth).tolist() == [[False, True, False], [False, False, False]]
 
 
 def test_recall_precision_hitrate_by_hand():

@@ -47,6 +47,19 @@ def test_rank_and_score_exclusion_and_batches():
     assert res[("recall", 2)][0] == pytest.approx(0.5)
 
 
+def test_rank_and_score_padding_is_never_a_hit():
+    """Fewer candidates left than k: the one top-k pads with -1, which scores as a miss, and an
+    excluded truth item is never counted even when the ranking runs short."""
+    scores = np.array([[5, 4, 3, 2]], np.float32)
+    truth = sp.csr_matrix(np.array([[1, 0, 0, 1]], np.float32))
+    exclude = sp.csr_matrix(np.array([[1, 1, 1, 0]], np.float32))
+    res = rank_and_score(lambda rows: scores[rows], truth, exclude=exclude, candidates=None, ks=(1, 4))
+    assert res[("recall", 1)][0] == pytest.approx(0.5)  # item 3 is the only item left
+    assert res[("recall", 4)][0] == pytest.approx(0.5)  # item 0 (excluded) is never a hit
+    assert res[("precision", 4)][0] == pytest.approx(0.25)
+    assert res[("coverage", 4)][0] == pytest.approx(0.25)  # padding is not an item
+
+
 def test_rank_and_score_batched_equals_unbatched(rng=np.random.default_rng(0)):
     scores = rng.random((50, 30)).astype(np.float32)
     truth = sp.random(50, 30, density=0.2, random_state=1, format="csr")
