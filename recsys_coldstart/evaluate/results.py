@@ -327,12 +327,22 @@ def flatten_records(doc: Any) -> list[dict]:
     return []
 
 
+def dumps_cell(doc: Mapping[str, Any]) -> str:
+    """A cell document as JSON text: the header indented, then one record per line (small
+    enough to read on GitHub, one line per number in a diff)."""
+    head = {k: v for k, v in doc.items() if k != "records"}
+    text = json.dumps(head, indent=1, default=str)
+    recs = ",\n".join("  " + json.dumps(r, default=str) for r in doc.get("records", []))
+    return text[:-2] + ',\n "records": [\n' + recs + "\n ]\n}\n"
+
+
 def write_cell(records: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Path:
-    """Write one cell's records as a cell file (:func:`cell_document`); returns the path."""
+    """Write one cell's records as a cell file (:func:`cell_document`, :func:`dumps_cell`);
+    returns the path."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(json.dumps(cell_document(records), indent=1, default=str))
+    tmp.write_text(dumps_cell(cell_document(records)))
     tmp.replace(p)  # a crash mid-write never leaves half a cell that resume would trust
     return p
 
