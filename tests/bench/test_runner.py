@@ -142,7 +142,7 @@ def test_elicitation_cells(tmp_path):
     pytest.importorskip("implicit")
     doc = {"name": "e", "seeds": [0], "datasets": [{"name": "synthetic", "splits": [], "options": SYN}],
            "elicitation": [{"dataset": "synthetic", "split": "user-cold", "model": "als",
-                            "model_config": {"factors": 8, "n_epochs": 2, "num_threads": 1},
+                            "model_config": {"dim": 8, "n_epochs": 2, "num_threads": 1},
                             "policies": ["random", "popularity"], "budget": 3}]}
     s = run_suite(parse_suite(doc, models=MODELS, policies=policy_classes()), tmp_path)
     assert len(s.ok) == 2 and not s.failed
