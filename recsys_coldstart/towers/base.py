@@ -11,15 +11,14 @@ Used by :mod:`recsys_coldstart.distill` and :mod:`recsys_coldstart.coldstart`; t
   ``(U, V)`` pair, or (when nothing is given) a quick truncated SVD of the train matrix.
 - :class:`TowerConfig` / :class:`ColdStartTowerConfig`: the config fields every tower model
   shares, validated at construction.
-- :func:`train_epochs`: the epoch loop (early stopping on a validation score, best-state
-  restore, ``callback``, progress bar).
+- :meth:`TowerRecommender._train_loop`: the models' fit tail on the package's one fit loop
+  (:func:`recsys_coldstart.train.fit_loop`): early stopping on ``val_{val_metric}@{eval_k}``
+  with the start state as a candidate, best-state restore, ``callback``, progress bar.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,13 +27,20 @@ from typing import Any, ClassVar
 import numpy as np
 import scipy.sparse as sp
 import torch
-from torch import nn
 
 from recsys_coldstart.base import EmbeddingRecommender, topk
 from recsys_coldstart.config import Config, at_least, between, greater_than, one_of
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.foldin import TOWER_FOLD_IN_MODES, apply_fold_in, fit_fold_in
 from recsys_coldstart.towers.blocks import ContentMap, feature_scale, scaled, to_torch
+from recsys_coldstart.train import (
+    VAL_METRICS,
+    ValidationPlan,
+    fit_loop,
+    log_key,
+    score_factors,
+    validation_plan,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -101,78 +107,21 @@ def warm_mask(m: sp.csr_matrix, axis: int) -> np.ndarray:
     return np.bincount(sp.csr_matrix(m).indices, minlength=m.shape[1]) > 0
 
 
-def quick_val_recall(user_factors: np.ndarray, item_factors: np.ndarray, train: Interactions,
-                     val: Interactions, k: int = 20, max_users: int = 2000) -> float:
-    """Recall@k of val positives, for early stopping only.
+VAL_MAX_USERS = 2000
+"""Tower validation scores at most this many val users (the first ones): it runs every epoch."""
 
-    Items are ranked the way the split is evaluated: when every val item is cold (no train
-    interaction, an item-cold split) among the cold items only, as the ``cold-item`` segment
-    does; otherwise over all items with each user's train items excluded.
+
+def tower_validation_plan(train: Interactions, val: Interactions | None, k: int = 20) -> ValidationPlan | None:
+    """The validation plan of a tower model (:func:`recsys_coldstart.train.validation_plan`).
+
+    Every user with a val positive counts (tower models embed users without history from their
+    features), at most :data:`VAL_MAX_USERS` of them; on an item-cold split the users rank the
+    cold items only, as the ``cold-item`` segment does. None without val positives.
     """
-    users = np.flatnonzero(np.diff(val.user_items.indptr) > 0)[:max_users]
-    if len(users) == 0:
-        return float("nan")
-    truth = val.user_items[users].tocsr()
-    cold = ~warm_mask(train.user_items, 0)
-    if cold[truth.indices].all():
-        cand = np.flatnonzero(cold)
-        ids, _ = topk(user_factors[users] @ item_factors[cand].T, k, candidates=cand)
-    else:
-        ids, _ = topk(user_factors[users] @ item_factors.T, k, exclude=train.user_items[users])
-    hits = np.asarray(truth[np.arange(len(users))[:, None], ids].todense()) > 0
-    n = np.diff(truth.indptr)
-    return float((hits.sum(1) / np.minimum(n, k)).mean())
-
-
-def train_epochs(*, n_epochs: int, epoch_fn: Callable[[int], dict[str, float]],
-                 state_module: nn.Module, val_fn: Callable[[], float] | None = None, patience: int | None = None,
-                 callback: Callable[[int, dict[str, float]], bool | None] | None = None,
-                 show_progress: bool = False, desc: str = "epochs") -> list[dict[str, float]]:
-    """Run ``epoch_fn(epoch) -> logs`` for up to ``n_epochs`` epochs.
-
-    With ``val_fn`` (higher is better) the starting state is scored too, the best state of
-    ``state_module`` (possibly the starting one, e.g. a closed-form initialisation that training
-    did not improve on) is restored at the end, and training stops after ``patience`` epochs
-    without improvement. ``callback(epoch, logs)`` returning True stops training. Returns the
-    per-epoch logs.
-    """
-    history: list[dict[str, float]] = []
-    best, best_state, bad = -np.inf, None, 0
-    if val_fn is not None:
-        start = float(val_fn())
-        if np.isfinite(start):
-            best, best_state = start, copy.deepcopy(state_module.state_dict())
-        logger.info("%s before training: val_recall@20 %.4f", desc, start)
-    it = range(n_epochs)
-    if show_progress:
-        from tqdm.auto import tqdm
-
-        it = tqdm(it, desc=desc)
-    for epoch in it:
-        t0 = time.perf_counter()
-        logs = dict(epoch_fn(epoch))
-        logs["seconds"] = time.perf_counter() - t0
-        stop = False
-        if val_fn is not None:
-            score = float(val_fn())
-            logs["val_recall@20"] = score
-            if epoch == 0:
-                logs["val_recall@20_start"] = start
-            if score > best:
-                best, bad = score, 0
-                best_state = copy.deepcopy(state_module.state_dict())
-            else:
-                bad += 1
-                stop = patience is not None and bad >= patience
-        history.append(logs)
-        logger.info("%s epoch %d: %s", desc, epoch, {k: round(v, 4) for k, v in logs.items()})
-        if callback is not None and callback(epoch, logs):
-            stop = True
-        if stop:
-            break
-    if best_state is not None:
-        state_module.load_state_dict(best_state)
-    return history
+    if val is None or not val.nnz:
+        return None
+    return validation_plan(train, val, ks=(k,), need_history=False, cold_items=True, max_users=VAL_MAX_USERS,
+                           sample_seed=None)
 
 
 CONTENT_INIT_MODES: tuple[str, ...] = ("map", "random")
@@ -198,8 +147,13 @@ class TowerConfig(Config):
     batch_size : int
         Train positives per step (>= 1).
     patience : int or None
-        Early stopping: epochs without a better validation Recall@20 before stopping (>= 1);
-        None = train all ``n_epochs``. Only used when ``fit`` gets ``val``.
+        Early stopping: evaluations (one per epoch) without a better ``val_{val_metric}@{eval_k}``
+        before stopping (>= 1); None = train all ``n_epochs``. Only used when ``fit`` gets
+        ``val``. The state before training (e.g. the content map) is a candidate too.
+    val_metric : {"recall", "ndcg"}
+        The early-stopping metric (both are logged, from one ranking).
+    eval_k : int
+        Cutoff of the validation metrics (>= 1).
     n_negatives : int
         Sampled warm items added to each batch's candidates (>= 0).
     fold_in : {"tower", "ridge"}
@@ -220,6 +174,8 @@ class TowerConfig(Config):
     lr: float = field(default=1e-3, metadata=greater_than(0))
     batch_size: int = field(default=1024, metadata=at_least(1, integer=True))
     patience: int | None = field(default=5, metadata=at_least(1, integer=True, none=True))
+    val_metric: str = field(default="recall", metadata=one_of(*VAL_METRICS))
+    eval_k: int = field(default=20, metadata=at_least(1, integer=True))
     n_negatives: int = field(default=256, metadata=at_least(0, integer=True))
     fold_in: str = field(default="ridge", metadata=one_of(*TOWER_FOLD_IN_MODES))
     fold_in_k: int = field(default=3, metadata=at_least(1, integer=True))
@@ -309,7 +265,8 @@ class TowerRecommender(EmbeddingRecommender):
 
         ``tables[side] = (vectors (n_rows, p), warm mask (n_rows,))``: the map is fitted on the
         warm rows' scaled features and vectors and stored as fitted attributes ``{side}_cmap_*_``.
-        With ``content_blend=None`` its k-NN weight is chosen on ``val`` (Recall@20 of the start:
+        With ``content_blend=None`` its k-NN weight is chosen on ``val`` (the early-stopping
+        metric, ``val_{val_metric}@{eval_k}``, of the start:
         warm rows keep their vectors, rows without one get the estimate; 0.5 without val). The
         estimates of every train row are cached for training, leave-one-out for warm rows (a warm
         row is never its own neighbour), so training sees the map as cold rows will.
@@ -327,14 +284,16 @@ class TowerRecommender(EmbeddingRecommender):
             cmap = ContentMap.fit(x[rows], table[rows], c.content_ridge, c.content_neighbors, blend)
             own = np.full(x.shape[0], -1, np.int64)
             own[rows] = np.arange(len(rows))
-            if c.content_blend is None and val is not None and val.nnz:
+            plan = tower_validation_plan(train, val, c.eval_k) if c.content_blend is None else None
+            if plan is not None:
                 lin, knn = cmap.parts(x, self_index=own)
                 other = tables["item" if side == "user" else "user"][0]
+                key = log_key(c.val_metric, c.eval_k)
 
-                def score(est, side=side, table=table, warm=warm, other=other):
+                def score(est, side=side, table=table, warm=warm, other=other, plan=plan, key=key):
                     start = np.where(warm[:, None], table, est).astype(np.float32)
                     u, v = (start, other) if side == "user" else (other, start)
-                    return quick_val_recall(u, v, train, val)
+                    return score_factors(plan, u, v)[key]
 
                 scores = cmap.select_blend(lin, knn, score)
                 logger.info("%s %s content map: val recall by k-NN blend %s -> %.2f", type(self).__name__, side,
@@ -385,20 +344,25 @@ class TowerRecommender(EmbeddingRecommender):
                     callback: Callable | None, desc: str) -> None:
         """The shared fit tail of every tower model.
 
-        Runs :func:`train_epochs` (early stopping on the val Recall of the current factors when
-        ``val`` has positives), stores ``history_``, moves the nets to the CPU and calls
+        Runs :func:`recsys_coldstart.train.fit_loop` (one evaluation per epoch when ``val`` has
+        positives: ``val_ndcg@eval_k`` and ``val_recall@eval_k`` of the current factors, early
+        stopping on ``val_metric`` with the start state as a candidate), stores ``history_`` and
+        ``best_epoch_`` (0: the start state was kept), moves the nets to the CPU and calls
         ``finalize()`` once more so ``user_factors_`` / ``item_factors_`` come from the best weights.
         """
         c = self.config
-        val_fn = None
-        if val is not None and val.nnz:
-            def val_fn() -> float:
-                finalize()
-                return quick_val_recall(self.user_factors_, self.item_factors_, train, val)
+        plan = tower_validation_plan(train, val, c.eval_k)
 
-        self.history_ = train_epochs(n_epochs=c.n_epochs, epoch_fn=epoch_fn, state_module=self._nets,
-                                     val_fn=val_fn, patience=c.patience, callback=callback,
-                                     show_progress=c.show_progress, desc=desc)
+        def validate() -> dict[str, float]:
+            finalize()
+            return score_factors(plan, self.user_factors_, self.item_factors_)
+
+        result = fit_loop(epoch_fn, n_epochs=c.n_epochs, validate=validate if plan is not None else None,
+                          monitor=log_key(c.val_metric, c.eval_k), eval_every=1, patience=c.patience,
+                          score_start=True, module=self._nets, callback=callback, show_progress=c.show_progress,
+                          desc=desc, diverged_hint=f" (lr={c.lr}); lower the learning rate")
+        self.history_ = result.history
+        self.best_epoch_ = int(result.best_epoch)
         self._to_cpu()
         finalize()
         self._train_est = {}  # training-only cache of the content map's estimates

@@ -163,7 +163,7 @@ def test_map_start_is_the_content_map(name, splits):
 def test_training_keeps_the_start_when_it_never_improves():
     import torch
 
-    from recsys_coldstart.towers.base import train_epochs
+    from recsys_coldstart.train import fit_loop
 
     net = torch.nn.Linear(2, 1)
     with torch.no_grad():
@@ -174,14 +174,15 @@ def test_training_keeps_the_start_when_it_never_improves():
             net.weight.sub_(1.0)
         return {"loss": 0.0}
 
-    hist = train_epochs(n_epochs=3, epoch_fn=worse, state_module=net, val_fn=lambda: float(net.weight.detach().sum()),
-                        patience=None)
-    assert len(hist) == 3 and hist[-1]["val_recall@20"] < hist[0]["val_recall@20"] < 2.0
+    hist = fit_loop(worse, n_epochs=3, module=net, validate=lambda: {"val_recall@20": float(net.weight.detach().sum())},
+                    score_start=True).history
+    assert len(hist["epoch"]) == 3 and hist["val_recall@20"][-1] < hist["val_recall@20"][0] < 2.0
     assert float(net.weight.detach().sum()) == 2.0  # the starting state (val 2.0) is restored
 
 
 def test_item_cold_early_stopping_ranks_among_cold_items(splits):
-    from recsys_coldstart.towers.base import quick_val_recall
+    from recsys_coldstart.towers.base import tower_validation_plan
+    from recsys_coldstart.train import score_factors
 
     s = splits["item-cold"]
     cold = np.diff(s.train.user_items.tocsc().indptr) == 0
@@ -189,5 +190,5 @@ def test_item_cold_early_stopping_ranks_among_cold_items(splits):
     U = np.ones((n_users, 1), np.float32)
     V = np.where(cold, 0.0, 10.0)[:, None].astype(np.float32)  # warm items far above every cold one
     V[cold] += np.random.default_rng(0).random((int(cold.sum()), 1)).astype(np.float32)
-    among_cold = quick_val_recall(U, V, s.train, s.val)
+    among_cold = score_factors(tower_validation_plan(s.train, s.val), U, V)["val_recall@20"]
     assert among_cold > 0  # warm items do not crowd the cold val items out of the top 20

@@ -93,7 +93,7 @@ def test_distilled_student_keeps_teacher_accuracy_item_cold(item_cold, teacher_i
 def test_other_distillation_losses_train(loss, item_cold, teacher_ic):
     st = Student(distill_loss=loss, dim=16, hidden=(16,), n_epochs=2, patience=None).fit(
         item_cold.train, teacher=teacher_ic)
-    assert np.isfinite(st.history_[-1]["distill"])
+    assert np.isfinite(st.history_["distill"][-1])
     assert _ndcg(st, item_cold, "cold-item") > 0
 
 
@@ -141,7 +141,7 @@ def test_callback_stops_training(item_cold):
     seen = []
     t = TwoTowerTeacher(dim=16, hidden=(16,), n_epochs=5, patience=None).fit(
         item_cold.train, callback=lambda e, logs: seen.append(logs["loss"]) or e >= 0)
-    assert len(seen) == 1 and len(t.history_) == 1
+    assert len(seen) == 1 and len(t.history_["epoch"]) == 1
 
 
 def test_distill_demo_returns_numbers(item_cold):
