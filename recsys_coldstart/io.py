@@ -340,6 +340,8 @@ def save_model(model: Any, path: str | os.PathLike, *, meta: dict[str, Any] | No
     if not cls.__module__.startswith("recsys_coldstart."):
         raise TypeError(f"only recsys_coldstart models can be saved, not {cls.__module__}.{cls.__name__}")
     target = Path(path)
+    if target.is_symlink():
+        target = target.resolve()  # replace the folder the link points to; the link stays valid
     arrays = fitted_arrays(model)
     for name, a in arrays.items():
         bad = 0 if name.startswith("history") else _nonfinite(a)
@@ -349,7 +351,7 @@ def save_model(model: Any, path: str | os.PathLike, *, meta: dict[str, Any] | No
     doc = {"format": FORMAT_VERSION, "class": f"{cls.__module__}:{cls.__qualname__}",
            "config": config_to_dict(getattr(model, "config", None)), "meta": _jsonable(meta or {})}
     text = json.dumps(doc, indent=2)
-    if target.is_symlink() or (target.exists() and not target.is_dir()):
+    if target.exists() and not target.is_dir():
         raise DataError(f"{target}: exists and is not a folder; refusing to replace it with a model")
     if target.is_dir() and any(target.iterdir()) and not (
             (target / MANIFEST_FILE).is_file() or (target / CONFIG_FILE).is_file()):

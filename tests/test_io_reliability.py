@@ -167,6 +167,14 @@ def test_overwrite_replaces_and_cleans_leftovers(tmp_path, pop_model, graph_mode
     assert not (tmp_path / "m" / "weights.pt").exists()  # nothing of the old folder survives
 
 
+def test_save_through_a_symlink_replaces_its_target(tmp_path, pop_model, graph_model):
+    save_model(graph_model, tmp_path / "v1")
+    (tmp_path / "latest").symlink_to(tmp_path / "v1")
+    save_model(pop_model, tmp_path / "latest")
+    assert (tmp_path / "latest").is_symlink()
+    assert same_model(load_model(tmp_path / "v1"), pop_model)
+
+
 def test_load_never_reads_temp_folders(tmp_path, pop_model):
     save_model(pop_model, tmp_path / "m")
     (tmp_path / "m").rename(tmp_path / ".m.tmp-999999999-abcd")
