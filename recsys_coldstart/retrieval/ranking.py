@@ -8,9 +8,12 @@ The rule, shared by :func:`topk` and every back end of
   so an item scored ``-inf`` is still returned when it is not excluded;
 - a row with fewer admissible items than the width is padded with id ``-1`` (:data:`PAD_ID`)
   and score ``-inf``, after its admissible items: ``ids >= 0`` marks the real results;
-- equal scores rank in column order (lower item index first; with ``candidates``, earlier in
-  ``candidates`` first), at the ``k`` boundary too, so the result does not depend on the device
-  or on ``torch.topk``'s internal order. The faiss back ends keep faiss's order among ties.
+- ties keep ``torch.topk``'s order (faiss's for the faiss back ends): implementation-defined,
+  deterministic for a given device and torch build, and not guaranteed equal between CPU and
+  CUDA. Lower-index-first was tried and rejected: item indices follow raw ids, and on ml-100k
+  (ids roughly by popularity) it lifted ALS's cold-item recall@20 (all cold items tie at 0)
+  from 0.058 to 0.399, a leak rather than a ranking. A tie rule for evaluation (random or
+  pessimistic) is a separate decision.
 """
 
 from __future__ import annotations
@@ -28,11 +31,11 @@ def topk(scores: Any, k: int, *, exclude: Any = None, candidates: np.ndarray | N
          overwrite: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Top-``k`` of each row of ``scores``, never an excluded item, padded with ``-1`` / ``-inf``.
 
-    Ranking: higher score first; equal scores in increasing column order (stable), including at
-    the ``k`` boundary. The selection is ``torch.topk`` (fetching ``k + 1`` to detect a tie at the
-    boundary); only rows with such a tie, or whose ``k``-th score is ``-inf``, are re-ranked by
-    a pass over their full row, so float scores pay for the stable order with two sorts of
-    ``(b, k)``.
+    Ranking: higher score first, by ``torch.topk`` over the scores with the excluded cells set
+    to ``-inf``. Ties keep ``torch.topk``'s order (see the module notes: not index order, on
+    purpose). Only rows whose ``k``-th score is ``-inf`` while items are excluded are finished
+    by a pass over their row, which drops the excluded items, keeps any other ``-inf`` item
+    (in column order) and pads.
 
     Parameters
     ----------
@@ -86,24 +89,16 @@ def topk(scores: Any, k: int, *, exclude: Any = None, candidates: np.ndarray | N
         if not (owned or overwrite):
             s = s.clone()
         s[ex] = -torch.inf
-    vals, idx = torch.topk(s, min(width + 1, n_cols), dim=1)
-    kth = vals[:, width - 1]
-    # rows whose k-th score ties with the next one (the boundary is torch.topk's choice) or is
-    # -inf (excluded cells, padding, or -inf scores mixed with them) are re-ranked exactly
-    redo = torch.isneginf(kth)
-    if width < n_cols:
-        redo |= vals[:, width] == kth
-    vals, idx = vals[:, :width], idx[:, :width]
-    # stable order inside the k: columns ascending, then a stable sort by score
-    idx, perm = torch.sort(idx, dim=1)
-    vals = torch.gather(vals, 1, perm)
-    vals, perm = torch.sort(vals, dim=1, descending=True, stable=True)
-    idx = torch.gather(idx, 1, perm)
-    redo_rows = torch.nonzero(redo).flatten()
-    if len(redo_rows):
-        idx[redo_rows], vals[redo_rows] = _rerank_rows(s, redo_rows, kth[redo_rows], width, ex)
-    ids = idx.cpu().numpy().astype(np.int64, copy=False)
-    out = vals.cpu().numpy().astype(dtype, copy=False)
+    vals, idx = torch.topk(s, width, dim=1)
+    if ex is not None:
+        # a -inf k-th score may be an excluded cell: those rows are padded (and keep any
+        # non-excluded -inf item); every other row holds only admissible items
+        redo_rows = torch.nonzero(torch.isneginf(vals[:, -1])).flatten()
+        if len(redo_rows):
+            idx[redo_rows] = _pad_rows(s, redo_rows, vals[redo_rows], idx[redo_rows], ex)
+    # numpy-owned copies (b x k, cheap): views of torch memory refuse some numpy flag changes
+    ids = np.array(idx.cpu().numpy(), dtype=np.int64)
+    out = np.array(vals.cpu().numpy(), dtype=dtype)
     if cand is not None:
         ids = np.where(ids >= 0, cand[np.maximum(ids, 0)], PAD_ID)
     return ids, out
@@ -162,38 +157,34 @@ def _excluded(exclude: Any, b: int, n_cols: int, cand: np.ndarray | None, device
     return torch.from_numpy(rows).to(device), torch.from_numpy(cols).to(device)
 
 
-def _rerank_rows(s: Any, rows: Any, kth: Any, width: int, ex: Any) -> tuple[Any, Any]:
-    """Exact stable top-``width`` of ``s[rows]`` given each row's ``width``-th score ``kth``.
+def _pad_rows(s: Any, rows: Any, vals: Any, top: Any, ex: Any) -> Any:
+    """Ids for rows of ``s`` whose top-k ends in ``-inf``: the finite part as ``torch.topk`` gave
+    it, then the row's non-excluded ``-inf`` items in column order, then ``-1``.
 
-    Everything above ``kth`` is in; items equal to ``kth`` (admissible ones only: excluded cells
-    hold ``-inf``) fill the rest in column order; a row short of ``width`` is padded.
+    ``vals``, ``top``: those rows' top-k scores and column ids (b_r, width), best first;
+    returns int64 (b_r, width).
     """
     import torch
 
-    sub = s[rows]
-    r = sub.shape[0]
-    gt = (sub > kth[:, None]) | torch.isnan(sub)
-    eq = sub == kth[:, None]
-    # excluded cells hold -inf, so only a -inf kth could take them
+    r, width = vals.shape
+    n_top = (~torch.isneginf(vals)).sum(1, keepdim=True)  # finite (or NaN) scores come first
+    pos = torch.arange(width, device=s.device)[None, :]
+    idx = torch.where(pos < n_top, top, torch.full_like(top, PAD_ID))
+    # excluded cells hold -inf, so the -inf items that are not excluded fill the rest
+    left = torch.isneginf(s[rows])
     if isinstance(ex, torch.Tensor):
-        eq &= ~ex[rows]
-    elif ex is not None:
+        left &= ~ex[rows]
+    else:
         where = torch.full((s.shape[0],), -1, dtype=torch.int64, device=s.device)
         where[rows] = torch.arange(r, device=s.device)
         hit = where[ex[0]]
         m = hit >= 0
-        eq[hit[m], ex[1][m]] = False
-    need = width - gt.sum(1, keepdim=True)
-    sel = gt | (eq & (torch.cumsum(eq, dim=1) <= need))
-    sel_r, sel_c = torch.nonzero(sel, as_tuple=True)  # row-major: columns ascending within a row
-    count = sel.sum(1)
-    pos = torch.arange(len(sel_r), device=s.device) - (torch.cumsum(count, 0) - count)[sel_r]
-    idx = torch.full((r, width), PAD_ID, dtype=torch.int64, device=s.device)
-    vals = torch.full((r, width), -torch.inf, dtype=s.dtype, device=s.device)
-    idx[sel_r, pos] = sel_c
-    vals[sel_r, pos] = sub[sel_r, sel_c]
-    vals, perm = torch.sort(vals, dim=1, descending=True, stable=True)  # padding stays last
-    return torch.gather(idx, 1, perm), vals
+        left[hit[m], ex[1][m]] = False
+    rank = torch.cumsum(left, dim=1)
+    take = left & (rank <= width - n_top)
+    tr, tc = torch.nonzero(take, as_tuple=True)
+    idx[tr, n_top[tr, 0] + rank[tr, tc] - 1] = tc
+    return idx
 
 
 def drop_excluded(ids: np.ndarray, scores: np.ndarray, exclude: sp.csr_matrix,
