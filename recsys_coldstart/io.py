@@ -718,9 +718,9 @@ def _check_weights(file: Path) -> None:
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        found = re.search(r"Unsupported global: GLOBAL [\w.]+", str(e))
+        found = re.search(r"WeightsUnpickler error:\s*([^\n]+)", str(e))
         raise ModelFileError(f"{file}: refused, not a plain tensor file (torch.load(weights_only=True) failed"
-                             f"{': ' + found.group(0) if found else ''})") from None
+                             f"{': ' + found.group(1).strip()[:120] if found else ''})") from None
     except EOFError:
         raise ModelFileError(f"{file}: empty or truncated torch file") from None
     except Exception as e:  # noqa: BLE001 - torch raises RuntimeError, zipfile errors, ...
