@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 # An integer literal as it would be written by str(int): no sign "+", no leading zeros, no "-0".
 _INT_LITERAL = r"-?[1-9][0-9]{0,18}|0"
 _INT64_MAX = "9223372036854775807"
+_INT64_MIN_ABS = "9223372036854775808"
 _FLOAT_EXACT = 2.0**53
 
 
@@ -49,7 +50,10 @@ def parse_text_ids(values: pd.Series) -> pd.Series:
         if bool(s.fullmatch(_INT_LITERAL).all()):
             digits = s.lstrip("-")
             big = (digits.str.len() == 19).to_numpy()
-            if not big.any() or not (digits[big] > _INT64_MAX).any():  # equal length: text order == numeric order
+            neg = s.startswith("-").to_numpy()
+            # Equal length: text order == numeric order; int64 reaches -2**63 but only 2**63 - 1.
+            if not big.any() or not ((digits[big & ~neg] > _INT64_MAX).any()
+                                     or (digits[big & neg] > _INT64_MIN_ABS).any()):
                 arr = np.asarray(text.to_numpy(), dtype=str)
                 return pd.Series(arr.astype(np.int64), index=values.index)
     return pd.Series(text.to_numpy(), index=values.index, dtype=object)

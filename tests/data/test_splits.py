@@ -152,3 +152,53 @@ def test_bad_arguments(synthetic):
     tiny = Interactions.from_csr(sp.csr_matrix(np.ones((2, 2))))
     with pytest.raises(DataError, match="too few"):
         user_cold_split(tiny)
+
+
+# ------------------------------------------------------------ cold users left without a query (defect 7)
+def _degrees_table(degrees) -> Interactions:
+    rows = np.repeat(np.arange(len(degrees)), degrees)
+    cols = np.concatenate([np.arange(d) for d in degrees])
+    m = sp.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)), shape=(len(degrees), max(degrees)))
+    return Interactions.from_csr(m, name="tiny")
+
+
+@pytest.mark.parametrize("k", [0, 1, 3, 5])
+def test_user_cold_counts_users_without_query(k, caplog):
+    data = _degrees_table([1, 2, 3, 4, 5, 6, 7, 8] * 20)
+    deg = data.user_degrees()
+    with caplog.at_level("WARNING"):
+        s = user_cold_split(data, n_support=k, random_state=0)
+    for users, dropped in ((s.test_users, s.dropped_test_users), (s.val_users, s.dropped_val_users)):
+        assert np.array_equal(dropped, users[deg[users] <= k])  # fewer than K+1 positives
+        assert np.diff(s.test.user_items.indptr)[np.setdiff1d(s.test_users, s.dropped_test_users)].min() > 0
+    note = s.coverage_note()
+    if len(s.dropped_test_users) + len(s.dropped_val_users):
+        assert note.startswith(f"{len(s.dropped_test_users)} of {len(s.test_users)} test and "
+                               f"{len(s.dropped_val_users)} of {len(s.val_users)} val cold users")
+        assert f"fewer than K+1={k + 1} positives" in note and note in caplog.text
+    else:
+        assert note is None and "not evaluated" not in caplog.text
+    # the drop never moves users: the cold draw is the same for every K
+    assert np.array_equal(s.test_users, user_cold_split(data, n_support=0, random_state=0).test_users)
+
+
+def test_user_cold_with_nobody_to_evaluate_raises():
+    data = _degrees_table([1, 2, 3] * 10)
+    with pytest.raises(DataError, match=r"K=500 leaves no test cold user with a held-out positive.*--k-support"):
+        user_cold_split(data, n_support=500, random_state=0)
+    with pytest.raises(DataError, match="no test cold user"):
+        make_split(data, "user-cold", n_support=3, random_state=0)
+
+
+def test_other_kinds_drop_nobody(synthetic):
+    for kind in ("warm", "item-cold"):
+        s = make_split(synthetic, kind)
+        assert len(s.dropped_test_users) == len(s.dropped_val_users) == 0 and s.coverage_note() is None
+
+
+@pytest.mark.parametrize("k,n_test,n_val", [(3, 0, 0), (10, 8, 7), (20, 23, 31)])
+def test_ml100k_user_cold_dropped_counts(ml100k_dir, k, n_test, n_val):
+    from recsys_coldstart.data import load_dataset
+
+    s = user_cold_split(load_dataset("ml-100k", ml100k_dir), n_support=k, random_state=0)
+    assert (len(s.test_users), len(s.dropped_test_users), len(s.dropped_val_users)) == (94, n_test, n_val)

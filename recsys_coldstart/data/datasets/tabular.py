@@ -259,10 +259,23 @@ def read_table(table: TableLike, *, sep: str | None = None, encoding: str = "utf
     return df, source, is_text
 
 
-def _read_text(path: Path, source: str, *, sep: str | None, encoding: str, what: str,
-               id_cols: tuple[str, ...]) -> pd.DataFrame:
+def _decompress_errors() -> tuple[type[BaseException], ...]:
+    """What a corrupt or cut-off compressed file raises (gzip/bz2: OSError/EOFError, xz: LZMAError, ...)."""
+    import lzma
     import zipfile
 
+    errors: tuple[type[BaseException], ...] = (OSError, EOFError, zipfile.BadZipFile, lzma.LZMAError)
+    try:
+        import zstandard
+
+        errors += (zstandard.ZstdError,)
+    except ImportError:
+        pass
+    return errors
+
+
+def _read_text(path: Path, source: str, *, sep: str | None, encoding: str, what: str,
+               id_cols: tuple[str, ...]) -> pd.DataFrame:
     comp = None
     used_sep = sep
     try:
@@ -275,6 +288,8 @@ def _read_text(path: Path, source: str, *, sep: str | None, encoding: str, what:
         raw_ids = [c for c in header if str(c).strip() in id_cols]
         na = {c: ([""] if c in raw_ids else _NA_MARKERS) for c in header}
         df = pd.read_csv(path, dtype={c: str for c in raw_ids}, keep_default_na=False, na_values=na, **kw)
+    except DataError:
+        raise
     except UnicodeDecodeError as e:
         raise DataError(
             f"{source}: cannot decode byte {e.object[e.start:e.start + 1]!r} at offset {e.start} as {encoding}; "
@@ -282,7 +297,7 @@ def _read_text(path: Path, source: str, *, sep: str | None, encoding: str, what:
         ) from e
     except pd.errors.EmptyDataError as e:
         raise DataError(f"{source}: the {what} file is empty") from e
-    except (OSError, EOFError, zipfile.BadZipFile) as e:  # a corrupt or cut-off compressed file
+    except _decompress_errors() as e:  # a corrupt or cut-off compressed file
         raise DataError(f"{source}: cannot read the {comp or what} file: {str(e).strip() or type(e).__name__}") from e
     except (pd.errors.ParserError, csv.Error, ValueError) as e:
         raise DataError(f"{source}: cannot parse the {what} file (sep={used_sep!r}): {str(e).strip()}") from e
@@ -290,8 +305,8 @@ def _read_text(path: Path, source: str, *, sep: str | None, encoding: str, what:
     if len(df):
         try:
             _check_last_line(path, comp, enc, used_sep, len(header), source, what)
-        except (OSError, EOFError) as e:
-            raise DataError(f"{source}: cannot read the {comp or what} file: {str(e).strip()}") from e
+        except _decompress_errors() as e:
+            raise DataError(f"{source}: cannot read the {comp or what} file: {str(e).strip() or type(e).__name__}") from e
     for c in df.columns:
         if c in id_cols:
             ids = df[c]
