@@ -156,6 +156,24 @@ class Student(TowerRecommender):
 
     config_class = StudentConfig
 
+    @classmethod
+    def search_space(cls, trial) -> dict[str, Any]:
+        """Optuna search space: config keyword arguments drawn from ``trial``.
+
+        Distillation weight λ in [0, 1] and temperature T 1-10 (Hinton et al. 2015 use T in
+        1-20; ranking distillation, Tang & Wang KDD 2018, weights the distillation term 0.1-1),
+        the student's own task temperature 0.05-1 and its lr 1e-4..1e-2 and dim 16-64 (a
+        student is meant to be small: the default is 32).
+        """
+        return {
+            "lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
+            "dim": trial.suggest_categorical("dim", [16, 32, 64]),
+            "lam": trial.suggest_float("lam", 0.0, 1.0),
+            "temperature": trial.suggest_float("temperature", 1.0, 10.0, log=True),
+            "task_temperature": trial.suggest_float("task_temperature", 0.05, 1.0, log=True),
+            "id_dropout": trial.suggest_float("id_dropout", 0.0, 0.7),
+        }
+
     def _build(self) -> None:
         c = self.config
         d_if = self.d_item_features_
