@@ -110,6 +110,22 @@ class Heater(PreferenceTowerModel):
 
     config_class = HeaterConfig
 
+    @classmethod
+    def search_space(cls, trial) -> dict[str, Any]:
+        """Optuna search space: config keyword arguments drawn from ``trial``.
+
+        Heater (Zhu et al., SIGIR 2020, Sec. 5): 5 experts in the randomized mixture (swept
+        1-10), dropout 0.5 (swept 0-1), the similarity-constraint weight α searched on a log
+        grid around 1 (here 0.01-10); Adam lr around 1e-3, dim 64-256 (paper 200).
+        """
+        return {
+            "lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
+            "dim": trial.suggest_categorical("dim", [64, 128, 256]),
+            "n_experts": trial.suggest_int("n_experts", 1, 10),
+            "dropout_prob": trial.suggest_float("dropout_prob", 0.1, 0.9),
+            "alpha": trial.suggest_float("alpha", 0.01, 10.0, log=True),
+        }
+
     def _build(self) -> None:
         c = self.config
         p, from_map = self._pref_width, c.content_init == "map"
