@@ -124,6 +124,25 @@ class ALDI(TowerRecommender):
 
     config_class = ALDIConfig
 
+    @classmethod
+    def search_space(cls, trial) -> dict[str, Any]:
+        """Optuna search space: config keyword arguments drawn from ``trial``.
+
+        ALDI (Huang et al., SIGIR 2023, Sec. 4.4): the three alignment weights (rating
+        distribution, ranking, identification) are searched on log grids around 1 (here
+        0.01-10 each), the teacher-qualification γ in 0-5 (paper's sensitivity study), the
+        identification temperature 0.05-1 and the supervised task weight 0-1; Adam lr 1e-4..1e-2.
+        """
+        return {
+            "lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
+            "alpha_rating": trial.suggest_float("alpha_rating", 0.01, 10.0, log=True),
+            "alpha_ranking": trial.suggest_float("alpha_ranking", 0.01, 10.0, log=True),
+            "alpha_ident": trial.suggest_float("alpha_ident", 0.01, 10.0, log=True),
+            "gamma": trial.suggest_float("gamma", 0.0, 5.0),
+            "ident_temperature": trial.suggest_float("ident_temperature", 0.05, 1.0, log=True),
+            "task_weight": trial.suggest_float("task_weight", 0.0, 1.0),
+        }
+
     def _build(self) -> None:
         c = self.config
         nets = {}
