@@ -145,7 +145,12 @@ class ItemKNN(BaseRecommender):
 
     @classmethod
     def search_space(cls, trial) -> dict[str, Any]:
-        """Optuna search space: config keyword arguments drawn from ``trial``."""
+        """Optuna search space: config keyword arguments drawn from ``trial``.
+
+        Dacrema et al. (RecSys 2019, "Are we really making much progress?") tune ItemKNN's
+        neighbourhood size in 5..1000 and shrink term in 0..1000; their best values on
+        MovieLens are a few hundred neighbours with shrinkage 0-100, the range searched here.
+        """
         return {
             "n_neighbors": trial.suggest_int("n_neighbors", 10, 500, log=True),
             "shrinkage": trial.suggest_float("shrinkage", 0.0, 100.0),
