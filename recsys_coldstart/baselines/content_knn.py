@@ -145,7 +145,11 @@ class ContentKNN(BaseRecommender):
 
     @classmethod
     def search_space(cls, trial) -> dict[str, Any]:
-        """Optuna search space: config keyword arguments drawn from ``trial``."""
+        """Optuna search space: config keyword arguments drawn from ``trial``.
+
+        Its few parameters: all items or the top 10-500 neighbours by feature cosine (the
+        content-KNN range of Dacrema et al., RecSys 2019), with or without idf weighting.
+        """
         use_k = trial.suggest_categorical("use_neighbors", [False, True])
         return {
             "n_neighbors": trial.suggest_int("n_neighbors", 10, 500, log=True) if use_k else None,
