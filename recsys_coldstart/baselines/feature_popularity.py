@@ -177,7 +177,12 @@ class FeaturePopularity(BaseRecommender):
 
     @classmethod
     def search_space(cls, trial) -> dict[str, Any]:
-        """Optuna search space: config keyword arguments drawn from ``trial``."""
+        """Optuna search space: config keyword arguments drawn from ``trial``.
+
+        Its two parameters: the sharpening power of the feature-segment popularity and the
+        shrinkage of a segment's mean towards the global one (0.5-16 and 1-1000, log scale:
+        a segment of a few users needs strong shrinkage, large ones almost none).
+        """
         return {
             "power": trial.suggest_float("power", 0.5, 16.0, log=True),
             "shrinkage": trial.suggest_float("shrinkage", 1.0, 1000.0, log=True),
