@@ -227,7 +227,8 @@ def register(app: typer.Typer) -> None:
             name = model
         res = evaluate(est, s, which=which, model_name=name, seed=seed_)
         secs = time.perf_counter() - t0
-        if float(res.loc[res.metric == "n_users", "value"].sum()) == 0:
+        n_eval = res.loc[res.metric == "n_users", "value"]
+        if res.empty or (len(n_eval) and float(n_eval.sum()) == 0):
             raise DataError(f"{s.name} ({s.kind} split, seed {seed_}): no user has held-out {which} positives, "
                             "so nothing was evaluated; the table is too small for this split")
         typer.echo(f"{name} on {s.name} ({s.kind}, seed {seed_}, {which}): {secs:.1f}s")

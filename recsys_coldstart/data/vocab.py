@@ -154,6 +154,9 @@ def _check_blank(texts: np.ndarray, column: str, source: str) -> None:
 class IdVocab:
     """Bijection between raw ids (any hashable: int, str) and contiguous indices ``0..n-1``.
 
+    The raw ids are kept exactly as given (``"007"`` stays ``"007"``, ``" 7"`` keeps its space);
+    the loaders decide what a column of ids becomes (:func:`parse_text_ids`, :func:`id_labels`).
+
     Parameters
     ----------
     ids : array-like of shape (n,)
