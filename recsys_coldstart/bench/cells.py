@@ -7,6 +7,9 @@ Extra fields a model cell records:
 - ``status`` (``"ok"`` / ``"error"``), ``cell``, ``suite``, ``record_type`` (``"metric"``,
   ``"curve"`` for per-epoch training logs, ``"elicitation"`` for one budget of an elicitation
   curve), ``fit_seconds``, ``eval_seconds``, ``n_epochs_run``;
+- ``tuned`` (None, or the study's budget and outcome: ``trials``, ``timeout_s``, ``metric``,
+  ``best_params``, ``default_won``, ...) and ``tuning`` (``"tuned"``, ``"default"``, or
+  ``"no-parameters"`` for a model with a tune budget but no ``search_space``);
 - ``capped`` (True when the training time cap, ``max_train_seconds``, stopped training: the
   numbers are not a converged model's) with ``max_train_seconds``; ``stopped_for_time`` is
   the same flag under its older name;
@@ -82,7 +85,8 @@ def _fit(model: Any, split, callback, teacher: Any) -> None:
 
 def run_model_cell(cell: Cell, split, *, cls: type, ks: Sequence[int], device: str | None,
                    max_train_seconds: float | None, command: str, extra: Mapping[str, Any],
-                   teacher: Any = None, fitted: dict | None = None) -> list[dict]:
+                   teacher: Any = None, fitted: dict | None = None,
+                   config: Mapping[str, Any] | None = None) -> list[dict]:
     """Fit and evaluate one model on one split; returns the records (raises on failure).
 
     Parameters
@@ -106,6 +110,8 @@ def run_model_cell(cell: Cell, split, *, cls: type, ks: Sequence[int], device: s
         Passed to ``fit`` for distilled students.
     fitted : dict, optional
         When given, the fitted model is stored in ``fitted[label]``.
+    config : mapping, optional
+        The config to run (a tuned one); default: the cell's ``model.config``.
 
     Returns
     -------
@@ -114,7 +120,7 @@ def run_model_cell(cell: Cell, split, *, cls: type, ks: Sequence[int], device: s
     m = cell.model
     assert m is not None
     t_start = time.perf_counter()
-    model = make_model(cls, m.config, seed=cell.seed, device=device)
+    model = make_model(cls, m.config if config is None else config, seed=cell.seed, device=device)
     rec = Recorder(max_train_seconds)
     _fit(model, split, rec, teacher)
     fit_s = time.perf_counter() - t_start

@@ -7,7 +7,10 @@ their own (a dict, or the registry's).
 
 Each cell writes ``OUT/cells/<cell id>.json`` (:func:`recsys_coldstart.evaluate.results.write_cell`):
 provenance (config, command, versions, machine, device, git commit) once per cell, then the
-records (see :mod:`recsys_coldstart.bench.cells` for their fields). A run is resumable: cells
+records (see :mod:`recsys_coldstart.bench.cells` for their fields). A model with a ``tune``
+budget is first tuned on the validation set of the first seed's split
+(:mod:`recsys_coldstart.bench.tuning`; study under ``OUT/tune/``), then its best config runs on
+every seed; records say ``tuned = {...}`` or ``tuned = None``. A run is resumable: cells
 whose file holds ``status="ok"`` records are skipped (failed cells are retried, and so are cells
 whose definition changed since: records carry a ``spec_hash``). ``peak_rss_mb`` is the process's
 peak so far, because cells run in one process.
@@ -16,7 +19,9 @@ peak so far, because cells run in one process.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fnmatch
+import inspect
 import json
 import logging
 import time
@@ -30,6 +35,7 @@ from recsys_coldstart.bench.loading import SplitCache
 from recsys_coldstart.bench.provenance import run_provenance
 from recsys_coldstart.bench.resume import cell_done, cell_path, cell_spec_hash
 from recsys_coldstart.bench.suite import Cell, Suite, check_name, load_suite, suite_cells
+from recsys_coldstart.bench.tuning import tune_cell_config
 from recsys_coldstart.evaluate.results import read_results, write_cell
 from recsys_coldstart.tune.study import make_model
 
@@ -152,6 +158,8 @@ class _Runner:
         self.base_cache: dict[tuple, Any] = {}
         self.fitted: dict[str, Any] = {}  # label -> fitted model of the current (dataset, split, seed)
         self.current: tuple | None = None
+        self.tuned: dict[tuple, tuple[dict, dict | None]] = {}  # (dataset, split, label) -> (config, tuned)
+        self.tune_splits = SplitCache(data_dir)
 
     def run(self, cell: Cell) -> None:
         """Run one cell and write its file; a failure is recorded, never raised."""
@@ -166,7 +174,12 @@ class _Runner:
             split = self.splits.get(cell)
             if cell.kind == "model":
                 teacher = None if cell.model.teacher is None else self._teacher(cell, split)
-                recs = run_model_cell(cell, split, cls=lookup(self.models, cell.model.name), ks=self.suite.ks,
+                cls = lookup(self.models, cell.model.name)
+                config, tuned = self._config(cell, split, cls, teacher)
+                extra["tuned"] = tuned
+                extra["tuning"] = ("tuned" if tuned is not None else
+                                   "no-parameters" if cell.model.tune is not None else "default")
+                recs = run_model_cell(cell, split, cls=cls, ks=self.suite.ks, config=config,
                                       device=self.device, teacher=teacher, fitted=self.fitted,
                                       max_train_seconds=cell.max_train_seconds(self.suite),
                                       command=self.command, extra=extra)
@@ -182,13 +195,32 @@ class _Runner:
             self.summary.failed.append(cell.id)
         write_cell(recs, cell_path(self.out, cell))
 
+    def _config(self, cell: Cell, split, cls: type, teacher: Any) -> tuple[dict, dict | None]:
+        """The config a model cell runs with and its ``tuned`` field: the suite's config, or the
+        best config of its study (tuned once per dataset, split and label, on the first seed)."""
+        m = cell.model
+        if m.tune is None:
+            return dict(m.config), None
+        key = (cell.dataset.name, cell.split.name, m.label)
+        if key not in self.tuned:
+            seed0 = self.suite.seeds[0] if self.suite.seeds else cell.seed
+            tsplit = split if cell.seed == seed0 else self.tune_splits.get(dataclasses.replace(cell, seed=seed0))
+            fit_kwargs = None
+            if teacher is not None:
+                params = inspect.signature(cls.fit).parameters
+                fit_kwargs = {"init_factors" if "init_factors" in params else "teacher": teacher}
+            self.tuned[key] = tune_cell_config(cell, tsplit, cls=cls, out_dir=self.out, seed=seed0,
+                                               device=self.device, fit_kwargs=fit_kwargs)
+        return self.tuned[key]
+
     def _teacher(self, cell: Cell, split) -> Any:
         """The fitted teacher of a student cell: the same split and seed's model labelled
         ``cell.model.teacher`` (fitted here when its own cell was skipped or failed)."""
         label = cell.model.teacher
         if label not in self.fitted:
             spec = next(m for m in self.suite.models if m.label == label)
-            model = make_model(lookup(self.models, spec.name), spec.config, seed=cell.seed, device=self.device)
+            config = self.tuned.get((cell.dataset.name, cell.split.name, label), (dict(spec.config), None))[0]
+            model = make_model(lookup(self.models, spec.name), config, seed=cell.seed, device=self.device)
             model.fit(split.train, val=split.val)
             self.fitted[label] = model
         return self.fitted[label]

@@ -25,6 +25,8 @@ A suite file looks like::
     max_train_seconds = 120          # optional, overrides the suite's
     role = "teacher"                 # optional: teacher / student in the report's trade-off plot
     # teacher = "teacher-label"      # optional: fit(train, init_factors=<that model of the same split/seed>)
+    tune = { trials = 16, timeout_s = 240, metric = "ndcg@20" }
+                                     # optional: tune on val first (see below); `tune = false` opts out
 
     [[elicitation]]                  # optional: offline elicitation replay cells
     dataset = "ml-100k"
@@ -34,6 +36,15 @@ A suite file looks like::
     policies = ["random", "popularity", "greedy"]
     policy_config = { greedy = { known_weight = 1.0 } }   # optional, per policy
     budget = 10
+
+Tuning inside a suite: a model entry's ``tune`` table (or a top-level ``[tune]`` table, the
+default of every model entry) makes the runner run an optuna study on the **validation** set of
+the first seed's split (:func:`recsys_coldstart.tune.tune`; the default config is trial 0, the
+study lives in ``OUT/tune/<dataset>__<split>__<label>.db`` and resumes), then run the best
+config on every seed. Keys: ``trials`` (total, the default trial included), ``timeout_s`` (stop
+starting trials after this many seconds), ``metric`` (``"ndcg@20"``), ``segment`` (default: the
+split's first), ``prune`` (true). A model without ``search_space`` (no parameters) runs as it is.
+Records carry ``tuned = {trials, timeout_s, metric, best_params, ...}`` or ``tuned = null``.
 
 Model and policy names are checked against the tables passed in (``models=``, ``policies=``);
 this module never maps a name to a class itself (the CLI does, design rule 6).
@@ -108,6 +119,59 @@ class SplitSpec:
 
 
 @dataclass(frozen=True)
+class TuneSpec:
+    """A model's tuning budget inside a suite (see the module docstring).
+
+    Attributes
+    ----------
+    trials : int
+        Total trials of the study, the default config's trial included.
+    timeout_s : float or None
+        Stop starting new trials after this many seconds.
+    metric : str
+        Validation metric maximised, ``"<name>@<k>"``.
+    segment : str or None
+        Scored segment (None: the split kind's first).
+    prune : bool
+        Median pruning from the per-evaluation ``val_<metric>`` logs.
+    """
+
+    trials: int = 20
+    timeout_s: float | None = None
+    metric: str = "ndcg@20"
+    segment: str | None = None
+    prune: bool = True
+
+    def budget(self) -> str:
+        """The budget as rows are labelled: ``"16 trials / 240 s"``."""
+        t = f"{self.trials} trials"
+        return t if self.timeout_s is None else f"{t} / {self.timeout_s:g} s"
+
+
+def tune_spec(value: Any, where: str) -> TuneSpec | None:
+    """A :class:`TuneSpec` from a suite's ``tune`` value (a table; ``false`` / absent: None)."""
+    if value is None or value is False:
+        return None
+    if not isinstance(value, Mapping):
+        raise DataError(f"{where}: tune must be a table like {{ trials = 20, timeout_s = 600 }} or false")
+    allowed = {f.name for f in dataclasses.fields(TuneSpec)}
+    bad = set(value) - allowed
+    if bad:
+        raise DataError(f"{where}: tune has unknown keys {sorted(bad)}; valid: {sorted(allowed)}")
+    spec = TuneSpec(**{k: v for k, v in value.items()})
+    if int(spec.trials) < 1:
+        raise DataError(f"{where}: tune.trials must be >= 1, got {spec.trials}")
+    if spec.timeout_s is not None and float(spec.timeout_s) <= 0:
+        raise DataError(f"{where}: tune.timeout_s must be > 0, got {spec.timeout_s}")
+    from recsys_coldstart.tune.study import parse_metric
+
+    parse_metric(str(spec.metric))
+    return TuneSpec(trials=int(spec.trials), timeout_s=None if spec.timeout_s is None else float(spec.timeout_s),
+                    metric=str(spec.metric), segment=None if spec.segment is None else str(spec.segment),
+                    prune=bool(spec.prune))
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """One model of a suite: table ``name``, result ``label``, config overrides, restrictions,
     and an optional training time budget (seconds, enforced through the epoch callback)."""
@@ -121,6 +185,7 @@ class ModelSpec:
     max_train_seconds: float | None = None
     role: str | None = None
     teacher: str | None = None
+    tune: TuneSpec | None = None
 
 
 @dataclass(frozen=True)
@@ -252,12 +317,13 @@ def _elicitations(doc: Mapping[str, Any], source: str, used_splits: set[str], mo
 
 def _models(doc: Mapping[str, Any], source: str, splits: Mapping[str, SplitSpec], models) -> list[ModelSpec]:
     out: list[ModelSpec] = []
+    default_tune = doc.get("tune")
     labels: set[str] = set()
     for m in doc.get("models", []) or []:
         if isinstance(m, str):
             m = {"name": m}
         extra = set(m) - {"name", "label", "config", "splits", "datasets", "segments", "max_train_seconds",
-                          "role", "teacher"}
+                          "role", "teacher", "tune"}
         if extra or "name" not in m:
             raise DataError(f"{source}: [[models]] entry {m!r} needs a name (unknown keys: {sorted(extra)})")
         name = str(m["name"])
@@ -276,7 +342,8 @@ def _models(doc: Mapping[str, Any], source: str, splits: Mapping[str, SplitSpec]
             segments=_tuple(m["segments"], "models.segments") if "segments" in m else None,
             max_train_seconds=None if m.get("max_train_seconds") is None else float(m["max_train_seconds"]),
             role=None if m.get("role") is None else str(m["role"]),
-            teacher=None if m.get("teacher") is None else str(m["teacher"])))
+            teacher=None if m.get("teacher") is None else str(m["teacher"]),
+            tune=tune_spec(m.get("tune", default_tune), f"{source}: model {label!r}")))
     for ms in out:
         if ms.teacher is not None and ms.teacher not in labels:
             raise DataError(f"{source}: model {ms.label!r} distils from teacher {ms.teacher!r}, which is not the "
@@ -304,7 +371,7 @@ def parse_suite(doc: Mapping[str, Any], *, source: str = "<suite>", models: Mapp
         On unknown keys, unknown model / policy names or split kinds, or missing sections.
     """
     known = {"name", "description", "seeds", "ks", "datasets", "splits", "models", "elicitation",
-             "max_train_seconds", "device"}
+             "max_train_seconds", "device", "tune"}
     bad = set(doc) - known
     if bad:
         raise DataError(f"{source}: unknown top-level keys {sorted(bad)}; valid: {sorted(known)}")

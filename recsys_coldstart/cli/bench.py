@@ -24,9 +24,13 @@ def bench(config: Path = typer.Argument(..., help="Suite TOML file (models x dat
           report: bool = typer.Option(False, "--report/--no-report", help="Render OUT/report afterwards."),
           progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bar with time left.")) -> None:
     """Run a benchmark suite; one JSON records file per cell under OUT/cells/ (resumable)."""
+    import optuna
+
     from recsys_coldstart.bench import load_suite, run_suite, suite_cells
     from recsys_coldstart.cli.registry import model_classes, policy_classes
     from recsys_coldstart.evaluate.results import read_cell_records
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # suites with `tune`: one line per study, not per trial
 
     models, policies = model_classes(), policy_classes()
     suite = load_suite(config, models=models, policies=policies)

@@ -68,6 +68,11 @@ class TuneResult:
     n_complete, n_pruned, n_failed : int
         Trial counts in the study (all sessions, when resumed from storage).
     seconds : float
+    default_won : bool
+        True when the default config (trial 0) is the best trial: ``best_config`` is then the
+        default, and no tuned config is presented as better.
+    n_resumed : int
+        Finished trials found in the storage when the study started (0 for a new study).
     """
 
     best_params: dict[str, Any]
@@ -83,6 +88,8 @@ class TuneResult:
     n_pruned: int = 0
     n_failed: int = 0
     seconds: float = 0.0
+    default_won: bool = False
+    n_resumed: int = 0
 
 
 def _log_value(logs: Mapping[str, Any] | None, metric: str) -> float | None:
@@ -136,18 +143,127 @@ def make_model(cls: type, overrides: Mapping[str, Any], *, seed: int | None, dev
 
 
 def _fit(model_cls: type, kwargs: Mapping[str, Any], split, *, random_state: int | None, device: str | None,
-         callback=None):
+         callback=None, fit_kwargs: Mapping[str, Any] | None = None):
     model = make_model(model_cls, kwargs, seed=random_state, device=device)
-    model.fit(split.train, val=split.val, callback=callback)
+    model.fit(split.train, val=split.val, callback=callback, **dict(fit_kwargs or {}))
     return model
+
+
+class TuneInterrupted(KeyboardInterrupt):
+    """Raised by :func:`tune` when Ctrl-C stopped a study: the finished trials are kept in the
+    storage (the interrupted one is marked failed) and the same call resumes it.
+
+    Attributes
+    ----------
+    study_name : str
+    n_finished : int
+        Complete and pruned trials in the study.
+    """
+
+    def __init__(self, study_name: str, n_finished: int) -> None:
+        super().__init__(f"study {study_name!r} interrupted with {n_finished} finished trials")
+        self.study_name, self.n_finished = study_name, n_finished
+
+
+DEFAULT_ATTR = "variant"
+
+
+def _is_default(trial) -> bool:
+    return trial.user_attrs.get(DEFAULT_ATTR) == "default"
+
+
+def _config_fields(model_cls: type) -> set[str]:
+    cfg_cls = getattr(model_cls, "config_class", None)
+    if cfg_cls is not None and dataclasses.is_dataclass(cfg_cls):
+        return {f.name for f in dataclasses.fields(cfg_cls)}
+    return set()
+
+
+class _Unrepresentable(Exception):
+    pass
+
+
+class _DefaultTrial:
+    """Stands in for an optuna trial to read the default config's point in a search space: each
+    ``suggest_*(name, ...)`` returns the default of config field ``name`` (or its ``base``
+    override) when that value lies in the distribution, else gives up."""
+
+    def __init__(self, defaults: Mapping[str, Any]) -> None:
+        self.defaults, self.params = dict(defaults), {}
+
+    def _get(self, name: str) -> Any:
+        if name not in self.defaults:
+            raise _Unrepresentable(name)
+        return self.defaults[name]
+
+    def suggest_float(self, name, low, high, *, step=None, log=False):  # noqa: D102
+        v = self._get(name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not low <= float(v) <= high:
+            raise _Unrepresentable(name)
+        self.params[name] = float(v)
+        return float(v)
+
+    def suggest_int(self, name, low, high, step=1, log=False):  # noqa: D102
+        v = self._get(name)
+        if isinstance(v, bool) or not isinstance(v, int) or not low <= v <= high:
+            raise _Unrepresentable(name)
+        self.params[name] = int(v)
+        return int(v)
+
+    def suggest_categorical(self, name, choices):  # noqa: D102
+        v = self._get(name)
+        if v not in list(choices):
+            raise _Unrepresentable(name)
+        self.params[name] = v
+        return v
+
+
+def default_params(model_cls: type, base_config: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+    """The default config as a point of ``model_cls.search_space`` (``{param: value}``), or None
+    when some drawn parameter is not a config field or its default lies outside the range.
+
+    Parameters
+    ----------
+    model_cls : type
+    base_config : mapping, optional
+        Overrides of the config defaults.
+
+    Returns
+    -------
+    dict or None
+    """
+    cfg_cls = getattr(model_cls, "config_class", None)
+    if cfg_cls is None or not dataclasses.is_dataclass(cfg_cls):
+        return None
+    defaults: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg_cls):
+        if f.default is not dataclasses.MISSING:
+            defaults[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            defaults[f.name] = f.default_factory()
+    defaults.update(dict(base_config or {}))
+    fake = _DefaultTrial(defaults)
+    try:
+        model_cls.search_space(fake)
+    except (_Unrepresentable, TypeError, ValueError):
+        return None
+    return fake.params
 
 
 def tune(model_cls: type, split, *, metric: str = "ndcg@20", segment: str | None = None, n_trials: int = 20,
          storage: str | None = None, study_name: str | None = None, timeout: float | None = None,
          random_state: int | None = 0, base_config: Mapping[str, Any] | None = None, device: str | None = None,
          prune: bool = True, n_startup_trials: int = 5, n_warmup_steps: int = 1, evaluate_default: bool = True,
-         evaluate_test: bool = True, show_progress: bool = False) -> TuneResult:
+         evaluate_test: bool = True, show_progress: bool = False, echo=None,
+         fit_kwargs: Mapping[str, Any] | None = None) -> TuneResult:
     """Tune ``model_cls`` on ``split``'s validation set with an optuna study.
+
+    With ``evaluate_default`` (the default) the model's default config (``base_config`` only) is
+    trial 0 of a new study (enqueued, marked ``user_attrs["variant"] = "default"``), so a tuned
+    config is reported as best only when it beats the default on val; ``TuneResult.default_won``
+    says when it did not. A study resumed from ``storage`` runs only its missing trials, with the
+    sampler seeded from ``random_state`` *and* the number of trials already in the study, so
+    it never replays the draws of the earlier session.
 
     Parameters
     ----------
@@ -155,11 +271,14 @@ def tune(model_cls: type, split, *, metric: str = "ndcg@20", segment: str | None
         A recommender class with a classmethod ``search_space(trial) -> dict`` of config kwargs.
     split : ColdStartSplit
     metric : str
-        ``"<name>@<k>"``, e.g. ``"ndcg@20"`` (maximised).
+        ``"<name>@<k>"``, e.g. ``"ndcg@20"`` (maximised). Iterative models log
+        ``val_<name>@<k>`` per evaluation; when the model's config has an ``eval_k`` field (and
+        ``base_config`` does not set it) it is set to ``k`` so the pruner sees that key.
     segment : str, optional
         Evaluated segment (default: the split kind's first, e.g. ``cold-user`` for user-cold).
     n_trials : int
-        Total trials of the study: when resumed from ``storage``, only the missing ones run.
+        Total trials of the study, the default trial included: when resumed from ``storage``,
+        only the missing ones run.
     storage : str, optional
         Optuna storage URL (``sqlite:///study.db``); the study is loaded if it exists.
     study_name : str, optional
@@ -177,83 +296,135 @@ def tune(model_cls: type, split, *, metric: str = "ndcg@20", segment: str | None
     n_startup_trials, n_warmup_steps : int
         ``MedianPruner`` settings: no pruning before this many trials / epochs.
     evaluate_default : bool
-        Also fit the default config once and report its val (and test) metric.
+        Make the default config trial 0 (and report its val, and test, metric).
     evaluate_test : bool
-        Refit the best config and report its test metric.
+        Refit the best (and the default) config and report its test metric.
     show_progress : bool
         optuna's progress bar.
+    echo : callable, optional
+        ``echo(line)`` receives the lines meant for a person (the CLI passes ``typer.echo``):
+        the "resuming study ..." line.
+    fit_kwargs : mapping, optional
+        Extra keywords of every ``fit`` (e.g. ``init_factors=`` a fitted teacher for a student).
 
     Returns
     -------
     TuneResult
+
+    Raises
+    ------
+    TuneInterrupted
+        On Ctrl-C (a ``KeyboardInterrupt``), after the study's storage is consistent.
     """
     optuna = _optuna()
     if not callable(getattr(model_cls, "search_space", None)):
         raise DataError(f"{model_cls.__name__} has no search_space(trial): it cannot be tuned")
-    parse_metric(metric)
+    _, k = parse_metric(metric)
     segment = segment or default_segments(split.kind)[0]
     base = dict(base_config or {})
+    if "eval_k" in _config_fields(model_cls) and "eval_k" not in base:
+        base["eval_k"] = k  # the pruner reads val_<metric>@<k>: make the model log that k
     name = study_name or f"{model_cls.__name__}-{split.name}-{split.kind}-{segment}-{metric}"
-    sampler = optuna.samplers.TPESampler(seed=random_state)
     pruner = (optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps)
               if prune else optuna.pruners.NopPruner())
-    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
-                                direction="maximize", load_if_exists=True)
+    study = optuna.create_study(study_name=name, storage=storage, pruner=pruner, direction="maximize",
+                                load_if_exists=True)
+    finished_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    done = [t for t in study.trials if t.state in finished_states]
+    n_before = len(study.trials)
+    # a resumed session must not replay the first session's draws: seed from the trial count too
+    seed = None if random_state is None else int(random_state) + 1_000_003 * n_before
+    study.sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=min(10, max(1, int(n_trials) // 3)))
+    remaining = max(0, int(n_trials) - len(done))
+    if n_before:
+        msg = f"resuming study {name} with {len(done)} finished trials ({remaining} to run)"
+        logger.info(msg)
+        if echo is not None:
+            echo(msg)
+    if evaluate_default and remaining and not any(_is_default(t) for t in study.trials):
+        # trial 0 = the default config: as a point of the search space when it is one (the
+        # sampler then learns from it), else fitted from base_config alone
+        point = default_params(model_cls, base)
+        study.enqueue_trial(point or {}, user_attrs={DEFAULT_ATTR: "default", "in_space": point is not None})
     t0 = time.perf_counter()
+    interrupted: list[bool] = []
 
     def objective(trial) -> float:
-        params = model_cls.search_space(trial)
-        pruned_at: list[int] = []
+        try:
+            outside = _is_default(trial) and not trial.user_attrs.get("in_space")
+            params = {} if outside else model_cls.search_space(trial)
+            pruned_at: list[int] = []
+            reported: list[int] = []
 
-        def callback(epoch: int, logs: Mapping[str, Any] | None = None) -> bool:
-            v = _log_value(logs, metric)
-            if v is None:
+            def callback(epoch: int, logs: Mapping[str, Any] | None = None) -> bool:
+                v = _log_value(logs, metric)
+                if v is None:
+                    return False
+                reported.append(int(epoch))
+                trial.report(v, int(epoch))
+                if trial.should_prune():
+                    pruned_at.append(int(epoch))
+                    return True
                 return False
-            trial.report(v, int(epoch))
-            if trial.should_prune():
-                pruned_at.append(int(epoch))
-                return True
-            return False
 
-        model = _fit(model_cls, {**base, **params}, split, random_state=random_state, device=device,
-                     callback=callback)
-        if pruned_at:
-            raise optuna.TrialPruned(f"pruned at epoch {pruned_at[0]}")
-        value = score_split(model, split, metric=metric, segment=segment, which="val")
-        trial.set_user_attr("config", {**base, **params})
-        return value
+            model = _fit(model_cls, {**base, **params}, split, random_state=random_state, device=device,
+                         callback=callback, fit_kwargs=fit_kwargs)
+            if pruned_at:
+                raise optuna.TrialPruned(f"pruned at epoch {pruned_at[0]}")
+            value = score_split(model, split, metric=metric, segment=segment, which="val")
+            trial.set_user_attr("config", {**base, **params})
+            trial.set_user_attr("n_reports", len(reported))
+            return value
+        except KeyboardInterrupt:
+            # end quietly: no optuna traceback; the trial is recorded as failed (not finished) and
+            # the caller raises TuneInterrupted once the study is consistent
+            interrupted.append(True)
+            optuna.logging.set_verbosity(optuna.logging.CRITICAL)
+            trial.study.stop()
+            return float("nan")
 
-    done = [t for t in study.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]
-    remaining = max(0, int(n_trials) - len(done))
-    if done:
-        logger.info("study %s: %d trials already done, %d to run", name, len(done), remaining)
-    if remaining:
-        study.optimize(objective, n_trials=remaining, timeout=timeout, catch=(Exception,),
-                       show_progress_bar=show_progress)
+    verbosity = optuna.logging.get_verbosity()
+    try:
+        if remaining:
+            study.optimize(objective, n_trials=remaining, timeout=timeout, catch=(Exception,),
+                           show_progress_bar=show_progress)
+    except KeyboardInterrupt:
+        interrupted.append(True)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    if interrupted:
+        n_fin = sum(t.state in finished_states for t in study.trials)
+        raise TuneInterrupted(name, n_fin)
     states = [t.state for t in study.trials]
     n_complete = sum(s == optuna.trial.TrialState.COMPLETE for s in states)
     if n_complete == 0:
         raise DataError(f"study {name!r}: no trial completed ({len(states)} pruned or failed)")
     best = study.best_trial
-    best_config = {**base, **best.params}
-    # the stored draw is the search space's output when it returns the trial's params unchanged;
-    # otherwise the objective recorded the exact config as a user attribute
-    best_config = dict(best.user_attrs.get("config", best_config))
-    default_value = default_test = test_value = None
-    if evaluate_default:
-        model = _fit(model_cls, base, split, random_state=random_state, device=device)
+    default_trial = next((t for t in study.trials if _is_default(t)
+                          and t.state == optuna.trial.TrialState.COMPLETE), None)
+    default_won = default_trial is not None and best.number == default_trial.number
+    # the objective recorded the exact config as a user attribute (a search space may map draws)
+    best_config = dict(best.user_attrs.get("config", {**base, **best.params}))
+    default_value = None if default_trial is None else float(default_trial.value)
+    default_test = test_value = None
+    if evaluate_default and default_trial is None:
+        model = _fit(model_cls, base, split, random_state=random_state, device=device, fit_kwargs=fit_kwargs)
         default_value = score_split(model, split, metric=metric, segment=segment, which="val")
-        if evaluate_test:
-            default_test = score_split(model, split, metric=metric, segment=segment, which="test")
     if evaluate_test:
-        model = _fit(model_cls, best_config, split, random_state=random_state, device=device)
+        model = _fit(model_cls, best_config, split, random_state=random_state, device=device, fit_kwargs=fit_kwargs)
         test_value = score_split(model, split, metric=metric, segment=segment, which="test")
+        if evaluate_default:
+            if default_won:
+                default_test = test_value
+            else:
+                model = _fit(model_cls, base, split, random_state=random_state, device=device, fit_kwargs=fit_kwargs)
+                default_test = score_split(model, split, metric=metric, segment=segment, which="test")
     return TuneResult(best_params=dict(best.params), best_value=float(best.value), study=study,
                       best_config=best_config, default_value=default_value, default_test_value=default_test,
                       test_value=test_value, metric=metric, segment=segment, n_complete=n_complete,
                       n_pruned=sum(s == optuna.trial.TrialState.PRUNED for s in states),
                       n_failed=sum(s == optuna.trial.TrialState.FAIL for s in states),
-                      seconds=time.perf_counter() - t0)
+                      seconds=time.perf_counter() - t0, default_won=default_won, n_resumed=len(done))
 
 
 # ---------------------------------------------------------------------------------------------
