@@ -16,8 +16,10 @@ from recsys_coldstart.pretrain._trainer import GraphRecommender, GraphTrainConfi
 
 @dataclass(frozen=True)
 class XSimGCLConfig(GraphTrainConfig):
-    """XSimGCL options; defaults are the published yelp2018 setting (SELFRec leaderboard:
-    λ=0.2, ε=0.2, τ=0.15, l*=1, 3 layers, batch 2048, dim 64, lr 1e-3, reg 1e-4).
+    """XSimGCL options; ε, τ, l* and the layers are the published yelp2018 setting (SELFRec
+    leaderboard: λ=0.2, ε=0.2, τ=0.15, l*=1, 3 layers, batch 2048, dim 64, lr 1e-3, reg 1e-4);
+    λ=0.02 and lr 1e-2 are set for ml-100k-sized tables (see :class:`GraphTrainConfig`). The
+    published setting is ``benchmarks/configs/yelp2018_xsimgcl.toml``.
 
     Parameters
     ----------
@@ -32,7 +34,7 @@ class XSimGCLConfig(GraphTrainConfig):
     """
 
     eps: float = 0.2
-    cl_weight: float = 0.2
+    cl_weight: float = 0.02
     cl_temp: float = 0.15
     cl_layer: int = 1
 
