@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from recsys_coldstart.cli.registry import MODELS
 from recsys_coldstart.exceptions import DataError
 
 logger = logging.getLogger(__name__)
@@ -71,7 +72,8 @@ def report(results_dir: list[Path] = typer.Argument(..., help="Folder(s) of JSON
     typer.echo(f"wrote {md} and {page}")
 
 
-def tune(model: str = typer.Option(..., "--model", "-m", help="Model name (see the registry)."),
+def tune(model: str = typer.Option(..., "--model", "-m", help="Model to tune: " + ", ".join(
+             m for m in MODELS if m != "popularity") + " (popularity has no parameters)."),
          dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name, or 'synthetic'."),
          data_dir: str = typer.Option(None, "--data-dir", help="Folder holding the datasets."),
          split: str = typer.Option("warm", "--split", "-s", help="Split kind: warm, user-cold, item-cold."),
@@ -94,13 +96,18 @@ def tune(model: str = typer.Option(..., "--model", "-m", help="Model name (see t
          results: Path = typer.Option(None, "--results", help="Write report records (default vs tuned, val and "
                                       "test) to this JSON file (default: next to --out)."),
          progress: bool = typer.Option(True, "--progress/--no-progress")) -> None:
-    """Tune a model's hyper-parameters on the validation set with optuna (TPE + median pruning)."""
+    """Tune a model's hyper-parameters on the validation set with optuna (TPE + median pruning).
+
+    The default config is trial 0: the written config is a tuned one only when it beat the
+    default on val (the output says when the default won). With --storage the study resumes
+    (new draws only); Ctrl-C stops it cleanly.
+    """
     import optuna
 
     from recsys_coldstart.bench import SplitSpec, load_split, resolved_device
     from recsys_coldstart.cli.registry import model_class
     from recsys_coldstart.evaluate.results import current_command
-    from recsys_coldstart.tune import make_model, tune_records, write_best_toml
+    from recsys_coldstart.tune import TuneInterrupted, make_model, tune_records, write_best_toml
     from recsys_coldstart.tune import tune as run_tune
 
     try:
@@ -110,13 +117,21 @@ def tune(model: str = typer.Option(..., "--model", "-m", help="Model name (see t
     if not isinstance(base, dict):
         raise DataError("--config must be a JSON object")
     cls = model_class(model)
+    if not callable(getattr(cls, "search_space", None)):
+        raise DataError(f"{model} has no hyper-parameters (no search_space): nothing to tune; evaluate it as it is "
+                        f"with `coldstart evaluate --model {model}`")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = SplitSpec(name=split if not n_support else f"{split}-k{n_support}", kind=split, n_support=n_support,
                      predefined=predefined)
     sp = load_split(dataset, spec, seed, data_dir=data_dir)
-    res = run_tune(cls, sp, metric=metric, segment=segment, n_trials=trials, storage=storage, study_name=study_name,
-                   timeout=timeout, random_state=seed, base_config=base, device=device, prune=prune,
-                   show_progress=progress)
+    try:
+        res = run_tune(cls, sp, metric=metric, segment=segment, n_trials=trials, storage=storage,
+                       study_name=study_name, timeout=timeout, random_state=seed, base_config=base, device=device,
+                       prune=prune, show_progress=progress, echo=typer.echo)
+    except TuneInterrupted as e:
+        hint = "run the same command to resume it" if storage else "give --storage sqlite:///study.db to make it resumable"
+        typer.echo(f"interrupted: study {e.study_name!r} has {e.n_finished} finished trials; {hint}", err=True)
+        raise typer.Exit(130) from None
     cmd = current_command(data_dir=data_dir)
     path = write_best_toml(res, out, model=model, dataset=dataset, split_kind=split, n_support=n_support,
                            command=cmd)
@@ -129,9 +144,14 @@ def tune(model: str = typer.Option(..., "--model", "-m", help="Model name (see t
 
     rpath = write_json(recs, results or out.with_name(out.stem + "_tune.json"))
     typer.echo(f"{res.n_complete} complete, {res.n_pruned} pruned, {res.n_failed} failed trials in {res.seconds:.0f}s")
-    typer.echo(f"val {metric} ({res.segment}): default {_f(res.default_value)} -> tuned {res.best_value:.5f}; "
-               f"test: default {_f(res.default_test_value)} -> tuned {_f(res.test_value)}")
-    typer.echo(f"best params: {json.dumps(res.best_params)}")
+    if res.default_won:
+        typer.echo(f"the default config won: no tried config beat its val {metric} ({res.segment}) "
+                   f"{_f(res.default_value)}; {path} holds the default config")
+        typer.echo(f"test {metric}: default {_f(res.default_test_value)}")
+    else:
+        typer.echo(f"val {metric} ({res.segment}): default {_f(res.default_value)} -> tuned {res.best_value:.5f}; "
+                   f"test: default {_f(res.default_test_value)} -> tuned {_f(res.test_value)}")
+        typer.echo(f"best params: {json.dumps(res.best_params)}")
     typer.echo(f"wrote {path} (run it with `coldstart bench {path}`) and {rpath}")
 
 

@@ -482,7 +482,10 @@ def write_best_toml(result: TuneResult, path: str | Path, *, model: str, dataset
     comments = [f"Best configuration of a {len(result.study.trials)}-trial optuna study "
                 f"({result.n_complete} complete, {result.n_pruned} pruned, {result.n_failed} failed)",
                 f"study {result.study.study_name!r}: val {result.metric} on {result.segment} = {result.best_value:.5f}"]
-    if result.default_value is not None:
+    if result.default_won:
+        comments.append(f"the default config won: no tried config beat its val {result.metric} "
+                        f"{result.default_value:.5f}, so this is the default config")
+    elif result.default_value is not None:
         comments.append(f"default config: val {result.metric} = {result.default_value:.5f}")
     if result.test_value is not None:
         comments.append(f"tuned config: test {result.metric} = {result.test_value:.5f} (seed of the study)")

@@ -136,3 +136,98 @@ def test_cli_tune(tmp_path):
     out = tmp_path / "best.toml"
     rc = main(["tune", "--model", "popularity", "--dataset", "synthetic", "--trials", "1", "--out", str(out)])
     assert rc == 2 and not out.exists()  # popularity has nothing to tune: a one-line error
+
+
+class NoisyPopWorseSpace(NoisyPop):
+    """Its search space only holds configs noisier than the default (noise 2.0): the default wins."""
+
+    @classmethod
+    def search_space(cls, trial):
+        return {"noise": trial.suggest_float("noise", 2.5, 3.0)}
+
+
+def test_default_is_trial_zero_and_a_worse_tuned_config_is_not_best(split, tmp_path):
+    res = tune(NoisyPopWorseSpace, split, n_trials=4, random_state=0, prune=False)
+    first = res.study.trials[0]
+    # noise 2.0 lies outside this space: trial 0 fits the base config alone (no params)
+    assert first.user_attrs["variant"] == "default" and first.params == {} and not first.user_attrs["in_space"]
+    assert res.default_won and res.best_config == {} and res.best_params == {}
+    assert res.best_value == res.default_value == first.value
+    assert res.test_value == res.default_test_value
+    text = write_best_toml(res, tmp_path / "best.toml", model="noisypop", dataset="synthetic", split_kind="warm").read_text()
+    assert "the default config won" in text and "noise =" not in text
+    # a space that can beat the default: the written config is the tuned one, and it is better on val
+    res2 = tune(NoisyPop, split, n_trials=4, random_state=0, prune=False)
+    assert res2.study.trials[0].user_attrs["variant"] == "default" and res2.study.trials[0].params == {"noise": 2.0}
+    assert res2.best_value >= res2.default_value
+    assert not res2.default_won or res2.best_config["noise"] == 2.0
+
+
+def test_resumed_study_draws_new_parameters_and_says_so(split, tmp_path):
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    lines: list[str] = []
+    r1 = tune(NoisyPop, split, n_trials=4, storage=url, evaluate_test=False, echo=lines.append)
+    assert lines == [] and r1.n_resumed == 0
+    first = [t.params["noise"] for t in r1.study.trials]
+    r2 = tune(NoisyPop, split, n_trials=8, storage=url, evaluate_test=False, echo=lines.append)
+    assert len(r2.study.trials) == 8 and r2.n_resumed == 4
+    assert len(lines) == 1 and lines[0].startswith(f"resuming study {r1.study.study_name} with 4 finished trials")
+    new = [t.params["noise"] for t in r2.study.trials[4:]]
+    assert not set(new) & set(first)  # the re-seeded sampler repeats none of the first session's draws
+    assert sum(t.user_attrs.get("variant") == "default" for t in r2.study.trials) == 1  # default once
+
+
+class Interrupting(NoisyPop):
+    """Raises KeyboardInterrupt (Ctrl-C) in the fit of its third trial."""
+
+    calls: list[int] = []
+
+    def fit(self, train, *, val=None, callback=None):
+        Interrupting.calls.append(1)
+        if len(Interrupting.calls) == 3:
+            raise KeyboardInterrupt
+        return super().fit(train, val=val, callback=callback)
+
+
+def test_ctrl_c_ends_quietly_and_the_study_resumes(split, tmp_path, capsys):
+    from recsys_coldstart.tune import TuneInterrupted
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    Interrupting.calls.clear()
+    with pytest.raises(TuneInterrupted) as info:
+        tune(Interrupting, split, n_trials=5, storage=url, evaluate_test=False)
+    assert info.value.n_finished == 2 and isinstance(info.value, KeyboardInterrupt)
+    out = capsys.readouterr()
+    assert "Traceback" not in out.out and "Traceback" not in out.err
+    res = tune(Interrupting, split, n_trials=5, storage=url, evaluate_test=False)
+    states = [t.state.name for t in res.study.trials]
+    assert states == ["COMPLETE", "COMPLETE", "FAIL", "COMPLETE", "COMPLETE", "COMPLETE"]
+    assert res.n_resumed == 2
+
+
+def test_cli_tune_every_registered_model_is_accepted(tmp_path):
+    """`coldstart tune` runs for a model of each family on a small synthetic split."""
+    from recsys_coldstart.cli import main
+
+    for model, cfg in (("ease", "{}"), ("itemknn", "{}"),
+                       ("lightgcn", '{"n_epochs": 2, "eval_every": 1, "batch_size": 1024}')):
+        out = tmp_path / f"{model}.toml"
+        rc = main(["tune", "--model", model, "--dataset", "synthetic", "--trials", "2", "--config", cfg,
+                   "--out", str(out), "--no-progress"])
+        assert rc == 0 and out.exists(), model
+
+
+def test_cli_tune_interrupt_is_one_line(tmp_path, monkeypatch, capsys):
+    import recsys_coldstart.tune as tune_pkg
+    from recsys_coldstart.cli import main
+    from recsys_coldstart.tune import TuneInterrupted
+
+    def stop(*a, **k):
+        raise TuneInterrupted("s", 3)
+
+    monkeypatch.setattr(tune_pkg, "tune", stop)
+    rc = main(["tune", "--model", "ease", "--dataset", "synthetic", "--trials", "2", "--out",
+               str(tmp_path / "b.toml"), "--storage", f"sqlite:///{tmp_path / 's.db'}", "--no-progress"])
+    out = capsys.readouterr()
+    assert rc == 130 and "Traceback" not in out.out + out.err
+    assert "interrupted: study 's' has 3 finished trials; run the same command to resume it" in out.err
