@@ -118,6 +118,30 @@ class ColdStartSplit:
         """Dataset name."""
         return self.train.name
 
+    def summary(self) -> str:
+        """One readable line for people (the CLI prints it); ``repr`` stays the full record.
+
+        Returns
+        -------
+        str
+            E.g. ``"ml-100k, warm split (seed 0): 943 users, 1,682 items; positives train
+            44,205 / val 5,585 / test 5,585"``, plus cold users / items and ``K`` where the kind
+            has them.
+        """
+        seed = "" if self.seed is None else f" (seed {self.seed})"
+        parts = [f"{self.name or 'data'}, {self.kind} split{seed}: {self.train.n_users:,} users, "
+                 f"{self.train.n_items:,} items; positives train {self.train.nnz:,} / val {self.val.nnz:,} / "
+                 f"test {self.test.nnz:,}"]
+        if self.kind == "user-cold":
+            parts.append(f"cold users {len(self.val_users):,} val + {len(self.test_users):,} test, each revealing "
+                         f"K={self.n_support} (support {self.support.nnz:,})")
+        if self.kind == "item-cold":
+            parts.append(f"cold items {len(self.val_items):,} val + {len(self.test_items):,} test")
+        return "; ".join(parts)
+
+    def __str__(self) -> str:
+        return self.summary()
+
     def __repr__(self) -> str:
         return (
             f"ColdStartSplit(kind={self.kind!r}, dataset={self.name!r}, train={self.train.nnz}, "
