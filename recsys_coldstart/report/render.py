@@ -133,6 +133,29 @@ def capped_suffix(records: pd.DataFrame) -> str:
     return f" (capped at {caps.max():g} s)" if len(caps) else " (capped)"
 
 
+def tuning_label(records: pd.DataFrame) -> str:
+    """How a model's rows were configured: ``"tuned (12 trials / 180 s)"``, ``"default"`` or
+    ``"no parameters"`` (a tune budget was given but the model has nothing to tune), from the
+    records' ``tuning`` / ``tuned`` fields (records without them: ``"default"``)."""
+    if "tuned" in records:
+        for t in records["tuned"]:
+            if isinstance(t, dict):
+                budget = t.get("budget")
+                if not budget:
+                    budget = f"{t.get('trials')} trials" + ("" if t.get("timeout_s") is None
+                                                            else f" / {float(t['timeout_s']):g} s")
+                return f"tuned ({budget})"
+    if "tuning" in records and (records["tuning"] == "no-parameters").any():
+        return "no parameters"
+    return "default"
+
+
+def comparison_group(records: pd.DataFrame) -> str:
+    """The group a model's rows may be compared within: its tuning label, or ``"capped"`` when a
+    time cap cut a cell (a capped model is never shown beside converged ones)."""
+    return "capped" if capped_suffix(records) else tuning_label(records)
+
+
 def _mean_std(vals: pd.Series) -> tuple[float, float, int]:
     v = vals.astype(float).to_numpy()
     return float(np.mean(v)), float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, len(v)
@@ -143,57 +166,77 @@ def _fmt(mean: float, std: float, n: int) -> str:
 
 
 def accuracy_tables(df: pd.DataFrame, *, metrics: Sequence[str] = TABLE_METRICS,
-                    ks: Sequence[int] | None = None) -> list[Table]:
-    """One table per (dataset, split): mean ± std over seeds, best mean per column in bold.
+                    ks: Sequence[int] | None = None) -> list[Any]:
+    """Tables per (dataset, split): mean ± std over seeds, best mean per column in bold.
 
-    Rows are models; columns are ``segment metric@k`` plus the median fit seconds.
+    Rows are models (labelled with how they were configured: *tuned (budget)*, *default*, *no
+    parameters*); columns are ``segment metric@k`` plus the median fit seconds. Models are only
+    compared within one budget: when a (dataset, split) holds rows of several budgets (or capped
+    rows), each budget gets its own table, parameter-free models join every table, and a line
+    under each table says which rows were left out. Returns tables and those note strings.
     """
     sel = df[(df.record_type == "metric") & (df.status == "ok") & df.metric.isin(list(metrics))
              & ~df.segment.isin(["elicitation"])].copy()
     if ks is not None:
         sel = sel[sel.k.isin(list(ks))]
-    tables = []
+    out: list[Any] = []
     for (dataset, split), g in sel.groupby(["dataset", "split"], sort=True):
-        cols = sorted({(s, m, int(k)) for s, m, k in zip(g.segment, g.metric, g.k, strict=True)},
-                      key=lambda c: (_SEGMENT_ORDER.get(c[0], 9), c[0], list(metrics).index(c[1]), c[2]))
-        models = sorted(g.model.unique(), key=str)
-        stats = {key: _mean_std(v.value) for key, v in g.groupby(["model", "segment", "metric", "k"])}
-        has_epochs = "n_epochs_run" in g and pd.to_numeric(g["n_epochs_run"], errors="coerce").notna().any()
-        header = ["model", "seeds"] + [f"{s} {m}@{k}" for s, m, k in cols] + ["fit s (median)"]
+        groups = {str(mdl): comparison_group(gm) for mdl, gm in g.groupby("model")}
+        budgets = sorted({v for v in groups.values() if v != "no parameters"}, key=lambda b: (b == "capped",
+                                                                                         b == "default", b))
+        budgets = budgets or ["no parameters"]
+        for budget in budgets:
+            keep = [m for m, b in groups.items() if b == budget or b == "no parameters"]
+            left = sorted(f"{m} ({b})" for m, b in groups.items() if m not in keep)
+            caption = f"{dataset} — split {split}: mean ± std over seeds (test set); best in bold"
+            if len(budgets) > 1:
+                caption += f" — {budget}"
+            out.append(_accuracy_table(g[g.model.astype(str).isin(keep)], list(metrics), caption))
+            if left:
+                out.append(f"Rows left out of this table (another tuning budget, untuned, or time-capped; never "
+                           f"compared with these): {', '.join(left)}.")
+    return out
+
+
+def _accuracy_table(g: pd.DataFrame, metrics: list[str], caption: str) -> Table:
+    cols = sorted({(s, m, int(k)) for s, m, k in zip(g.segment, g.metric, g.k, strict=True)},
+                  key=lambda c: (_SEGMENT_ORDER.get(c[0], 9), c[0], metrics.index(c[1]), c[2]))
+    models = sorted(g.model.unique(), key=str)
+    stats = {key: _mean_std(v.value) for key, v in g.groupby(["model", "segment", "metric", "k"])}
+    has_epochs = "n_epochs_run" in g and pd.to_numeric(g["n_epochs_run"], errors="coerce").notna().any()
+    header = ["model (configuration)", "seeds"] + [f"{s} {m}@{k}" for s, m, k in cols] + ["fit s (median)"]
+    if has_epochs:
+        header.append("epochs run")
+    rows = []
+    means = np.full((len(models), len(cols)), np.nan)
+    for i, mdl in enumerate(models):
+        gm = g[g.model == mdl]
+        row = [str(mdl) + capped_suffix(gm) + "\n" + tuning_label(gm), str(gm.seed.nunique())]
+        for j, (s, m, k) in enumerate(cols):
+            st = stats.get((mdl, s, m, k))
+            if st is None:
+                row.append("—")
+            else:
+                means[i, j] = st[0]
+                row.append(_fmt(*st))
+        fit = gm.drop_duplicates("cell")
+        fs = fit["fit_seconds"] if "fit_seconds" in fit else fit["seconds"]
+        fs = pd.to_numeric(fs, errors="coerce").dropna()
+        row.append(f"{fs.median():.1f}" if len(fs) else "—")
         if has_epochs:
-            header.append("epochs run")
-        rows = []
-        means = np.full((len(models), len(cols)), np.nan)
-        for i, mdl in enumerate(models):
-            gm = g[g.model == mdl]
-            row = [str(mdl) + capped_suffix(gm), str(gm.seed.nunique())]
-            for j, (s, m, k) in enumerate(cols):
-                st = stats.get((mdl, s, m, k))
-                if st is None:
-                    row.append("—")
-                else:
-                    means[i, j] = st[0]
-                    row.append(_fmt(*st))
-            fit = gm.drop_duplicates("cell")
-            fs = fit["fit_seconds"] if "fit_seconds" in fit else fit["seconds"]
-            fs = pd.to_numeric(fs, errors="coerce").dropna()
-            row.append(f"{fs.median():.1f}" if len(fs) else "—")
-            if has_epochs:
-                ep = pd.to_numeric(fit["n_epochs_run"], errors="coerce").dropna().astype(int)
-                capped = "stopped_for_time" in fit and fit["stopped_for_time"].fillna(False).astype(bool).any()
-                row.append(("—" if ep.empty else "/".join(map(str, sorted(set(ep))))) + (" (time cap)" if capped
-                                                                                        else ""))
-            rows.append(row)
-        bold = set()
-        for j in range(len(cols)):
-            colv = means[:, j]
-            if np.isfinite(colv).sum() >= 2:
-                best = np.nanmax(colv)
-                for i in np.flatnonzero(np.isclose(colv, best, rtol=0, atol=5e-5)):
-                    bold.add((int(i), j + 2))
-        tables.append(Table(header=header, rows=rows, bold=bold,
-                            caption=f"{dataset} — split {split}: mean ± std over seeds (test set); best in bold"))
-    return tables
+            ep = pd.to_numeric(fit["n_epochs_run"], errors="coerce").dropna().astype(int)
+            capped = "stopped_for_time" in fit and fit["stopped_for_time"].fillna(False).astype(bool).any()
+            row.append(("—" if ep.empty else "/".join(map(str, sorted(set(ep))))) + (" (time cap)" if capped
+                                                                                    else ""))
+        rows.append(row)
+    bold = set()
+    for j in range(len(cols)):
+        colv = means[:, j]
+        if np.isfinite(colv).sum() >= 2:
+            best = np.nanmax(colv)
+            for i in np.flatnonzero(np.isclose(colv, best, rtol=0, atol=5e-5)):
+                bold.add((int(i), j + 2))
+    return Table(header=header, rows=rows, bold=bold, caption=caption)
 
 
 def _elicitation_section(df: pd.DataFrame, figs: list) -> Section | None:
@@ -203,9 +246,11 @@ def _elicitation_section(df: pd.DataFrame, figs: list) -> Section | None:
     if curves.empty and summ.empty:
         return None
     sec = Section("Elicitation")
+    spans = sorted({str(v) for v in summ.get("budget_mean_over", pd.Series(dtype=object)).dropna()})
+    span = " and ".join(v.replace("..", "…") for v in spans) if spans else "1…10"
     sec.blocks.append("Offline replay on each test cold user's real held-out ratings: one question at a time, "
                       "answers like / dislike / unknown. Curves are means over seeds (band: ± std); the table "
-                      "gives the mean over budgets 1…10.")
+                      f"gives the mean over budgets {span}.")
     for (dataset, split), g in summ.groupby(["dataset", "split"]):
         cols = sorted({(m, int(k)) for m, k in zip(g.metric, g.k, strict=True)}, key=lambda c: (c[1] == 0, c))
         pols = sorted(g.model.unique(), key=str)
@@ -362,6 +407,36 @@ def _tuning_section(df: pd.DataFrame, figs: list) -> Section | None:
     return sec
 
 
+def _suite_tuning_section(df: pd.DataFrame, figs: list) -> Section | None:
+    """The studies a suite ran before its tuned cells (records' ``tuned`` field)."""
+    if "tuned" not in df:
+        return None
+    rows = []
+    ok = df[(df.record_type == "metric") & (df.status == "ok")]
+    for (dataset, split, model), g in ok.groupby(["dataset", "split", "model"], sort=True):
+        t = next((x for x in g["tuned"] if isinstance(x, dict)), None)
+        if t is None:
+            continue
+        won = bool(t.get("default_won"))
+        rows.append([str(model), str(dataset), str(split), str(t.get("budget") or t.get("trials")),
+                     f"{t.get('n_complete', '—')} / {t.get('n_pruned', '—')} / {t.get('n_failed', '—')}",
+                     "—" if t.get("seconds") is None else f"{float(t['seconds']):.0f}",
+                     f"val {t.get('metric', '')}: {_f(t.get('default_value'))}",
+                     _f(t.get("best_value")), "default won" if won else "tuned won",
+                     json.dumps(t.get("best_params") or {}, sort_keys=True, default=str)])
+    if not rows:
+        return None
+    sec = Section("Tuning studies of the suite")
+    sec.blocks.append("Each tuned row's study: an optuna TPE study on the validation set of the first seed's split "
+                      "(median pruning from the per-evaluation val metric), the default config as trial 0, stopped "
+                      "at the trial count or the time budget, whichever came first; the best config then ran on "
+                      "every seed. \"default won\": no tried config beat the default on val, so the default ran.")
+    sec.blocks.append(Table(["model", "dataset", "split", "budget", "trials complete / pruned / failed",
+                             "study s", "default", "best val", "winner", "best params"], rows,
+                            caption="Studies (validation set only; test never read here)"))
+    return sec
+
+
 def _f(v: float | None) -> str:
     return "—" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.4f}"
 
@@ -391,6 +466,7 @@ def _cells_section(df: pd.DataFrame) -> Section:
     cells = df.drop_duplicates("cell").sort_values("cell")
     versions_ids: dict[str, str] = {}
     machines_ids: dict[str, str] = {}
+    command_ids: dict[str, str] = {}
     rows, details = [], []
     for r in cells.itertuples():
         vkey = _json_compact(r.versions)
@@ -400,8 +476,9 @@ def _cells_section(df: pd.DataFrame) -> Section:
         secs = pd.to_numeric(pd.Series([r.seconds]), errors="coerce").iloc[0]
         rss = getattr(r, "peak_rss_mb", np.nan)
         rss = pd.to_numeric(pd.Series([rss]), errors="coerce").iloc[0]
+        cid = command_ids.setdefault(str(r.command), f"C{len(command_ids) + 1}")
         rows.append([str(r.cell), str(r.status), str(r.device or "—"), "—" if pd.isna(secs) else f"{secs:.1f}",
-                     "—" if pd.isna(rss) else f"{rss:.0f}", vid, mid, _json_compact(r.config), f"`{r.command}`"])
+                     "—" if pd.isna(rss) else f"{rss:.0f}", vid, mid, cid, _json_compact(r.config)])
         body = {"cell": r.cell, "status": r.status, "config": r.config, "command": r.command, "device": r.device,
                 "seconds": None if pd.isna(secs) else round(float(secs), 3),
                 "peak_rss_mb": None if pd.isna(rss) else round(float(rss), 1), "versions": r.versions,
@@ -411,8 +488,10 @@ def _cells_section(df: pd.DataFrame) -> Section:
             body["traceback"] = _none_if_nan(getattr(r, "traceback", None))
         details.append(Details(f"{r.cell} ({r.status})", json.dumps(body, indent=1, default=str)))
     sec = Section("Cells: config, command, versions, device")
-    sec.blocks.append(Table(["cell", "status", "device", "seconds", "peak RSS MiB", "versions", "machine", "config",
-                             "command"], rows))
+    sec.blocks.append(Table(["cell", "status", "device", "seconds", "peak RSS MiB", "versions", "machine", "command",
+                             "config"], rows))
+    for cmd, cid in command_ids.items():
+        sec.blocks.append(f"**{cid}**: `{cmd}`")
     for vkey, vid in versions_ids.items():
         sec.blocks.append(f"**{vid}**: `{vkey}`")
     for mkey, mid in machines_ids.items():
@@ -446,15 +525,18 @@ def build_report(df: pd.DataFrame, *, title: str = "Benchmark report", notes: st
         overview.blocks.append(notes)
     sections.append(overview)
     acc = Section("Accuracy (test set)")
-    acc.blocks.append("Full ranking over all candidates; train positives excluded. Segments follow "
-                      "`BENCHMARKS.md` (cold-item: ranking among the test cold items only).")
+    acc.blocks.append("Full ranking over all candidates; train positives excluded. Segments and metrics follow "
+                      "the benchmark protocol in benchmarks/README.md (cold-item: ranking among the test cold items "
+                      "only). Rows say how each model was configured: *tuned (budget)* on the validation set, "
+                      "*default*, or *no parameters*; only rows of one budget share a table.")
     acc.blocks.extend(accuracy_tables(df))
     sections.append(acc)
     for build in (_failures_section,):
         s = build(df)
         if s is not None:
             sections.append(s)
-    for build in (_elicitation_section, _tradeoff_section, _training_section, _tuning_section):
+    for build in (_elicitation_section, _tradeoff_section, _training_section, _suite_tuning_section,
+                  _tuning_section):
         s = build(df, figs)
         if s is not None:
             sections.append(s)
@@ -467,6 +549,8 @@ def build_report(df: pd.DataFrame, *, title: str = "Benchmark report", notes: st
 # Markdown and HTML
 # ---------------------------------------------------------------------------------------------
 def _md_cell(s: str) -> str:
+    first, _, second = s.partition("\n")
+    s = f"{first} — *{second}*" if second else first
     return s.replace("|", "\\|").replace("\n", " ")
 
 
@@ -498,18 +582,20 @@ def to_markdown(report: Report, *, figure_dir: str = "figures") -> str:
 
 
 _CSS = """
-body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0 auto;max-width:1200px;
-padding:16px 28px;color:#1f2328;background:#fff;line-height:1.45}
+body{font-family:-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0 auto;max-width:1260px;
+padding:16px 14px;color:#1f2328;background:#fff;line-height:1.45}
 h1{font-size:26px;border-bottom:2px solid #d0d7de;padding-bottom:6px}
 h2{font-size:20px;margin-top:34px;border-bottom:1px solid #d0d7de;padding-bottom:4px}
 .sub{color:#656d76;margin-top:-8px}
-table{border-collapse:collapse;margin:8px 0 18px;font-size:12.5px;display:block;overflow-x:auto;max-width:100%}
-th,td{border:1px solid #d0d7de;padding:4px 8px;text-align:right;white-space:nowrap}
-th{background:#f6f8fa;position:sticky;top:0}
+table{border-collapse:collapse;margin:8px 0 18px;font-size:12px;display:block;overflow-x:auto;max-width:100%}
+th,td{border:1px solid #d0d7de;padding:3px 6px;text-align:right;white-space:nowrap}
+th{background:#f6f8fa;white-space:normal;vertical-align:bottom;min-width:48px}
+td .sd{display:block;color:#656d76;font-size:10.5px;line-height:1.15;font-style:italic}
 td:first-child,th:first-child{text-align:left}
 tr:nth-child(even) td{background:#fbfcfd}
 td.best{font-weight:700;background:#e6f4ea!important}
-td.wrap{white-space:normal;text-align:left;min-width:240px;max-width:560px;word-break:break-word}
+td.wrap{white-space:normal;text-align:left;min-width:160px;max-width:420px;word-break:break-word}
+@media (max-width:600px){body{padding:8px 10px}table{font-size:11.5px}td.wrap{min-width:120px}}
 caption{caption-side:top;text-align:left;font-weight:600;padding:4px 0;color:#24292f}
 figure{margin:10px 0 22px}
 figure img{max-width:100%;border:1px solid #eaeef2}
@@ -534,6 +620,13 @@ def _inline(text: str) -> str:
         else:
             parts.append(html.escape(piece))
     return "".join(parts)
+
+
+def _cell_html(text: str) -> str:
+    """A table cell's HTML: inline Markdown; a second line (after ``"\n"``) is drawn small under
+    the first (a model's configuration under its name, so no column is spent on it)."""
+    first, _, second = text.partition("\n")
+    return _inline(first) + (f'<span class="sd">{_inline(second)}</span>' if second else "")
 
 
 def to_html(report: Report) -> str:
@@ -561,10 +654,11 @@ def to_html(report: Report) -> str:
                     tds = []
                     for j, c in enumerate(row):
                         cls = ["best"] if (r, j) in b.bold else []
-                        if len(c) > 40:
+                        if len(c) > 40 and "\n" not in c:
                             cls.append("wrap")
                         attr = f' class="{" ".join(cls)}"' if cls else ""
-                        body = f"<b>{_inline(c)}</b>" if (r, j) in b.bold else _inline(c)
+                        body = _cell_html(c)
+                        body = f"<b>{body}</b>" if (r, j) in b.bold else body
                         tds.append(f"<td{attr}>{body}</td>")
                     out.append("<tr>" + "".join(tds) + "</tr>")
                 out.append("</tbody></table>")
@@ -591,6 +685,8 @@ def render_report(results_dir: str | os.PathLike | Sequence[str | os.PathLike], 
     out_dir : path
         Output folder (created); Markdown figures go to ``out_dir/figures/``.
     title : str, optional
+        Default: ``"Benchmark report: <suite name(s)>"`` from the records (the folder name for
+        records without a suite).
     notes : str
         A paragraph added to the overview (e.g. what a shortened CPU run left out).
 
@@ -600,7 +696,10 @@ def render_report(results_dir: str | os.PathLike | Sequence[str | os.PathLike], 
     """
     df = load_records(results_dir)
     first = results_dir if isinstance(results_dir, (str, os.PathLike)) else next(iter(results_dir), "results")
-    report = build_report(df, title=title or f"Benchmark report: {Path(first).name}", notes=notes)
+    if title is None:
+        suites = sorted(map(str, df["suite"].dropna().unique())) if "suite" in df else []
+        title = f"Benchmark report: {', '.join(suites) if suites else Path(first).name}"
+    report = build_report(df, title=title, notes=notes)
     out = Path(out_dir)
     (out / "figures").mkdir(parents=True, exist_ok=True)
     for f in report.figures():
