@@ -43,6 +43,7 @@ import pandas as pd
 import torch
 
 from recsys_coldstart.base import topk
+from recsys_coldstart.cli.registry import distill_strategy
 from recsys_coldstart.evaluate.results import (
     current_command,
     machine,
@@ -163,7 +164,7 @@ def run_scenario(dataset: str, kind: str, seed: int, data_dir: str, epochs: int,
     sx = {**sx, "tie_item_inputs": student_tie}
     fit("student-nodistill", lambda: Student(item_ids=item_ids, **common, **sx).fit(train, val=val))
     for loss in ("score", "rank", "embed"):
-        fit(f"student-{loss}", lambda loss=loss: Student(item_ids=item_ids, distill_loss=loss, **common, **sx).fit(
+        fit(f"student-{loss}", lambda loss=loss: Student(item_ids=item_ids, distill=distill_strategy(loss), **common, **sx).fit(
             train, val=val, teacher=teacher))
     fit("content-map", lambda: DropoutNet(**{**common, "n_epochs": 0}, pref_dim=None).fit(train, val=val, init_factors=base))
     if "dropoutnet" not in skip:

@@ -172,6 +172,10 @@ def _match(value: Any, hint: Any, key: str) -> tuple[bool, Any]:
         return value is None, None
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Union or (hasattr(types, "UnionType") and isinstance(hint, types.UnionType)):
+        # a tagged union of nested configs (e.g. StudentConfig.distill): the "kind" key picks the member
+        kinds = {getattr(a, "kind", None): a for a in args if isinstance(a, type) and dataclasses.is_dataclass(a)}
+        if isinstance(value, dict) and isinstance(value.get("kind"), str) and set(kinds) - {None}:
+            return _match(value, kinds[value["kind"]], key) if value["kind"] in kinds else (False, None)
         for arg in sorted(args, key=lambda a: a is not type(None)):
             ok, out = _match(value, arg, key)
             if ok:

@@ -54,6 +54,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Distil a two-tower teacher into a lightweight student; print size, latency and cold-segment NDCG@20."""
         from recsys_coldstart.cli.data import get_split, load_from_options
+        from recsys_coldstart.cli.registry import DISTILL_STRATEGIES, distill_strategy
         from recsys_coldstart.distill import (
             Student,
             StudentConfig,
@@ -61,15 +62,14 @@ def register(app: typer.Typer) -> None:
             TwoTowerTeacherConfig,
         )
         from recsys_coldstart.distill.distiller import cold_segment, scoring_latency
-        from recsys_coldstart.distill.student import DISTILL_LOSSES
         from recsys_coldstart.evaluate import evaluate, metric_value
         from recsys_coldstart.foldin import TOWER_FOLD_IN_MODES, fold_in_for
         from recsys_coldstart.io import load_model, read_model_config, save_model
 
         if split not in DISTILL_SPLITS:
             raise DataError(f"unknown --split {split!r}; choose one of: {', '.join(DISTILL_SPLITS)}")
-        if loss not in DISTILL_LOSSES:
-            raise DataError(f"unknown --loss {loss!r}; choose one of: {', '.join(DISTILL_LOSSES)}")
+        if loss not in DISTILL_STRATEGIES:
+            raise DataError(f"unknown --loss {loss!r}; choose one of: {', '.join(DISTILL_STRATEGIES)}")
         if not 0.0 <= lam <= 1.0:
             raise DataError("--lambda must be in [0, 1]")
         fold_in = fold_in or fold_in_for(split)
@@ -99,8 +99,8 @@ def register(app: typer.Typer) -> None:
             tcfg = TwoTowerTeacherConfig(random_state=seed, device=device, show_progress=progress, **extra)
             tm = TwoTowerTeacher(tcfg).fit(s.train, val=s.val, init_factors=base)
             typer.echo(f"teacher: trained from {type(base).__name__} in {time.perf_counter() - t0:.1f}s")
-        scfg = StudentConfig(dim=student_dim, hidden=(student_dim,), lam=lam, distill_loss=loss,
-                             temperature=temperature, top_k=top_k,
+        scfg = StudentConfig(dim=student_dim, hidden=(student_dim,), lam=lam,
+                             distill=distill_strategy(loss, temperature=temperature, top_k=top_k),
                              item_ids=(split == "user-cold") if item_ids is None else item_ids,
                              random_state=seed, device=device, show_progress=progress, **extra)
         t1 = time.perf_counter()

@@ -40,7 +40,17 @@ POLICIES: dict[str, str] = {
     "linucb": "recsys_coldstart.elicit.linucb:LinUCBPolicy",
     "thompson": "recsys_coldstart.elicit.thompson:ThompsonPolicy",
     "info-gain": "recsys_coldstart.elicit.info_gain:InfoGainPolicy",
+    "oracle": "recsys_coldstart.elicit.oracle:OraclePolicy",
+    "interview-tree": "recsys_coldstart.elicit.interview_tree:InterviewTreePolicy",
+    "lookahead": "recsys_coldstart.elicit.lookahead:LookaheadPolicy",
 }
+
+DISTILL_STRATEGIES: dict[str, str] = {
+    "score": "recsys_coldstart.distill.strategies:ScoreDistillation",
+    "rank": "recsys_coldstart.distill.strategies:RankingDistillation",
+    "embed": "recsys_coldstart.distill.strategies:EmbeddingAlignment",
+}
+"""``coldstart distill --loss`` names -> :class:`~recsys_coldstart.distill.strategies.DistillStrategy` classes."""
 
 
 def _load(spec: str) -> Any:
@@ -59,6 +69,16 @@ def resolve(table: dict[str, str], name: str, what: str = "model") -> Any:
 def model_class(name: str) -> Any:
     """The model class registered as ``name`` (see :data:`MODELS`)."""
     return resolve(MODELS, name, "model")
+
+
+def distill_strategy(name: str, **settings: Any) -> Any:
+    """The distillation strategy registered as ``name`` (see :data:`DISTILL_STRATEGIES`), built
+    with those of ``settings`` it declares (e.g. ``temperature`` for ``"score"``)."""
+    import dataclasses
+
+    cls = resolve(DISTILL_STRATEGIES, name, "distillation loss")
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in settings.items() if k in names})
 
 
 class ClassTable(Mapping):

@@ -16,6 +16,12 @@ from recsys_coldstart.distill.losses import (
     rank_position_weights,
     ranking_distillation_loss,
 )
+from recsys_coldstart.distill.strategies import (
+    DistillStrategy,
+    EmbeddingAlignment,
+    RankingDistillation,
+    ScoreDistillation,
+)
 from recsys_coldstart.distill.student import Student, StudentConfig
 from recsys_coldstart.distill.teacher import TwoTowerTeacher, TwoTowerTeacherConfig
 from recsys_coldstart.towers.losses import (
@@ -27,7 +33,8 @@ from recsys_coldstart.towers.losses import (
 )
 
 __all__ = [
-    "Distiller", "DistillerConfig", "Student", "StudentConfig", "TwoTowerTeacher", "TwoTowerTeacherConfig",
+    "DistillStrategy", "Distiller", "DistillerConfig", "EmbeddingAlignment", "RankingDistillation",
+    "ScoreDistillation", "Student", "StudentConfig", "TwoTowerTeacher", "TwoTowerTeacherConfig",
     "bpr_loss", "distill_demo", "embedding_alignment_loss", "pairwise_alignment_loss", "rank_position_weights",
     "ranking_distillation_loss", "sampled_softmax_loss", "score_distillation_loss", "score_regression_loss",
     "scoring_latency",

@@ -1,8 +1,9 @@
-"""Losses used by the distillation package only (BPR, ranking distillation), as pure functions.
+"""Losses used by the distillation package only (ranking distillation), as pure functions.
 
 Every function takes batch-first tensors and returns a scalar (the batch mean). The losses the
 teacher and student share with the cold-start models (sampled softmax, score distillation,
-embedding and pairwise alignment, score regression) live in :mod:`recsys_coldstart.towers.losses`.
+embedding and pairwise alignment, score regression) live in :mod:`recsys_coldstart.towers.losses`;
+BPR is :func:`recsys_coldstart.graph.losses.bpr_loss` (re-exported here).
 """
 
 from __future__ import annotations
@@ -10,22 +11,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from recsys_coldstart.graph.losses import bpr_loss
 
-def bpr_loss(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
-    """Bayesian personalised ranking (Rendle et al., UAI 2009).
-
-    .. math:: L = -\\frac1{b\\,m} \\sum_{r,j} \\log \\sigma(s^+_r - s^-_{r,j})
-
-    Parameters
-    ----------
-    pos : torch.Tensor, shape (b,)
-        Scores of the positives.
-    neg : torch.Tensor, shape (b,) or (b, m)
-        Scores of sampled negatives.
-    """
-    if neg.dim() == 1:
-        neg = neg[:, None]
-    return -F.logsigmoid(pos[:, None] - neg).mean()
+__all__ = ["bpr_loss", "rank_position_weights", "ranking_distillation_loss"]
 
 
 def rank_position_weights(k: int, lam: float = 1.0, *, device=None) -> torch.Tensor:

@@ -20,10 +20,17 @@ import torch
 from torch import nn
 
 from recsys_coldstart._utils import check_random_state, resolve_device, torch_generator
-from recsys_coldstart.base import topk
-from recsys_coldstart.config import greater_than
+from recsys_coldstart.config import at_least, between, greater_than
 from recsys_coldstart.data.interactions import Interactions
-from recsys_coldstart.distill.losses import rank_position_weights, ranking_distillation_loss
+from recsys_coldstart.distill.strategies import (
+    STRATEGIES,
+    DistillStrategy,
+    EmbeddingAlignment,
+    RankingDistillation,
+    ScoreDistillation,
+    StudentBatch,
+    TeacherTargets,
+)
 from recsys_coldstart.towers.base import (
     TowerConfig,
     TowerRecommender,
@@ -39,16 +46,9 @@ from recsys_coldstart.towers.blocks import (
     row_normalize,
     to_torch,
 )
-from recsys_coldstart.towers.losses import (
-    embedding_alignment_loss,
-    sampled_softmax_loss,
-    score_distillation_loss,
-)
+from recsys_coldstart.towers.losses import sampled_softmax_loss
 
 logger = logging.getLogger(__name__)
-
-DISTILL_LOSSES: tuple[str, ...] = ("score", "rank", "embed")
-
 
 @dataclass(frozen=True)
 class StudentConfig(TowerConfig):
@@ -70,16 +70,10 @@ class StudentConfig(TowerConfig):
         items still work). False = feature-only items.
     lam : float
         ``lambda`` in ``lambda * L_distill + (1 - lambda) * L_task`` (ignored without a teacher).
-    distill_loss : {"score", "rank", "embed"}
-        Which distillation loss (see :mod:`recsys_coldstart.towers.losses` and :mod:`recsys_coldstart.distill.losses`).
-    temperature : float
-        Distillation temperature ``T`` (score distillation).
-    top_k : int
-        ``K`` of ranking distillation (teacher's top-K unobserved warm items per user).
-    rank_decay : float
-        ``lambda`` of the position weights ``exp(-r / lambda)``.
-    align : {"mse", "cosine"}
-        Embedding-alignment distance (through a training-only linear projection to the teacher width).
+    distill : ScoreDistillation, RankingDistillation or EmbeddingAlignment
+        The distillation strategy and its settings (:mod:`recsys_coldstart.distill.strategies`):
+        score distillation with temperature ``T`` (default), the teacher's top-K as weighted
+        positives, or embedding alignment through training-only projections.
     task_temperature : float
         Temperature of the sampled-softmax task loss.
     teacher_temperature : float or None
@@ -111,26 +105,31 @@ class StudentConfig(TowerConfig):
         the loss, this is the optimiser's decay of all weights.
     """
 
-    dim: int = 32
+    dim: int = field(default=32, metadata=at_least(1, integer=True))
     hidden: tuple[int, ...] = (32,)
     item_ids: bool = False
-    lam: float = 0.5
-    distill_loss: str = "score"
-    temperature: float = 1.0
-    top_k: int = 20
-    rank_decay: float = 5.0
-    align: str = "mse"
-    task_temperature: float = 0.2
-    teacher_temperature: float | None = None
-    id_dropout: float = 0.3
-    history_dropout: float = 0.3
-    few_shot_prob: float = 0.0
+    lam: float = field(default=0.5, metadata=between(0.0, 1.0))
+    distill: ScoreDistillation | RankingDistillation | EmbeddingAlignment = field(default_factory=ScoreDistillation)
+    task_temperature: float = field(default=0.2, metadata=greater_than(0))
+    teacher_temperature: float | None = field(default=None, metadata=greater_than(0, none=True))
+    id_dropout: float = field(default=0.3, metadata=between(0.0, 1.0, high_open=True))
+    history_dropout: float = field(default=0.3, metadata=between(0.0, 1.0))
+    few_shot_prob: float = field(default=0.0, metadata=between(0.0, 1.0))
     logq_correction: bool = False
     item_bias: bool = False
     tie_item_inputs: bool = False
-    few_shot_max: int = 10
+    few_shot_max: int = field(default=10, metadata=at_least(1, integer=True))
     lr: float = field(default=3e-3, metadata=greater_than(0))
-    weight_decay: float = 0.0
+    weight_decay: float = field(default=0.0, metadata=at_least(0))
+
+    def _check(self) -> None:
+        super()._check()
+        if not isinstance(self.distill, DistillStrategy):
+            names = ", ".join(f"{cls.__name__}()" for cls in STRATEGIES)
+            raise ValueError(f"{type(self).__name__}.distill must be a distillation strategy object ({names}), "
+                             f"got {self.distill!r}")
+        if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.hidden):
+            raise ValueError(f"{type(self).__name__}.hidden must be integers >= 1, got {self.hidden!r}")
 
 
 class Student(TowerRecommender):
@@ -169,7 +168,7 @@ class Student(TowerRecommender):
             "lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
             "dim": trial.suggest_categorical("dim", [16, 32, 64]),
             "lam": trial.suggest_float("lam", 0.0, 1.0),
-            "temperature": trial.suggest_float("temperature", 1.0, 10.0, log=True),
+            "distill": ScoreDistillation(temperature=trial.suggest_float("temperature", 1.0, 10.0, log=True)),
             "task_temperature": trial.suggest_float("task_temperature", 0.05, 1.0, log=True),
             "id_dropout": trial.suggest_float("id_dropout", 0.0, 0.7),
         }
@@ -280,7 +279,11 @@ class Student(TowerRecommender):
     # ------------------------------------------------------------------ fit
     def fit(self, train: Interactions, *, val: Interactions | None = None, callback=None,
             teacher: Any = None) -> Student:
-        """Train the student, distilling from ``teacher`` when given.
+        """Train the student, distilling from ``teacher`` with ``config.distill`` when given.
+
+        Steps: build the towers (seeded), :meth:`_teacher_targets` (the teacher's factors and
+        logit scale, the strategy's heads and per-fit targets), then one epoch function over
+        :meth:`_batches` (sampling + forward) adding the strategy's term to the task loss.
 
         Parameters
         ----------
@@ -297,8 +300,6 @@ class Student(TowerRecommender):
         self
         """
         c = self.config
-        if c.distill_loss not in DISTILL_LOSSES:
-            raise ValueError(f"unknown distill_loss {c.distill_loss!r}; choose one of {DISTILL_LOSSES}")
         rng = check_random_state(c.random_state)
         device = resolve_device(c.device)
         self._init_features(train)
@@ -311,17 +312,10 @@ class Student(TowerRecommender):
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
             torch.random.manual_seed(int(rng.integers(2**31)))
             self._build()
-            heads = None
+            factors = heads = None
             if teacher is not None:
-                Ut, Vt = (teacher if isinstance(teacher, tuple) else (teacher.user_factors_, teacher.item_factors_))
-                Ut = np.asarray(Ut, np.float32)
-                Vt = np.asarray(Vt, np.float32)
-                if Ut.shape[0] != train.n_users or Vt.shape[0] != train.n_items:
-                    raise ValueError("teacher factors do not match the train vocabulary")
-                if c.distill_loss == "embed":
-                    d_in = c.dim + int(c.item_bias)
-                    heads = nn.ModuleDict({"user": nn.Linear(d_in, Ut.shape[1], bias=False),
-                                           "item": nn.Linear(d_in, Vt.shape[1], bias=False)})
+                factors = self._teacher_factors(teacher, train)
+                heads = c.distill.heads(c.dim + int(c.item_bias), factors[0].shape[1], factors[1].shape[1])
         if c.item_bias:  # log-popularity prior: b_i = tau * (log n_i - mean log n), 0 for cold items
             with torch.no_grad():
                 self._nets["item_bias"].weight.copy_(torch.from_numpy(
@@ -332,70 +326,21 @@ class Student(TowerRecommender):
             heads.to(device)
             params += list(heads.parameters())
         gen = torch_generator(rng, device)
-        users, items, _, _ = train.to_coo_arrays()
         warm_items = np.flatnonzero(self.warm_items_mask_)
-        n = len(users)
-        item_freq = np.bincount(items, minlength=train.n_items) / max(len(items), 1)
         opt = torch.optim.Adam(params, lr=c.lr, weight_decay=c.weight_decay)
         lam = c.lam if teacher is not None else 0.0
+        targets = state = None
         if teacher is not None:
-            Ut_t = torch.from_numpy(Ut).to(device)
-            Vt_t = torch.from_numpy(Vt).to(device)
-            t_tau = c.teacher_temperature or getattr(getattr(teacher, "config", None), "temperature", None)
-            if t_tau is None:
-                su = rng.integers(0, Ut.shape[0], 256)
-                t_tau = float(np.std(Ut[su] @ Vt[warm_items].T)) or 1.0
-            if c.distill_loss == "rank":
-                top = self._teacher_topk(Ut, Vt, R, warm_items, c.top_k)
-                w_rank = rank_position_weights(top.shape[1], c.rank_decay, device=device)
+            targets = self._teacher_targets(teacher, factors, R, warm_items, heads, rng, device)
+            state = c.distill.prepare(self, targets, device=device)
 
         def epoch_fn(epoch: int) -> dict[str, float]:
             self._nets.train()
-            perm = torch.randperm(n, generator=gen, device=device).cpu().numpy()
             tot = {"loss": 0.0, "task": 0.0, "distill": 0.0}
             steps = 0
-            for start in range(0, n, c.batch_size):
-                sel = perm[start:start + c.batch_size]
-                u, i = users[sel], items[sel]
-                b = len(sel)
-                neg = sample_warm(rng, warm_items, c.n_negatives)
-                cand = np.concatenate([i, neg])
-                keep = rng.random(len(cand)) >= c.id_dropout if c.item_ids else None
-                ei = self._item_in(cand, keep, None if itf is None else itf[cand], len(cand), device)
-                thin = np.where(rng.random(b) < c.history_dropout, 0.0, rng.uniform(0.2, 1.0, b))
-                thin = few_shot_keep_prob(thin, np.diff(R.indptr)[u], c.few_shot_prob, c.few_shot_max, rng)
-                bag = drop_entries(R[u], i, thin, rng)
-                eu = self._user_in(bag, None if uf is None else uf[u], b, device)
-                logits = eu @ ei.T
-                if c.item_bias:
-                    b_cand = self._bias(cand, keep, device)
-                    logits = logits + b_cand[None, :]
-                dmask = duplicate_mask(i, cand, device)
-                lq = None
-                if c.logq_correction:
-                    lq = torch.from_numpy(np.log(b * item_freq[cand] + c.n_negatives / len(warm_items))
-                                          .astype(np.float32)).to(device)
-                task = sampled_softmax_loss(logits, temperature=c.task_temperature, mask=dmask, log_q=lq)
+            for batch, task in self._batches(train, R, warm_items, itf, uf, rng, gen, device):
                 if lam > 0:
-                    tu = torch.from_numpy(u).to(device)
-                    if c.distill_loss == "score":
-                        t_logits = Ut_t[tu] @ Vt_t[torch.from_numpy(cand).to(device)].T / t_tau
-                        dist = score_distillation_loss(logits / c.task_temperature, t_logits,
-                                                       temperature=c.temperature, mask=dmask)
-                    elif c.distill_loss == "rank":
-                        ti = top[u]
-                        e_top = self._item_in(ti.ravel(), None, None if itf is None else itf[ti.ravel()],
-                                              ti.size, device).view(b, ti.shape[1], -1)
-                        s_top = (eu[:, None, :] * e_top).sum(-1)
-                        if c.item_bias:
-                            s_top = s_top + self._bias(ti.ravel(), None, device).view(b, ti.shape[1])
-                        dist = ranking_distillation_loss(s_top, w_rank, logits[:, b:])
-                    else:
-                        tc = torch.from_numpy(cand).to(device)
-                        eu_a = self._bias_column(eu, 1.0)
-                        ei_a = self._bias_column(ei, b_cand) if c.item_bias else ei
-                        dist = (embedding_alignment_loss(heads["user"](eu_a), Ut_t[tu], kind=c.align)
-                                + embedding_alignment_loss(heads["item"](ei_a), Vt_t[tc], kind=c.align))
+                    dist = c.distill.loss(self, batch, targets, state)
                     loss = lam * dist + (1 - lam) * task
                     tot["distill"] += float(dist.detach())
                 else:
@@ -408,21 +353,85 @@ class Student(TowerRecommender):
                 steps += 1
             return {k: v / max(steps, 1) for k, v in tot.items()}
 
-        self._train_loop(train=train, val=val, epoch_fn=epoch_fn, finalize=lambda: self._finalize(train, uf, itf), callback=callback,
-                         desc="student")
+        self._train_loop(train=train, val=val, epoch_fn=epoch_fn, finalize=lambda: self._finalize(train, uf, itf),
+                         callback=callback, desc="student")
         return self
 
     @staticmethod
-    def _teacher_topk(Ut: np.ndarray, Vt: np.ndarray, R: sp.csr_matrix, warm_items: np.ndarray,
-                      k: int, batch: int = 2048) -> np.ndarray:
-        """Teacher's top-``k`` unobserved warm items per user, int64 (n_users, k)."""
-        out = []
-        V = Vt[warm_items]
-        for s in range(0, Ut.shape[0], batch):
-            rows = np.arange(s, min(s + batch, Ut.shape[0]))
-            ids, _ = topk(Ut[rows] @ V.T, k, exclude=R[rows][:, warm_items])
-            out.append(warm_items[ids])
-        return np.concatenate(out)
+    def _teacher_factors(teacher: Any, train: Interactions) -> tuple[np.ndarray, np.ndarray]:
+        """The teacher's ``(U, V)`` as float32 arrays, checked against the train vocabulary."""
+        Ut, Vt = (teacher if isinstance(teacher, tuple) else (teacher.user_factors_, teacher.item_factors_))
+        Ut = np.asarray(Ut, np.float32)
+        Vt = np.asarray(Vt, np.float32)
+        if Ut.shape[0] != train.n_users or Vt.shape[0] != train.n_items:
+            raise ValueError("teacher factors do not match the train vocabulary")
+        return Ut, Vt
+
+    def _teacher_targets(self, teacher: Any, factors: tuple[np.ndarray, np.ndarray], R: sp.csr_matrix,
+                         warm_items: np.ndarray, heads, rng: np.random.Generator, device) -> TeacherTargets:
+        """The teacher's factors on ``device`` and its logit scale.
+
+        The scale is ``teacher_temperature``, else the teacher's own ``config.temperature``, else
+        ``1 / std`` of its scores on 256 random users (drawn from ``rng`` whatever the strategy,
+        so a seed gives the same run as before strategies were objects).
+        """
+        Ut, Vt = factors
+        t_tau = self.config.teacher_temperature or getattr(getattr(teacher, "config", None), "temperature", None)
+        if t_tau is None:
+            su = rng.integers(0, Ut.shape[0], 256)
+            t_tau = float(np.std(Ut[su] @ Vt[warm_items].T)) or 1.0
+        return TeacherTargets(user=torch.from_numpy(Ut).to(device), item=torch.from_numpy(Vt).to(device),
+                              scale=t_tau, observed=R, warm_items=warm_items, heads=heads)
+
+    def _batches(self, train: Interactions, R: sp.csr_matrix, warm_items: np.ndarray, itf, uf,
+                 rng: np.random.Generator, gen: torch.Generator, device):
+        """One epoch of training batches: yields ``(StudentBatch, task loss)``.
+
+        Each batch: ``batch_size`` train positives, ``n_negatives`` sampled warm items shared by
+        the batch, item-ID dropout, thinned user histories (history dropout / few-shot), the
+        forward pass and the sampled-softmax task loss (with the ``log q`` correction when set).
+        """
+        c = self.config
+        users, items, _, _ = train.to_coo_arrays()
+        n = len(users)
+        item_freq = np.bincount(items, minlength=train.n_items) / max(len(items), 1)
+        perm = torch.randperm(n, generator=gen, device=device).cpu().numpy()
+        for start in range(0, n, c.batch_size):
+            sel = perm[start:start + c.batch_size]
+            u, i = users[sel], items[sel]
+            b = len(sel)
+            neg = sample_warm(rng, warm_items, c.n_negatives)
+            cand = np.concatenate([i, neg])
+            keep = rng.random(len(cand)) >= c.id_dropout if c.item_ids else None
+            ei = self._item_in(cand, keep, None if itf is None else itf[cand], len(cand), device)
+            thin = np.where(rng.random(b) < c.history_dropout, 0.0, rng.uniform(0.2, 1.0, b))
+            thin = few_shot_keep_prob(thin, np.diff(R.indptr)[u], c.few_shot_prob, c.few_shot_max, rng)
+            bag = drop_entries(R[u], i, thin, rng)
+            eu = self._user_in(bag, None if uf is None else uf[u], b, device)
+            logits = eu @ ei.T
+            b_cand = None
+            if c.item_bias:
+                b_cand = self._bias(cand, keep, device)
+                logits = logits + b_cand[None, :]
+            dmask = duplicate_mask(i, cand, device)
+            lq = None
+            if c.logq_correction:
+                lq = torch.from_numpy(np.log(b * item_freq[cand] + c.n_negatives / len(warm_items))
+                                      .astype(np.float32)).to(device)
+            task = sampled_softmax_loss(logits, temperature=c.task_temperature, mask=dmask, log_q=lq)
+            yield (StudentBatch(users=u, candidates=cand, user_emb=eu, item_emb=ei, item_bias=b_cand, logits=logits,
+                                mask=dmask, task_temperature=c.task_temperature), task)
+
+    def _item_scores(self, user_emb: torch.Tensor, items: np.ndarray) -> torch.Tensor:
+        """Student scores (b, K) of ``items`` (int64, (b, K)) for the users embedded as ``user_emb`` (b, dim)."""
+        b, k = items.shape
+        flat = items.ravel()
+        itf = self.item_features_
+        e = self._item_in(flat, None, None if itf is None else itf[flat], flat.size, user_emb.device).view(b, k, -1)
+        s = (user_emb[:, None, :] * e).sum(-1)
+        if self.config.item_bias:
+            s = s + self._bias(flat, None, user_emb.device).view(b, k)
+        return s
 
     def _finalize(self, train: Interactions, uf, itf) -> None:
         self._nets.eval()

@@ -7,19 +7,27 @@ import torch.nn.functional as F
 
 
 def bpr_loss(pos_scores: torch.Tensor, neg_scores: torch.Tensor) -> torch.Tensor:
-    """Bayesian personalised ranking (Rendle et al., UAI 2009), batch mean.
+    """Bayesian personalised ranking (Rendle et al., UAI 2009), mean over all pairs.
 
-    ``L = mean_b -log σ(ŷ_{u,i} - ŷ_{u,j}) = mean_b softplus(ŷ_{u,j} - ŷ_{u,i})``
+    .. math:: L = \\frac1{b\\,m} \\sum_{r,j} -\\log \\sigma(\\hat y^+_r - \\hat y^-_{r,j})
+              = \\frac1{b\\,m} \\sum_{r,j} \\mathrm{softplus}(\\hat y^-_{r,j} - \\hat y^+_r)
+
+    The one BPR of the package (graph models with one negative per triple, the two-tower
+    teacher with ``m`` sampled negatives per row).
 
     Parameters
     ----------
-    pos_scores, neg_scores : torch.Tensor, shape (b,)
-        Scores of the positive and the sampled negative item of each triple.
+    pos_scores : torch.Tensor, shape (b,)
+        Scores of each row's positive.
+    neg_scores : torch.Tensor, shape (b,) or (b, m)
+        Scores of the sampled negative(s) of each row.
 
     Returns
     -------
     torch.Tensor, scalar
     """
+    if neg_scores.dim() == 2:
+        pos_scores = pos_scores[:, None]
     return F.softplus(neg_scores - pos_scores).mean()
 
 

@@ -9,6 +9,11 @@ import torch
 from recsys_coldstart.base import topk
 from recsys_coldstart.data.splits import make_split
 from recsys_coldstart.distill import Student, TwoTowerTeacher, distill_demo, scoring_latency
+from recsys_coldstart.distill.strategies import (
+    EmbeddingAlignment,
+    RankingDistillation,
+    ScoreDistillation,
+)
 from recsys_coldstart.evaluate.protocol import evaluate, metric_value
 from recsys_coldstart.io import load_model, save_model
 from recsys_coldstart.types import ColdStartModel
@@ -74,7 +79,7 @@ def test_teacher_init_from_pretrained_factors(item_cold):
 
 def test_distilled_student_beats_plain_student_user_cold(user_cold, teacher_uc):
     plain = Student(item_ids=True, **STUDENT).fit(user_cold.train, val=user_cold.val)
-    dist = Student(item_ids=True, distill_loss="score", **STUDENT).fit(user_cold.train, val=user_cold.val,
+    dist = Student(item_ids=True, distill=ScoreDistillation(), **STUDENT).fit(user_cold.train, val=user_cold.val,
                                                                         teacher=teacher_uc)
     assert dist.n_parameters <= 0.10 * teacher_uc.n_parameters
     assert _ndcg(dist, user_cold, "cold-user") > _ndcg(plain, user_cold, "cold-user") + 0.01
@@ -84,14 +89,14 @@ def test_distilled_student_keeps_teacher_accuracy_item_cold(item_cold, teacher_i
     # On synthetic item-cold the plain feature-only student is already as good as the teacher
     # (cold items differ only by their genre), so distillation is not expected to add accuracy
     # here; the known answer is that the 10x smaller student keeps >= 95% of the teacher's NDCG.
-    dist = Student(distill_loss="score", **STUDENT).fit(item_cold.train, val=item_cold.val, teacher=teacher_ic)
+    dist = Student(distill=ScoreDistillation(), **STUDENT).fit(item_cold.train, val=item_cold.val, teacher=teacher_ic)
     assert dist.n_parameters <= 0.10 * teacher_ic.n_parameters
     assert _ndcg(dist, item_cold, "cold-item") >= 0.95 * _ndcg(teacher_ic, item_cold, "cold-item")
 
 
-@pytest.mark.parametrize("loss", ["rank", "embed"])
+@pytest.mark.parametrize("loss", [RankingDistillation(), EmbeddingAlignment()], ids=["rank", "embed"])
 def test_other_distillation_losses_train(loss, item_cold, teacher_ic):
-    st = Student(distill_loss=loss, dim=16, hidden=(16,), n_epochs=2, patience=None).fit(
+    st = Student(distill=loss, dim=16, hidden=(16,), n_epochs=2, patience=None).fit(
         item_cold.train, teacher=teacher_ic)
     assert np.isfinite(st.history_["distill"][-1])
     assert _ndcg(st, item_cold, "cold-item") > 0
