@@ -94,8 +94,9 @@ class BasePolicy:
         return state.observe(items, responses)
 
     def user_vector(self, state: ElicitationState) -> np.ndarray:
-        """Posterior mean of each user's vector, float64 of shape (b, d)."""
-        return state.mu.copy()
+        """Posterior mean of each user's vector, float64 of shape (b, d) (with the two-part
+        posterior: the ranking vector of :meth:`ElicitationState.score_vector`)."""
+        return state.score_vector().copy()
 
     # -- helpers ----------------------------------------------------------------------
     def known_weights(self, state: ElicitationState) -> np.ndarray:

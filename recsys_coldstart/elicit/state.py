@@ -28,6 +28,16 @@ Thompson, information gain) also skip the user's current top-``skip_top`` recomm
 *like* spends a good recommendation (the replay protocol, like a real user, drops asked items
 from what is still worth recommending). On ml-100k this single rule is worth more than any
 other setting (see ``benchmarks/results/elicitation_ml100k.md``).
+
+Two-part answers (``PosteriorConfig.exposure=True``): an answer is read as *exposure* (did the
+user know the item: like or dislike = known, unknown = not known) and *preference* (like vs
+dislike, given known). The preference posterior above learns from known answers only; a second
+Gaussian posterior ``(mu_e, Sigma_e)`` in the same item space learns ``P(known | u, i) ~
+v_i^T e_u`` from *every* answer (target 1 known, 0 unknown, noise ``exposure_noise_var``), with
+its prior fitted on the warm users (a ridge regression of each warm user's known-indicator row
+on the item vectors). Ranking scores become ``v_i^T (mu + exposure_weight (mu_e - mu_e0))``:
+an unknown answer lowers the items that are known together with the unknown one, and at
+budget 0 the ranking is the prior's.
 """
 
 from __future__ import annotations
@@ -76,6 +86,14 @@ class PosteriorConfig:
         about: a *like* confirms what is already known and spends the item.
     random_state : int or None
         Seeds the state's generator (random and Thompson policies).
+    exposure : bool
+        Two-part answers (see the module notes): keep a second posterior for ``P(known)``,
+        updated by every answer, including *unknown*; the preference posterior then ignores
+        ``unknown_value``.
+    exposure_noise_var : float
+        Noise variance of the exposure regression (target 1 known, 0 unknown).
+    exposure_weight : float
+        Weight of the exposure posterior's shift in the ranking scores.
     """
 
     noise_var: float = 0.1
@@ -86,6 +104,9 @@ class PosteriorConfig:
     known_weight: float = 1.0
     skip_top: int = 0
     random_state: int | None = 0
+    exposure: bool = False
+    exposure_noise_var: float = 1.0
+    exposure_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if not self.noise_var > 0:
@@ -96,6 +117,8 @@ class PosteriorConfig:
             raise ValueError(f"known_weight must be >= 0, got {self.known_weight}")
         if self.skip_top < 0:
             raise ValueError(f"skip_top must be >= 0, got {self.skip_top}")
+        if not self.exposure_noise_var > 0:
+            raise ValueError(f"exposure_noise_var must be > 0, got {self.exposure_noise_var}")
 
 
 def _warm_rows(train: Interactions, users: np.ndarray | None) -> np.ndarray:
@@ -117,6 +140,22 @@ def _rating_entropy(ratings: sp.csr_matrix) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         h = -np.where(p > 0, p * np.log(p), 0.0).sum(1)
     return h
+
+
+def _answer_rows(train: Interactions, rows: np.ndarray) -> sp.csr_matrix:
+    """+1 like / -1 dislike answers of the train ``rows``, int8 CSR (absent = unknown)."""
+    like = sp.csr_matrix(train.user_items[rows], dtype=np.int8)
+    like.data[:] = 1
+    if train.ratings is None:
+        like.eliminate_zeros()
+        return like
+    rated = sp.csr_matrix(train.ratings[rows], dtype=np.int8)
+    rated.eliminate_zeros()
+    rated.data[:] = 1
+    # dislike = rated but not a positive: -1 where rated, +2 where also liked -> +1
+    out = sp.csr_matrix(like * 2 - rated, dtype=np.int8)
+    out.eliminate_zeros()
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -141,6 +180,16 @@ class ItemSpace:
         plus jitter.
     feature_coef : np.ndarray of float64, shape (d_user + 1, d), optional
         Ridge regression (last row: intercept) from user side features to user vectors.
+    exposure_mean : np.ndarray of float64, shape (d,), optional
+        Mean warm *exposure* vector (ridge of each warm user's known-indicator row on the item
+        vectors); used by the two-part posterior (``PosteriorConfig.exposure``).
+    exposure_cov : np.ndarray of float64, shape (d, d), optional
+        Covariance of the warm exposure vectors, plus jitter.
+    warm_answers : scipy.sparse.csr_matrix of int8, shape (n_warm, n_items), optional
+        The warm users' answers (+1 like, -1 dislike; absent = unknown): what the interview
+        tree and the lookahead calibration learn from.
+    warm_vectors : np.ndarray of float64, shape (n_warm, d), optional
+        The warm users' fitted vectors (rows aligned with ``warm_answers``).
     """
 
     item_factors: np.ndarray
@@ -150,6 +199,10 @@ class ItemSpace:
     prior_mean: np.ndarray
     prior_cov: np.ndarray
     feature_coef: np.ndarray | None = None
+    exposure_mean: np.ndarray | None = None
+    exposure_cov: np.ndarray | None = None
+    warm_answers: sp.csr_matrix | None = None
+    warm_vectors: np.ndarray | None = None
 
     @property
     def n_items(self) -> int:
@@ -234,8 +287,20 @@ class ItemSpace:
             resid = u - x1 @ coef
         cov = resid.T @ resid / max(len(u) - 1, 1)
         cov += jitter * max(float(np.trace(cov)) / d, 1e-12) * np.eye(d)
+        e_mean = e_cov = answers = None
+        if train is not None:
+            answers = _answer_rows(train, rows)
+            # exposure vectors: ridge of each warm user's known-indicator row on the item vectors
+            known_rows = sp.csr_matrix(answers, dtype=np.float64)
+            known_rows.data[:] = 1.0
+            gram = v.T @ v + ridge * np.eye(d)
+            e = np.linalg.solve(gram, np.asarray((known_rows @ v).T)).T
+            e_mean = e.mean(0)
+            e_cov = np.cov(e, rowvar=False).reshape(d, d) if len(e) > 1 else np.eye(d)
+            e_cov = e_cov + jitter * max(float(np.trace(e_cov)) / d, 1e-12) * np.eye(d)
         return cls(item_factors=v, known_prob=known.astype(np.float64), n_ratings=n_ratings,
-                   rating_entropy=entropy.astype(np.float64), prior_mean=mean, prior_cov=cov, feature_coef=coef)
+                   rating_entropy=entropy.astype(np.float64), prior_mean=mean, prior_cov=cov, feature_coef=coef,
+                   exposure_mean=e_mean, exposure_cov=e_cov, warm_answers=answers, warm_vectors=u)
 
     def prior_means(self, features: np.ndarray | None, n_users: int) -> np.ndarray:
         """Prior mean of each user's vector, shape (n_users, d).
@@ -277,6 +342,12 @@ class ElicitationState:
         Answers at each step: +1 like, -1 dislike, 0 unknown.
     config : PosteriorConfig
     rng : numpy.random.Generator
+    mu_e, sigma_e : np.ndarray of float64, shapes (b, d) and (b, d, d), optional
+        Exposure posterior (``config.exposure``); ``mu_e0`` its prior mean (b, d).
+    extra : dict
+        Per-policy bookkeeping (e.g. the interview tree's node of each user).
+    oracle_answers : np.ndarray of int8, shape (b, n_items), optional
+        Every answer of each user, set only by the offline replay for the oracle policy.
     """
 
     space: ItemSpace
@@ -288,6 +359,11 @@ class ElicitationState:
     rng: np.random.Generator
     items: list[np.ndarray] = field(default_factory=list)
     responses: list[np.ndarray] = field(default_factory=list)
+    mu_e: np.ndarray | None = None
+    sigma_e: np.ndarray | None = None
+    mu_e0: np.ndarray | None = None
+    extra: dict = field(default_factory=dict)
+    oracle_answers: np.ndarray | None = None
 
     @classmethod
     def initial(cls, space: ItemSpace, config: PosteriorConfig | None = None, *, features: np.ndarray | None = None,
@@ -314,8 +390,15 @@ class ElicitationState:
         q0 = np.einsum("nd,de,ne->n", space.item_factors, cov, space.item_factors)
         quad = np.broadcast_to(q0, (n_users, space.n_items)).copy()
         rng = check_random_state(config.random_state if random_state is None else random_state)
-        return cls(space=space, mu=mu, sigma=sigma, quad=quad, asked=np.zeros((n_users, space.n_items), bool),
-                   config=config, rng=rng)
+        state = cls(space=space, mu=mu, sigma=sigma, quad=quad, asked=np.zeros((n_users, space.n_items), bool),
+                    config=config, rng=rng)
+        if config.exposure:
+            if space.exposure_mean is None:
+                raise DataError("exposure=True needs an ItemSpace built with the train data (warm exposure prior)")
+            state.mu_e0 = np.broadcast_to(space.exposure_mean, (n_users, space.dim)).copy()
+            state.mu_e = state.mu_e0.copy()
+            state.sigma_e = np.broadcast_to(space.exposure_cov, (n_users, space.dim, space.dim)).copy()
+        return state
 
     @property
     def n_users(self) -> int:
@@ -327,9 +410,26 @@ class ElicitationState:
         """Questions asked so far (per user; equal across the batch)."""
         return len(self.items)
 
+    def score_vector(self) -> np.ndarray:
+        """The vector that ranks items, float64 of shape (b, d): ``mu``, plus
+        ``exposure_weight (mu_e - mu_e0)`` with the two-part posterior."""
+        if self.mu_e is None:
+            return self.mu
+        return self.mu + self.config.exposure_weight * (self.mu_e - self.mu_e0)
+
     def mean_scores(self) -> np.ndarray:
-        """Posterior mean score of every item, ``mu @ V^T``, float64 of shape (b, n_items)."""
-        return self.mu @ self.space.item_factors.T
+        """Posterior mean score of every item, ``score_vector() @ V^T``, float64 of shape (b, n_items)."""
+        return self.score_vector() @ self.space.item_factors.T
+
+    def known_probs(self) -> np.ndarray:
+        """``P(known | u, i)`` of every item, float64 of shape (b, n_items), in [0.001, 0.999]:
+        the exposure posterior's mean ``v_i^T mu_e`` with ``exposure=True``, else the warm
+        population's ``known_prob`` (the same for every user)."""
+        if self.mu_e is None:
+            p = np.broadcast_to(self.space.known_prob, (self.n_users, self.space.n_items))
+        else:
+            p = self.mu_e @ self.space.item_factors.T
+        return np.clip(p, 1e-3, 1 - 1e-3)
 
     def targets(self, responses: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Regression targets and an "observed" mask for answers ``responses`` (b,) in {-1, 0, 1}."""
@@ -377,6 +477,9 @@ class ElicitationState:
         self.items.append(items.copy())
         self.responses.append(responses.astype(np.int8))
         y, observed = self.targets(responses)
+        if self.mu_e is not None:
+            observed = responses != UNKNOWN  # the preference part learns from known answers only
+            self._observe_exposure(items, (responses != UNKNOWN).astype(np.float64))
         if observed.any():
             sel = np.flatnonzero(observed)
             v = self.space.item_factors[items[sel]]  # (m, d)
@@ -389,3 +492,11 @@ class ElicitationState:
             vs = s @ self.space.item_factors.T  # (m, n_items)
             self.quad[sel] = np.maximum(self.quad[sel] - vs * vs / c[:, None], 0.0)
         return self
+
+    def _observe_exposure(self, items: np.ndarray, known: np.ndarray) -> None:
+        v = self.space.item_factors[items]
+        s = np.einsum("bij,bj->bi", self.sigma_e, v)
+        c = self.config.exposure_noise_var + np.einsum("bi,bi->b", v, s)
+        resid = known - np.einsum("bi,bi->b", v, self.mu_e)
+        self.mu_e += s * (resid / c)[:, None]
+        self.sigma_e -= np.einsum("bi,bj->bij", s, s) / c[:, None, None]
