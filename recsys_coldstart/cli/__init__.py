@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     _register()
     args = sys.argv[1:] if argv is None else argv
     _STATE["debug"] = "--debug" in args
+    _STATE["argv"] = list(args)  # for `pretrain --nproc N`, which re-launches itself through torchrun
     try:
         rc = app(args=args, standalone_mode=False)
     except SystemExit as e:

@@ -82,19 +82,23 @@ def _plain(value: Any) -> Any:
     return json.loads(json.dumps(value, default=str))
 
 
-def run_fingerprint(model: Any, train: Any, val: Any = None) -> dict[str, Any]:
-    """The fingerprint of a fit: ``{"model", "config", "seed", "train", "val"}``.
+def run_fingerprint(model: Any, train: Any, val: Any = None, *, world_size: int = 1) -> dict[str, Any]:
+    """The fingerprint of a fit: ``{"model", "config", "seed", "train", "val", "world_size"}``.
 
     Parameters
     ----------
     model : estimator with a dataclass ``config``
     train, val : Interactions or scipy sparse (val optional)
+    world_size : int
+        Data-parallel ranks (:mod:`recsys_coldstart.train.distributed`): each rank's shard of an
+        epoch and its negatives depend on it, so a checkpoint resumes only with as many ranks.
 
     Returns
     -------
     dict
         ``model``: ``module.QualName``; ``config``: the config fields minus :data:`RUN_FIELDS`;
-        ``seed``: ``config.random_state``; ``train`` / ``val``: :func:`data_digest`.
+        ``seed``: ``config.random_state``; ``train`` / ``val``: :func:`data_digest`;
+        ``world_size``: the number of ranks.
     """
     cls = type(model)
     cfg = getattr(model, "config", None)
@@ -102,12 +106,14 @@ def run_fingerprint(model: Any, train: Any, val: Any = None) -> dict[str, Any]:
     return {"model": f"{cls.__module__}.{cls.__qualname__}",
             "config": _plain({k: v for k, v in sorted(fields.items()) if k not in RUN_FIELDS}),
             "seed": _plain(fields.get("random_state")),
-            "train": data_digest(train), "val": data_digest(val)}
+            "train": data_digest(train), "val": data_digest(val), "world_size": int(world_size)}
 
 
 def fingerprint_diff(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Readable differences between two fingerprints, e.g. ``["seed 0 != 1", "config lr: 0.01 != 0.001"]``."""
     out = []
+    if int(old.get("world_size", 1)) != int(new.get("world_size", 1)):  # absent: written by one process
+        out.append(f"world_size {old.get('world_size', 1)} != {new.get('world_size', 1)}")
     for part in ("model", "seed", "train", "val"):
         if old.get(part) != new.get(part):
             a, b = old.get(part), new.get(part)

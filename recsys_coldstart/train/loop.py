@@ -87,6 +87,34 @@ class World:
     def barrier(self) -> None:
         """Wait for every rank (no-op for one process)."""
 
+    @property
+    def is_distributed(self) -> bool:
+        """True with more than one rank."""
+        return self.world_size > 1
+
+    def gather_objects(self, obj: Any) -> list[Any]:
+        """Every rank's ``obj`` in rank order (``[obj]`` for one process)."""
+        return [obj]
+
+    def local_batch(self, batch_size: int) -> int:
+        """Positives each rank takes per step for the global ``batch_size`` (all of it for one process)."""
+        return batch_size
+
+    def shard(self, perm: Any) -> Any:
+        """This rank's part of an epoch permutation (all of it for one process)."""
+        return perm
+
+    def average_gradients(self, optimizer: Any, loss: Any = None) -> Any:
+        """Average the gradients of ``optimizer``'s parameters over ranks; returns ``loss`` averaged
+        too (one process: nothing to do, ``loss`` is returned as is)."""
+        return loss
+
+    def sampling_streams(self, torch_gen: Any = None, numpy_rng: Any = None) -> tuple[Any, Any, Any]:
+        """The generators a rank samples negatives / augmentations from, and the ``on_epoch_start``
+        hook that re-seeds them: ``(torch_gen, numpy_rng, hook)``. One process: the model's own
+        generators, hook None (so a single process draws exactly what it always drew)."""
+        return torch_gen, numpy_rng, None
+
 
 @dataclass
 class LoopResult:
@@ -244,8 +272,8 @@ def fit_loop(epoch_fn: Callable[[int], Mapping[str, float] | None], *, n_epochs:
             if on_epoch_start is not None:
                 on_epoch_start(epoch)
             logs = {k: float(v) for k, v in dict(epoch_fn(epoch) or {}).items()}
+            logs = world.average(logs)  # before the NaN guard: a NaN on one rank stops every rank
             _check_finite(logs, module, epoch, desc, diverged_hint)
-            logs = world.average(logs)
             if validate is not None and epoch % eval_every == 0:
                 vlogs = run_validation()
                 logs.update(vlogs)

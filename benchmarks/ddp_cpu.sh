@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Data-parallel on CPU (gloo): one process vs `--nproc 2` (torchrun) at the same global batch.
+# Usage: benchmarks/ddp_cpu.sh OUT_DIR DATASET "MODELS" "SEEDS" [extra pretrain options...]
+#   e.g. benchmarks/ddp_cpu.sh /tmp/ddp ml-100k "lightgcn simgcl" "0 1 2"
+#        benchmarks/ddp_cpu.sh /tmp/ddp yelp2018 "lightgcn simgcl" "0" --epochs 5 --eval-every 5 --patience 100
+# Writes OUT_DIR/<dataset>_<model>_np<N>_s<seed>.json (result records) and .log; summarise with
+# benchmarks/ddp_cpu_summary.py OUT_DIR.
+set -euo pipefail
+out=$1; dataset=$2; models=$3; seeds=$4; shift 4
+mkdir -p "$out"
+for model in $models; do
+  for seed in $seeds; do
+    for n in 1 2; do
+      tag="${dataset}_${model}_np${n}_s${seed}"
+      [ -s "$out/$tag.json" ] && continue
+      OMP_NUM_THREADS=1 python -m recsys_coldstart.cli pretrain -m "$model" --dataset "$dataset" --seed "$seed" \
+        --nproc "$n" --no-progress --save "$out/models/$tag" -o "$out/$tag.json" "$@" > "$out/$tag.log" 2>&1 \
+        || echo "FAILED $tag (see $out/$tag.log)"
+    done
+  done
+done
