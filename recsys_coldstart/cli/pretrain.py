@@ -100,12 +100,26 @@ def register(app: typer.Typer) -> None:
         save: Path = typer.Option(..., "--save", help="Folder to save the trained model in."),
         output: Path = typer.Option(None, "--output", "-o", help="Also write the JSON result records here."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+        nproc: int = typer.Option(
+            1, "--nproc", min=1,
+            help="Data-parallel processes on this machine: re-launches through torch.distributed.run (same as "
+                 "torchrun --nproc-per-node N -m recsys_coldstart.cli pretrain ...); --batch-size is the global "
+                 "batch."),
     ) -> None:
         """Pretrain a graph model, print its val/test metrics and save it (loadable with --model-path)."""
         from recsys_coldstart.cli.data import get_split, load_from_options, print_results
         from recsys_coldstart.evaluate import evaluate, metric_value, to_records, write_json
         from recsys_coldstart.io import config_to_dict, save_model
+        from recsys_coldstart.train.distributed import env_world_size, init_from_env, relaunch
 
+        if nproc > 1 and env_world_size() == 1:
+            import sys
+
+            from recsys_coldstart.cli import _STATE
+
+            raise typer.Exit(relaunch(nproc, _STATE.get("argv") or sys.argv[1:]))
+        world = init_from_env(device)  # torchrun's WORLD_SIZE / RANK / LOCAL_RANK; one process otherwise
+        progress = progress and world.is_main  # rank 0 alone shows progress, evaluates and saves
         doc = read_config_file(config) if config is not None else {}
         name = (model or doc.get("model") or "").strip().lower()
         if not name:
@@ -131,6 +145,8 @@ def register(app: typer.Typer) -> None:
         t0 = time.perf_counter()
         est.fit(s.train, val=s.val)
         fit_s = time.perf_counter() - t0
+        if not world.is_main:
+            return
         typer.echo(f"trained {len(est.history_['epoch'])} epochs in {fit_s:.1f}s (best epoch {est.best_epoch_})")
         import pandas as pd
 

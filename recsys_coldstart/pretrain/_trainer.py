@@ -57,6 +57,7 @@ from recsys_coldstart.train import (
     score_factors,
     validation_plan,
 )
+from recsys_coldstart.train.distributed import current_world, local_device
 from recsys_coldstart.types import EpochCallback
 
 logger = logging.getLogger(__name__)
@@ -268,18 +269,22 @@ class GraphRecommender(EmbeddingRecommender):
         if train.nnz == 0:
             raise DataError(f"{type(self).__name__}: the training data has no interactions")
         rng = check_random_state(cfg.random_state)
-        device = resolve_device(cfg.device)
+        world = current_world()  # one process unless a torch.distributed group is running
+        device = local_device(cfg.device)
         gen = torch_generator(rng, device)
+        # negatives / augmentations: gen itself in one process, a per-rank generator under DDP
+        sample_gen, _, reseed = world.sampling_streams(torch_gen=gen)
         ui = train.user_items
         graph = BipartiteGraph(ui, device)
         encoder = LightGCNEncoder(graph.n_users, graph.n_items, cfg.dim, cfg.n_layers,
                                   include_input=self.include_input, generator=gen, device=device)
-        ctx = TrainContext(graph=graph, adj=graph.adjacency(), encoder=encoder, generator=gen, device=device,
+        ctx = TrainContext(graph=graph, adj=graph.adjacency(), encoder=encoder, generator=sample_gen, device=device,
                            state={})
         self._setup(ctx)
         opt = torch.optim.Adam(encoder.parameters(), lr=cfg.lr)
         pos_keys = graph.edge_user * graph.n_items + graph.edge_item  # sorted: CSR is row-major, sorted
-        n_batches = math.ceil(graph.n_edges / cfg.batch_size)
+        local_batch = world.local_batch(cfg.batch_size)  # batch_size is the global batch
+        n_batches = math.ceil(math.ceil(graph.n_edges / world.world_size) / local_batch)
         if cfg.max_batches is not None:
             n_batches = min(n_batches, int(cfg.max_batches))
         # graph models cannot embed users without edges, and rank all items (numbers as before)
@@ -289,7 +294,7 @@ class GraphRecommender(EmbeddingRecommender):
         def epoch_fn(epoch: int) -> dict[str, float]:
             encoder.train()
             self._epoch_start(ctx)
-            perm = torch.randperm(graph.n_edges, generator=gen, device=device)
+            perm = world.shard(torch.randperm(graph.n_edges, generator=gen, device=device))
             total = torch.zeros((), device=device)
             inner = range(n_batches)
             if cfg.show_progress and n_batches >= 50:
@@ -297,16 +302,17 @@ class GraphRecommender(EmbeddingRecommender):
 
                 inner = tqdm(inner, desc=f"epoch {epoch}", unit="batch", leave=False)
             for b in inner:
-                idx = perm[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+                idx = perm[b * local_batch:(b + 1) * local_batch]
                 users, pos = graph.edge_user[idx], graph.edge_item[idx]
-                neg = _sample_negatives(users, graph.n_items, pos_keys, gen)
+                neg = _sample_negatives(users, graph.n_items, pos_keys, sample_gen)
                 loss, _ = self._batch_loss(ctx, users, pos, neg)
-                if not torch.isfinite(loss):
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                loss = world.average_gradients(opt, loss)  # DDP: mean grads (and loss) over ranks
+                if not torch.isfinite(loss):  # every rank sees the averaged loss: all stop together
                     raise TrainingDivergedError(
                         f"{name}: the training loss became {loss.item()} at epoch {epoch}, "
                         f"batch {b + 1}/{n_batches} (lr={cfg.lr}); lower the learning rate or check the data")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
                 opt.step()
                 total += loss.detach()
             return {"loss": float(total.item()) / n_batches}
@@ -319,14 +325,14 @@ class GraphRecommender(EmbeddingRecommender):
 
         checkpoint = None
         if cfg.checkpoint_dir:
-            checkpoint = Checkpointer(cfg.checkpoint_dir, run_fingerprint(self, train, val),
+            checkpoint = Checkpointer(cfg.checkpoint_dir, run_fingerprint(self, train, val, world_size=world.world_size),
                                       every=cfg.checkpoint_every or cfg.eval_every, resume=cfg.resume)
         result = fit_loop(
             epoch_fn, n_epochs=cfg.n_epochs, validate=validate if plan is not None else None,
             monitor=log_key(cfg.val_metric, cfg.eval_k), eval_every=cfg.eval_every, patience=cfg.patience,
             module=encoder, callback=callback, checkpoint=checkpoint,
             resumable={"encoder": encoder, "optimizer": opt, "generator": TorchGeneratorState(gen)},
-            show_progress=cfg.show_progress, desc=name, diverged_hint=f" (lr={cfg.lr}); lower the learning rate")
+            on_epoch_start=reseed, world=world, show_progress=cfg.show_progress, desc=name, diverged_hint=f" (lr={cfg.lr}); lower the learning rate")
         self.history_ = result.history
         self.best_epoch_ = int(result.best_epoch)
         self.train_ui_ = sp.csr_matrix(ui, dtype=np.float32)
