@@ -160,8 +160,12 @@ def run_elicitation_cell(cell: Cell, split, *, policy_cls: type, ks: Sequence[in
                          extra: Mapping[str, Any], base_model: Any, base_seconds: float = 0.0) -> list[dict]:
     """Replay one elicitation policy on a user-cold split (:func:`recsys_coldstart.elicit.replay`).
 
-    Records: one per (budget, metric, k) with ``record_type="elicitation"`` and ``budget``,
-    plus, per (metric, k), the mean over budgets ``1..min(10, budget)`` in segment ``elicitation``.
+    Records: one per (budget, metric, k) with ``record_type="elicitation"`` and ``budget``
+    (raw metrics, ``<metric>_prior`` and ``<metric>_paired``, see the replay's protocol); the
+    raw and prior records of NDCG / Recall also carry ``per_user`` (one value per replayed user,
+    None where the user's truth left is empty; users in the order of the ``n_users`` record's
+    ``users``), for paired bootstrap intervals; plus, per (metric, k), the mean over budgets
+    ``1..min(10, budget)`` in segment ``elicitation``.
 
     Parameters
     ----------
@@ -190,7 +194,13 @@ def run_elicitation_cell(cell: Cell, split, *, policy_cls: type, ks: Sequence[in
     assert e is not None and cell.policy is not None
     t0 = time.perf_counter()
     policy = policy_cls(**dict(e.policy_config.get(cell.policy, {})))
-    curve = replay(policy, base_model, split, budget=e.budget, ks=ks, random_state=cell.seed, policy_name=cell.policy)
+    from recsys_coldstart.elicit.replay import replay_users
+
+    users = replay_users(split)
+    if e.max_users is not None and len(users) > e.max_users:
+        users = np.sort(np.random.default_rng(cell.seed).choice(users, e.max_users, replace=False))
+    curve, per_user = replay(policy, base_model, split, budget=e.budget, ks=ks, random_state=cell.seed,
+                             policy_name=cell.policy, users=users, return_per_user=True)
     seconds = time.perf_counter() - t0 + base_seconds
     need = {"policy", "budget", "metric", "k", "value"}
     if not need <= set(curve.columns):
@@ -201,7 +211,7 @@ def run_elicitation_cell(cell: Cell, split, *, policy_cls: type, ks: Sequence[in
                              "split": cell.split.name, "segment": segment, "metric": df["metric"],
                              "k": df["k"].astype(int), "value": df["value"].astype(float), "seed": cell.seed})
 
-    meta = {**extra, "model_name": cell.policy, "base_model": e.model, "budget_max": e.budget,
+    meta = {**extra, "model_name": cell.policy, "base_model": e.model, "budget_max": e.budget, "max_users": e.max_users,
             "peak_rss_mb": peak_rss_mb()}
     cfg = {"policy": cell.policy, "policy_config": config_dict(policy), "budget": e.budget, "base_model": e.model,
            "base_model_config": config_dict(base_model)}
@@ -209,6 +219,13 @@ def run_elicitation_cell(cell: Cell, split, *, policy_cls: type, ks: Sequence[in
     recs = to_records(frame(curve, "elicitation-curve"), config=cfg, command=command, device=dev, seconds=seconds,
                       extra={**meta, "record_type": "elicitation"})
     recs = _with_fields(recs, [{"budget": int(b)} for b in curve["budget"]])
+    for r in recs:  # per-user values for paired bootstrap intervals (raw and prior NDCG / Recall)
+        key = f"{r['metric']}@{r['k']}"
+        if key in per_user and r["metric"].split("_")[0] in ("ndcg", "recall"):
+            vals = per_user[key][r["budget"]]
+            r["per_user"] = [None if np.isnan(x) else round(float(x), 6) for x in vals]
+        elif r["metric"] == "n_users" and r["budget"] == 0:
+            r["users"] = [int(u) for u in per_user["users"]]
     lim = min(10, e.budget)
     sub = curve[(curve.budget >= 1) & (curve.budget <= lim)]
     summ = sub.groupby(["policy", "metric", "k"], as_index=False).value.mean()

@@ -36,6 +36,7 @@ A suite file looks like::
     policies = ["random", "popularity", "greedy"]
     policy_config = { greedy = { known_weight = 1.0 } }   # optional, per policy
     budget = 10
+    max_users = 2000                 # optional: a seeded subsample of the test cold users
 
 Tuning inside a suite: a model entry's ``tune`` table (or a top-level ``[tune]`` table, the
 default of every model entry) makes the runner run an optuna study on the **validation** set of
@@ -209,6 +210,7 @@ class ElicitationSpec:
     model_config: Mapping[str, Any] = field(default_factory=dict)
     policy_config: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     budget: int = 10
+    max_users: int | None = None
 
 
 @dataclass(frozen=True)
@@ -299,7 +301,8 @@ def _elicitations(doc: Mapping[str, Any], source: str, used_splits: set[str], mo
                   ) -> list[ElicitationSpec]:
     out = []
     for e in doc.get("elicitation", []) or []:
-        extra = set(e) - {"dataset", "split", "policies", "budget", "model", "model_config", "policy_config"}
+        extra = set(e) - {"dataset", "split", "policies", "budget", "model", "model_config", "policy_config",
+                          "max_users"}
         if extra or "dataset" not in e or "policies" not in e:
             raise DataError(f"{source}: [[elicitation]] needs dataset and policies (unknown keys: {sorted(extra)})")
         sp_name = str(e.get("split", "user-cold"))
@@ -311,7 +314,8 @@ def _elicitations(doc: Mapping[str, Any], source: str, used_splits: set[str], mo
         out.append(ElicitationSpec(dataset=str(e["dataset"]), split=sp_name, policies=pols,
                                    model=str(e.get("model", "als")), model_config=dict(e.get("model_config", {})),
                                    policy_config={k: dict(v) for k, v in dict(e.get("policy_config", {})).items()},
-                                   budget=int(e.get("budget", 10))))
+                                   budget=int(e.get("budget", 10)),
+                                   max_users=None if e.get("max_users") is None else int(e["max_users"])))
     return out
 
 
