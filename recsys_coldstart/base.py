@@ -106,8 +106,36 @@ def _guard_embed_items(embed_items):
     return guarded
 
 
+def _guard_recommend(recommend):
+    @functools.wraps(recommend)
+    def guarded(self, user_idx, *args, k: int = 10, **kwargs):
+        k = inputs.check_k(k)
+        n_users = _seen(self, "n_users_seen_")
+        if n_users is not None:
+            checked = inputs.check_indices(user_idx, n_users, what="user_idx")
+            user_idx = checked[0] if np.ndim(user_idx) == 0 else checked
+        return recommend(self, user_idx, *args, k=k, **kwargs)
+    guarded._guarded = True
+    return guarded
+
+
+def _guard_recommend_new_users(recommend_new_users):
+    @functools.wraps(recommend_new_users)
+    def guarded(self, observed, features=None, *args, k: int = 10, **kwargs):
+        k = inputs.check_k(k)
+        n_items = _seen(self, "n_items_seen_")
+        if n_items is not None:
+            observed = inputs.check_observed(observed, n_items)
+            features = inputs.check_features(features, _seen(self, "n_user_features_"), n_rows=observed.shape[0],
+                                             what="user features")
+        return recommend_new_users(self, observed, features, *args, k=k, **kwargs)
+    guarded._guarded = True
+    return guarded
+
+
 _GUARDS = {"fit": _guard_fit, "score": _guard_score, "score_new_users": _guard_new_users,
-           "embed_users": _guard_embed_users, "embed_items": _guard_embed_items}
+           "embed_users": _guard_embed_users, "embed_items": _guard_embed_items,
+           "recommend": _guard_recommend, "recommend_new_users": _guard_recommend_new_users}
 
 
 class BaseRecommender:
@@ -117,13 +145,15 @@ class BaseRecommender:
     ``score_new_users`` for users unseen at fit time.
 
     Input checks (one place for every model): each subclass's ``fit``, ``score``,
-    ``score_new_users``, ``embed_users`` and ``embed_items`` are wrapped when the class is
-    defined (``__init_subclass__``). After ``fit`` the model records ``n_users_seen_``,
+    ``score_new_users``, ``embed_users``, ``embed_items``, ``recommend`` and
+    ``recommend_new_users`` are wrapped when the class is defined (``__init_subclass__``), so a
+    model that serves top-k its own way (e.g. through an index) is checked too. After ``fit`` the model records ``n_users_seen_``,
     ``n_items_seen_``, ``n_user_features_`` and ``n_item_features_`` (-1 = no such features;
     saved with the model); calls then refuse, with a :class:`~recsys_coldstart.exceptions.DataError`
     naming the argument, user / item indices out of range or not integers, revealed-item matrices
     of the wrong width, and feature blocks of the wrong width, the wrong number of rows or with
-    NaN / infinite values (:mod:`recsys_coldstart.inputs`). ``recommend`` also checks ``k >= 1``.
+    NaN / infinite values (:mod:`recsys_coldstart.inputs`), and ``k < 1`` in ``recommend`` /
+    ``recommend_new_users``.
     """
 
     config_class: ClassVar[type | None] = None
