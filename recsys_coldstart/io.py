@@ -27,6 +27,10 @@ shape, the config's keys and types against the config dataclass, fitted-array na
 finiteness and CSR structure, and the torch weights. Only a subclass of
 :class:`recsys_coldstart.base.BaseRecommender` defined inside ``recsys_coldstart`` is ever
 instantiated, so a file from elsewhere can never run code.
+
+Length: the whole on-disk format (typed config, arrays, weights, manifest, atomic swap, the one-
+line load errors) lives in one module on purpose: it is the only place outside cli allowed to turn
+a saved class name into a class, and readers audit the no-pickle rules in one file.
 """
 
 from __future__ import annotations
