@@ -38,6 +38,9 @@ its prior fitted on the warm users (a ridge regression of each warm user's known
 on the item vectors). Ranking scores become ``v_i^T (mu + exposure_weight (mu_e - mu_e0))``:
 an unknown answer lowers the items that are known together with the unknown one, and at
 budget 0 the ranking is the prior's.
+
+Length: the state and its Gaussian posterior update (the formulas above) are one unit; splitting
+them would separate the math from the code that implements it.
 """
 
 from __future__ import annotations
