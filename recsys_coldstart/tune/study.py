@@ -10,6 +10,10 @@ study kept in ``storage`` (e.g. ``sqlite:///study.db``) resumes where it stopped
 
 Bergstra et al., "Algorithms for Hyper-Parameter Optimization", NeurIPS 2011 (TPE); Akiba et al.,
 "Optuna: A Next-generation Hyperparameter Optimization Framework", KDD 2019.
+
+Length: the study loop, its resume and default-trial rules and the two outputs built from the same
+trial records (bench TOML, report records) share that bookkeeping; the outputs could move to
+tune/outputs.py if they grow.
 """
 
 from __future__ import annotations
