@@ -9,6 +9,10 @@ bold), failed cells, elicitation curves, teacher-vs-student trade-off (from reco
 ``n_params`` / ``latency_ms_per_1k_users``), training curves (per-epoch ``loss`` and ``val_*``
 logs), tuning studies, and each cell's config, command, versions and device. A model whose
 training a time cap cut is labelled "(capped at N s)" in every table it appears in.
+
+Length: the section builders and both writers (Markdown, HTML) of one report page; the writers
+(to_markdown / to_html, about 120 lines) are the split candidate (report/writers.py) once the
+section set settles.
 """
 
 from __future__ import annotations
