@@ -14,6 +14,10 @@ Used by :mod:`recsys_coldstart.distill` and :mod:`recsys_coldstart.coldstart`; t
 - :meth:`TowerRecommender._train_loop`: the models' fit tail on the package's one fit loop
   (:func:`recsys_coldstart.train.fit_loop`): early stopping on ``val_{val_metric}@{eval_k}``
   with the start state as a candidate, best-state restore, ``callback``, progress bar.
+
+Length: TowerRecommender is one class (features, fit tail on the one fit loop, batched embedding,
+fold-in, serving through the index, save/load) shared by five models; the free helpers (sampling,
+masks, priors) are the split candidate.
 """
 
 from __future__ import annotations
