@@ -40,6 +40,8 @@ class Check:
         None is accepted too.
     choices : tuple or None
         The accepted values (strings); replaces the interval.
+    each : bool
+        The value is a tuple / list (e.g. hidden widths) and the rule holds for every element.
     """
 
     low: float | None = None
@@ -49,6 +51,7 @@ class Check:
     integer: bool = False
     none: bool = False
     choices: tuple | None = None
+    each: bool = False
 
     def describe(self) -> str:
         """The rule in words, e.g. ``an integer >= 1 or None``."""
@@ -62,12 +65,17 @@ class Check:
             if self.high is not None:
                 parts.append(f"{'<' if self.high_open else '<='} {self.high:g}")
             text = kind + (" " + " and ".join(parts) if parts else "")
+        if self.each:
+            text = "a tuple of " + text.replace("an integer", "integers").replace("a finite number", "finite numbers")
         return text + (" or None" if self.none else "")
 
     def ok(self, value: Any) -> bool:
         """Whether ``value`` satisfies the rule."""
         if value is None:
             return self.none
+        if self.each:
+            one = dataclasses.replace(self, each=False, none=False)
+            return isinstance(value, (tuple, list)) and all(one.ok(v) for v in value)
         if self.choices is not None:
             return value in self.choices
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -82,9 +90,9 @@ class Check:
         return not (self.high is not None and (v >= self.high if self.high_open else v > self.high))
 
 
-def at_least(low: float, *, integer: bool = False, none: bool = False) -> dict[str, Check]:
-    """Field metadata: ``value >= low``."""
-    return {_KEY: Check(low=low, integer=integer, none=none)}
+def at_least(low: float, *, integer: bool = False, none: bool = False, each: bool = False) -> dict[str, Check]:
+    """Field metadata: ``value >= low`` (``each``: for every element of a tuple value)."""
+    return {_KEY: Check(low=low, integer=integer, none=none, each=each)}
 
 
 def greater_than(low: float, *, integer: bool = False, none: bool = False) -> dict[str, Check]:
