@@ -38,6 +38,7 @@ from recsys_coldstart.report import plots
 logger = logging.getLogger(__name__)
 
 TABLE_METRICS: tuple[str, ...] = ("recall", "ndcg")
+MAX_METRIC_COLUMNS = 8  # wider accuracy tables are split per segment so a 1280 px page shows every column
 _SEGMENT_ORDER = {"warm": 0, "cold-user": 1, "cold-item": 2, "all": 3}
 
 
@@ -140,7 +141,8 @@ def capped_suffix(records: pd.DataFrame) -> str:
 def tuning_label(records: pd.DataFrame) -> str:
     """How a model's rows were configured: ``"tuned (12 trials / 180 s)"``, ``"default"`` or
     ``"no parameters"`` (a tune budget was given but the model has nothing to tune), from the
-    records' ``tuning`` / ``tuned`` fields (records without them: ``"default"``)."""
+    records' ``tuning`` / ``tuned`` fields; records without them (written before suites recorded
+    it) say ``"as configured"``."""
     if "tuned" in records:
         for t in records["tuned"]:
             if isinstance(t, dict):
@@ -149,9 +151,12 @@ def tuning_label(records: pd.DataFrame) -> str:
                     budget = f"{t.get('trials')} trials" + ("" if t.get("timeout_s") is None
                                                             else f" / {float(t['timeout_s']):g} s")
                 return f"tuned ({budget})"
-    if "tuning" in records and (records["tuning"] == "no-parameters").any():
-        return "no parameters"
-    return "default"
+    if "tuning" in records:
+        if (records["tuning"] == "no-parameters").any():
+            return "no parameters"
+        if (records["tuning"] == "default").any():
+            return "default"
+    return "as configured"  # records written before suites recorded how a config was chosen
 
 
 def comparison_group(records: pd.DataFrame) -> str:
@@ -195,7 +200,14 @@ def accuracy_tables(df: pd.DataFrame, *, metrics: Sequence[str] = TABLE_METRICS,
             caption = f"{dataset} — split {split}: mean ± std over seeds (test set); best in bold"
             if len(budgets) > 1:
                 caption += f" — {budget}"
-            out.append(_accuracy_table(g[g.model.astype(str).isin(keep)], list(metrics), caption))
+            sub = g[g.model.astype(str).isin(keep)]
+            segments = sorted(sub.segment.unique(), key=lambda x: (_SEGMENT_ORDER.get(x, 9), x))
+            n_cols = len({(s_, m, k) for s_, m, k in zip(sub.segment, sub.metric, sub.k, strict=True)})
+            if n_cols > MAX_METRIC_COLUMNS and len(segments) > 1:  # one table per segment: fits 1280 px
+                for seg in segments:
+                    out.append(_accuracy_table(sub[sub.segment == seg], list(metrics), f"{caption} — segment {seg}"))
+            else:
+                out.append(_accuracy_table(sub, list(metrics), caption))
             if left:
                 out.append(f"Rows left out of this table (another tuning budget, untuned, or time-capped; never "
                            f"compared with these): {', '.join(left)}.")

@@ -66,3 +66,16 @@ def test_suite_tuning_studies_table(tmp_path):
     assert text.startswith("# T")
     assert "## Tuning studies of the suite" in text
     assert "| als | toy | warm | 12 trials / 180 s | 10 / 2 / 0 |" in text and "tuned won" in text
+
+
+def test_wide_tables_are_split_per_segment_and_old_records_say_as_configured(tmp_path):
+    rows = [("m", "toy", "item-cold", seg, metric, k, 0.1, seed) for seg in ("cold-item", "all")
+            for metric in ("recall", "ndcg") for k in (10, 20, 100) for seed in (0, 1)]
+    df = pd.DataFrame(rows, columns=["model", "dataset", "split", "segment", "metric", "k", "value", "seed"])
+    write_json(to_records(df, extra={"status": "ok", "record_type": "metric", "cell": "c"}), tmp_path / "r" / "r.json")
+    md, _ = render_report(tmp_path / "r", tmp_path / "out")
+    text = md.read_text()
+    assert "best in bold — segment cold-item**" in text and "best in bold — segment all**" in text
+    header = next(line for line in text.splitlines() if line.startswith("| model"))
+    assert header.count("@") <= 8  # every column fits a 1280 px page
+    assert "m — *as configured*" in text  # no tuning field: not claimed to be a default
