@@ -14,28 +14,74 @@ from recsys_coldstart.exceptions import DataError
 DISTILL_SPLITS = ("item-cold", "user-cold")
 
 
+def teacher_leakage(teacher_meta: dict, split, data, data_opts, *, path: str) -> str | None:
+    """Why distilling from a saved model on ``split`` would leak held-out pairs, or None.
+
+    The saved model's data manifest names the split it was trained on (kind, seed, K); that split
+    is cut again from ``data`` and its training pairs are intersected with this split's val and
+    test pairs. Models saved before the manifest only carry ``split`` / ``seed``: a different kind
+    or seed counts as leaking (it cannot be ruled out).
+
+    Parameters
+    ----------
+    teacher_meta : dict
+        The saved model's ``meta``.
+    split : ColdStartSplit
+        The split the student is distilled and evaluated on.
+    data : Interactions
+        The data ``split`` was cut from.
+    data_opts : DataOptions
+        For the predefined-split lookup (``data_dir``).
+    path : str
+        The model folder (named in the message).
+
+    Returns
+    -------
+    str or None
+    """
+    from recsys_coldstart.cli.data import get_split
+
+    manifest = teacher_meta.get("data") if isinstance(teacher_meta.get("data"), dict) else None
+    if manifest is not None:
+        tsp = manifest.get("split") or {}
+        kind, seed, k = tsp.get("kind"), tsp.get("seed"), int(tsp.get("k_support") or 0)
+    else:
+        kind, seed, k = teacher_meta.get("split"), teacher_meta.get("seed"), teacher_meta.get("n_support")
+    if kind is None:
+        return None  # nothing recorded: nothing to check against
+    this_k = int(split.n_support) if split.kind == "user-cold" else 0
+    k = this_k if k is None else int(k)  # an old model that did not record K: K cannot differ
+    if kind == split.kind and seed is not None and int(seed) == data_opts.seed_ \
+            and (kind != "user-cold" or k == this_k):
+        return None
+    what = f"{path} was trained on the {kind} split (seed {seed}{f', K={k}' if kind == 'user-cold' else ''})"
+    if manifest is None or seed is None:
+        return (f"{what}, not this {split.kind} split (seed {data_opts.seed_}): its embeddings may have seen this "
+                "split's val/test pairs")
+    other = get_split(data, kind, int(seed), k, data_opts.data_dir)
+    seen = other.train.user_items.copy()
+    seen.data[:] = 1
+    held = (split.val.user_items + split.test.user_items).tocsr()
+    held.data[:] = 1
+    n_overlap = int(seen.multiply(held).nnz)
+    if n_overlap == 0:
+        return None
+    return (f"{what}, whose training pairs include {n_overlap:,} of this {split.kind} split's "
+            f"{int(held.nnz):,} val/test pairs (seed {data_opts.seed_})")
+
+
 def register(app: typer.Typer) -> None:
     """Add ``distill`` to ``app``."""
-    from recsys_coldstart.cli.data import (
-        DATA_DIR_OPT,
-        DATASET_OPT,
-        INTERACTIONS_OPT,
-        ITEM_FEATURES_OPT,
-        SUPPORT_OPT,
-        THRESHOLD_OPT,
-        USER_FEATURES_OPT,
-    )
+    from recsys_coldstart.cli.data import DataOptions, data_options
+    from recsys_coldstart.cli.options import SET_OPT
 
     @app.command("distill")
+    @data_options(split="item-cold", split_help="item-cold or user-cold (default item-cold).")
     def distill_cmd(
-        dataset: str = DATASET_OPT, data_dir: str = DATA_DIR_OPT, interactions: str = INTERACTIONS_OPT,
-        user_features: str = USER_FEATURES_OPT, item_features: str = ITEM_FEATURES_OPT,
-        threshold: float = THRESHOLD_OPT,
-        split: str = typer.Option("item-cold", "--split", "-s", help="item-cold or user-cold."),
-        k_support: int = SUPPORT_OPT,
         teacher: Path = typer.Option(..., "--teacher", help="A saved model folder: a pretrained embedding model "
                                      "(LightGCN, SimGCL, ALS, ...) that initialises the two-tower teacher, "
-                                     "or a saved TwoTowerTeacher used as is."),
+                                     "or a saved TwoTowerTeacher used as is. It must have been trained on this "
+                                     "split (same kind and seed), else the command refuses before training."),
         student_dim: int = typer.Option(32, "--student-dim", help="Student embedding size."),
         lam: float = typer.Option(0.5, "--lambda", help="Weight of the distillation loss (0..1)."),
         loss: str = typer.Option("score", "--loss", help="Distillation loss: score, rank or embed."),
@@ -46,14 +92,21 @@ def register(app: typer.Typer) -> None:
         fold_in: str = typer.Option(None, "--fold-in", help="How new users are embedded: ridge (learned fold-in fitted "
                                     "on warm users' first-K reveals; the user-cold default) or tower."),
         epochs: int = typer.Option(None, "--epochs", help="Maximum epochs of the teacher and the student."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the split and the models."),
+        set_: list[str] = SET_OPT,
+        allow_leakage: bool = typer.Option(False, "--allow-leakage", help="Distil from a model trained on another "
+                                           "split even though it may have seen this split's val/test pairs."),
         device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu, cuda."),
         save: Path = typer.Option(..., "--save", help="Folder to save the student in."),
         save_teacher: Path = typer.Option(None, "--save-teacher", help="Also save the trained teacher here."),
         progress: bool = typer.Option(True, "--progress/--no-progress", help="Show progress bars."),
+        *, data_opts: DataOptions,
     ) -> None:
-        """Distil a two-tower teacher into a lightweight student; print size, latency and cold-segment NDCG@20."""
-        from recsys_coldstart.cli.data import get_split, load_from_options
+        """Distil a two-tower teacher into a lightweight student; print size, latency and cold-segment NDCG@20.
+
+        --set key=value sets a student config field; --set teacher.key=value a teacher one.
+        """
+        from recsys_coldstart.cli.data import data_manifest, record_extra, saved_data
+        from recsys_coldstart.cli.options import parse_set
         from recsys_coldstart.cli.registry import DISTILL_STRATEGIES, distill_strategy
         from recsys_coldstart.distill import (
             Student,
@@ -64,8 +117,10 @@ def register(app: typer.Typer) -> None:
         from recsys_coldstart.distill.distiller import cold_segment, scoring_latency
         from recsys_coldstart.evaluate import evaluate, metric_value
         from recsys_coldstart.foldin import TOWER_FOLD_IN_MODES, fold_in_for
-        from recsys_coldstart.io import load_model, read_model_config, save_model
+        from recsys_coldstart.io import load_model, save_model
 
+        split = data_opts.split or "item-cold"
+        data_opts.split = split
         if split not in DISTILL_SPLITS:
             raise DataError(f"unknown --split {split!r}; choose one of: {', '.join(DISTILL_SPLITS)}")
         if loss not in DISTILL_STRATEGIES:
@@ -75,19 +130,27 @@ def register(app: typer.Typer) -> None:
         fold_in = fold_in or fold_in_for(split)
         if fold_in not in TOWER_FOLD_IN_MODES:
             raise DataError(f"unknown --fold-in {fold_in!r}; choose one of: {', '.join(TOWER_FOLD_IN_MODES)}")
-        tmeta = read_model_config(teacher).get("meta", {})
-        if dataset is None and interactions is None and tmeta.get("dataset"):
-            dataset = tmeta["dataset"]
-        data = load_from_options(dataset, data_dir, interactions, user_features, item_features, threshold=threshold)
-        s = get_split(data, split, seed, k_support, data_dir)
+        t_set = parse_set([x.split(".", 1)[1] for x in set_ if x.startswith("teacher.")], TwoTowerTeacherConfig,
+                          what="teacher")
+        s_set = parse_set([x.removeprefix("student.") for x in set_ if not x.startswith("teacher.")], StudentConfig,
+                          what="student")
+        tmeta = saved_data(teacher, data_opts, split_fields=False)
+        seed = data_opts.seed_
+        k_support = data_opts.k_support_
+        data = data_opts.load()
+        s = data_opts.make_split(data, split)
+        typer.echo(f"distill on {s.summary()}")
+        leak = teacher_leakage(tmeta, s, data, data_opts, path=str(teacher))
+        if leak and not allow_leakage:
+            raise DataError(f"{leak}: distilling from it leaks held-out data; pretrain it with --split {split} "
+                            f"--seed {seed}, or pass --allow-leakage")
+        if leak:
+            typer.echo(f"warning: {leak} (--allow-leakage)", err=True)
         base = load_model(teacher)
         n_items = getattr(base, "n_items_", None)
         if n_items is not None and n_items != s.train.n_items:
             raise DataError(f"{teacher}: the model has {n_items} items, the split {s.train.n_items}: "
                             "pretrain it on the same dataset and split")
-        if tmeta.get("split") not in (None, split) or int(tmeta.get("seed", seed)) != seed:
-            typer.echo(f"warning: {teacher} was trained on split {tmeta.get('split')!r} seed {tmeta.get('seed')}; "
-                       f"its embeddings may have seen this split's held-out data", err=True)
         extra = {"fold_in": fold_in, "fold_in_k": max(int(k_support), 1)}
         if epochs is not None:
             extra["n_epochs"] = epochs
@@ -96,13 +159,15 @@ def register(app: typer.Typer) -> None:
             tm = base
             typer.echo(f"teacher: loaded TwoTowerTeacher from {teacher}")
         else:
-            tcfg = TwoTowerTeacherConfig(random_state=seed, device=device, show_progress=progress, **extra)
+            tcfg = TwoTowerTeacherConfig(**{**dict(random_state=seed, device=device, show_progress=progress, **extra),
+                                            **t_set})
             tm = TwoTowerTeacher(tcfg).fit(s.train, val=s.val, init_factors=base)
             typer.echo(f"teacher: trained from {type(base).__name__} in {time.perf_counter() - t0:.1f}s")
-        scfg = StudentConfig(dim=student_dim, hidden=(student_dim,), lam=lam,
-                             distill=distill_strategy(loss, temperature=temperature, top_k=top_k),
-                             item_ids=(split == "user-cold") if item_ids is None else item_ids,
-                             random_state=seed, device=device, show_progress=progress, **extra)
+        scfg = StudentConfig(**{**dict(dim=student_dim, hidden=(student_dim,), lam=lam,
+                                       distill=distill_strategy(loss, temperature=temperature, top_k=top_k),
+                                       item_ids=(split == "user-cold") if item_ids is None else item_ids,
+                                       random_state=seed, device=device, show_progress=progress, **extra),
+                                **s_set})
         t1 = time.perf_counter()
         st = Student(scfg).fit(s.train, val=s.val, teacher=tm)
         fit_s = time.perf_counter() - t1
@@ -125,9 +190,11 @@ def register(app: typer.Typer) -> None:
         t, sd = rows[0], rows[1]
         typer.echo(f"student/teacher: {sd[1] / t[1]:.1%} of the parameters, {t[2] / sd[2]:.1f}x faster scoring, "
                    f"{sd[3] / t[3] if t[3] else float('nan'):.1%} of the NDCG@20")
-        meta = {"model": "student", "dataset": data.name if dataset is not None else None, "split": split,
+        manifest = data_manifest(data_opts, data, s)
+        meta = {"model": "student", "dataset": data.name if data_opts.dataset is not None else None, "split": split,
                 "seed": seed, "n_support": k_support if split == "user-cold" else 0, "teacher": str(teacher),
-                "metrics": metrics, "fit_seconds": fit_s, "config": dataclasses.asdict(scfg)}
+                "metrics": metrics, "fit_seconds": fit_s, "config": dataclasses.asdict(scfg),
+                **record_extra(manifest), "data": manifest}
         typer.echo(f"student -> {save_model(st, save, meta=meta)}")
         if save_teacher is not None:
             tmeta_out = dict(meta, model="teacher", config=dataclasses.asdict(tm.config))
