@@ -6,13 +6,14 @@ Volkovs, Yu & Poutanen, "DropoutNet: Addressing Cold Start in Recommender System
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
 from recsys_coldstart._utils import check_random_state, resolve_device
+from recsys_coldstart.config import at_least, between
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.towers.base import ColdStartTowerConfig
 from recsys_coldstart.towers.blocks import Tower
@@ -55,11 +56,11 @@ class DropoutNetConfig(ColdStartTowerConfig):
         ``"random"``: the paper's plain towers.
     """
 
-    dim: int = 128
-    hidden: tuple[int, ...] = (256,)
-    pref_dim: int = 64
-    dropout_prob: float = 0.5
-    transform_prob: float = 0.2
+    dim: int = field(default=128, metadata=at_least(1, integer=True))
+    hidden: tuple[int, ...] = field(default=(256,), metadata=at_least(1, integer=True, each=True))
+    pref_dim: int | None = field(default=64, metadata=at_least(1, integer=True, none=True))
+    dropout_prob: float = field(default=0.5, metadata=between(0.0, 1.0))
+    transform_prob: float = field(default=0.2, metadata=between(0.0, 1.0))
 
 
 class DropoutNet(PreferenceTowerModel):
