@@ -6,7 +6,7 @@ Randomized Training and Mixture-of-Experts Transformation", SIGIR 2020.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from recsys_coldstart._utils import check_random_state, resolve_device
+from recsys_coldstart.config import at_least, between
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.sparse import take_rows
 from recsys_coldstart.towers.base import ColdStartTowerConfig
@@ -59,13 +60,13 @@ class HeaterConfig(ColdStartTowerConfig):
         and learns Heater's correction. ``"random"``: the paper's plain MoE and MLP.
     """
 
-    dim: int = 128
-    hidden: tuple[int, ...] = (256,)
-    pref_dim: int = 64
-    n_experts: int = 5
-    dropout_prob: float = 0.5
-    transform_prob: float = 0.2
-    alpha: float = 1.0
+    dim: int = field(default=128, metadata=at_least(1, integer=True))
+    hidden: tuple[int, ...] = field(default=(256,), metadata=at_least(1, integer=True, each=True))
+    pref_dim: int | None = field(default=64, metadata=at_least(1, integer=True, none=True))
+    n_experts: int = field(default=5, metadata=at_least(1, integer=True))
+    dropout_prob: float = field(default=0.5, metadata=between(0.0, 1.0))
+    transform_prob: float = field(default=0.2, metadata=between(0.0, 1.0))
+    alpha: float = field(default=1.0, metadata=at_least(0.0))
 
 
 class MixtureOfExperts(nn.Module):
