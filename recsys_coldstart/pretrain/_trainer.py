@@ -45,6 +45,7 @@ from recsys_coldstart.foldin import apply_fold_in, fit_fold_in
 from recsys_coldstart.graph.convert import BipartiteGraph
 from recsys_coldstart.graph.encoders import LightGCNEncoder, layer_mean, lightgcn_layers
 from recsys_coldstart.graph.losses import bpr_loss, l2_reg
+from recsys_coldstart.graph.sampling import BipartiteNeighborSampler, SampledBlocks
 from recsys_coldstart.train import (
     CHECKPOINT_FILE,
     RESUME_MODES,
@@ -62,7 +63,9 @@ from recsys_coldstart.types import EpochCallback
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CHECKPOINT_FILE", "FOLD_IN_MODES", "GraphRecommender", "GraphTrainConfig", "TrainContext"]
+__all__ = ["CHECKPOINT_FILE", "FOLD_IN_MODES", "SAMPLERS", "GraphRecommender", "GraphTrainConfig", "TrainContext"]
+
+SAMPLERS: tuple[str, ...] = ("full", "neighbor")
 
 
 @dataclass(frozen=True)
@@ -126,6 +129,17 @@ class GraphTrainConfig:
         matching checkpoint must exist; ``"never"``: start fresh and replace any checkpoint.
     show_progress : bool
         tqdm progress bars (the CLI turns them on).
+    sampler : {"full", "neighbor"}
+        ``"full"`` (default): every batch propagates the whole graph. ``"neighbor"``: every
+        batch propagates only a neighbour-sampled ``n_layers``-hop subgraph around its users,
+        positives and negatives (:mod:`recsys_coldstart.graph.sampling`; global-degree
+        normalisation, unbiased; equal to full propagation when ``fan_out`` takes every
+        neighbour), so batch memory and work are bounded by ``batch_size`` and ``fan_out``, not
+        by the graph. Validation and the final factors still propagate the full graph (no
+        autograd). Models that support it: LightGCN, SimGCL.
+    fan_out : tuple of int or None
+        ``sampler="neighbor"``: neighbours sampled per node at hop 1..``n_layers`` (``-1`` = all);
+        None = 10 per hop.
     device : str
         ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
     random_state : int or None
@@ -149,6 +163,8 @@ class GraphTrainConfig:
     checkpoint_every: int | None = None
     resume: str = "auto"
     show_progress: bool = False
+    sampler: str = "full"
+    fan_out: tuple[int, ...] | None = None
     device: str = "auto"
     random_state: int | None = 0
 
@@ -167,6 +183,12 @@ class GraphTrainConfig:
             raise ValueError(f"resume must be one of {RESUME_MODES}, got {self.resume!r}")
         if self.checkpoint_every is not None and self.checkpoint_every < 0:
             raise ValueError(f"checkpoint_every must be >= 1 (or None), got {self.checkpoint_every}")
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if self.fan_out is not None and (len(self.fan_out) != self.n_layers
+                                         or any(int(f) == 0 or int(f) < -1 for f in self.fan_out)):
+            raise ValueError(f"fan_out must have n_layers={self.n_layers} entries, each >= 1 or -1 (all "
+                             f"neighbours), got {self.fan_out!r}")
         if self.checkpoint_dir and self.checkpoint_every == 0:
             raise ValueError("checkpoint_every=0 with a checkpoint_dir would write nothing: give checkpoint_every "
                              ">= 1, or None to checkpoint after every evaluation")
@@ -218,6 +240,9 @@ class GraphRecommender(EmbeddingRecommender):
     include_input: ClassVar[bool] = True
     """Whether layer 0 enters the layer mean (LightGCN, SGL) or not (SimGCL, XSimGCL)."""
 
+    samplers: ClassVar[tuple[str, ...]] = ("full",)
+    """The ``sampler`` values the model implements (``"neighbor"``: :meth:`_sampled_batch_loss`)."""
+
     # ------------------------------------------------------------------ model hooks
     def _setup(self, ctx: TrainContext) -> None:
         """Called once after the encoder is built (before any resume)."""
@@ -232,6 +257,29 @@ class GraphRecommender(EmbeddingRecommender):
         Returns the scalar loss and a dict of its parts (for logging).
         """
         raise NotImplementedError
+
+    def _sampled_batch_loss(self, ctx: TrainContext, blocks: SampledBlocks, users: torch.Tensor, pos: torch.Tensor,
+                            neg: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``sampler="neighbor"``: loss of one batch on its sampled subgraph ``blocks``; ``users``,
+        ``pos``, ``neg`` are *local* seed rows (int64 of shape (b,))."""
+        raise NotImplementedError
+
+    def _local_rec_loss(self, x0: torch.Tensor, final: torch.Tensor, users: torch.Tensor, pos: torch.Tensor,
+                        neg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_rec_loss` on a sampled subgraph: rows are local (``x0``, ``final`` indexed by seed row)."""
+        u, i, j = final[users], final[pos], final[neg]
+        bpr = bpr_loss((u * i).sum(1), (u * j).sum(1))
+        reg = self.config.reg * l2_reg(x0[users], x0[pos], x0[neg], batch_size=len(users))
+        return bpr, reg
+
+    def _neighbor_loss(self, ctx: TrainContext, users: torch.Tensor, pos: torch.Tensor,
+                       neg: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Sample the batch's subgraph around its users, positives and negatives, then
+        :meth:`_sampled_batch_loss` on local rows."""
+        nu, b = ctx.graph.n_users, len(users)
+        seeds, inv = torch.unique(torch.cat([users, pos + nu, neg + nu]), return_inverse=True)
+        blocks = ctx.state["sampler"].sample_blocks(seeds)
+        return self._sampled_batch_loss(ctx, blocks, inv[:b], inv[b:2 * b], inv[2 * b:])
 
     def _rec_loss(self, ctx: TrainContext, emb0: torch.Tensor, final: torch.Tensor, users: torch.Tensor,
                   pos: torch.Tensor, neg: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -268,6 +316,9 @@ class GraphRecommender(EmbeddingRecommender):
         cfg = self.config
         if train.nnz == 0:
             raise DataError(f"{type(self).__name__}: the training data has no interactions")
+        if cfg.sampler not in self.samplers:
+            raise ValueError(f"{type(self).__name__} does not support sampler={cfg.sampler!r}; it supports "
+                             f"{self.samplers} (neighbour sampling: LightGCN, SimGCL)")
         rng = check_random_state(cfg.random_state)
         world = current_world()  # one process unless a torch.distributed group is running
         device = local_device(cfg.device)
@@ -281,6 +332,11 @@ class GraphRecommender(EmbeddingRecommender):
         ctx = TrainContext(graph=graph, adj=graph.adjacency(), encoder=encoder, generator=sample_gen, device=device,
                            state={})
         self._setup(ctx)
+        batch_loss = self._batch_loss
+        if cfg.sampler == "neighbor":
+            fan_out = cfg.fan_out if cfg.fan_out is not None else (10,) * cfg.n_layers
+            ctx.state["sampler"] = BipartiteNeighborSampler(graph, fan_out, generator=sample_gen)
+            batch_loss = self._neighbor_loss
         opt = torch.optim.Adam(encoder.parameters(), lr=cfg.lr)
         pos_keys = graph.edge_user * graph.n_items + graph.edge_item  # sorted: CSR is row-major, sorted
         local_batch = world.local_batch(cfg.batch_size)  # batch_size is the global batch
@@ -305,7 +361,7 @@ class GraphRecommender(EmbeddingRecommender):
                 idx = perm[b * local_batch:(b + 1) * local_batch]
                 users, pos = graph.edge_user[idx], graph.edge_item[idx]
                 neg = _sample_negatives(users, graph.n_items, pos_keys, sample_gen)
-                loss, _ = self._batch_loss(ctx, users, pos, neg)
+                loss, _ = batch_loss(ctx, users, pos, neg)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 loss = world.average_gradients(opt, loss)  # DDP: mean grads (and loss) over ranks

@@ -8,7 +8,8 @@ from dataclasses import dataclass
 
 import torch
 
-from recsys_coldstart.graph.encoders import lightgcn_propagate
+from recsys_coldstart.graph.encoders import layer_mean, lightgcn_propagate
+from recsys_coldstart.graph.sampling import SampledBlocks, sampled_layers
 from recsys_coldstart.pretrain._trainer import GraphRecommender, GraphTrainConfig, TrainContext
 
 
@@ -60,10 +61,19 @@ class LightGCN(GraphRecommender):
             "n_layers": trial.suggest_int("n_layers", 1, 4),
         }
     include_input = True
+    samplers = ("full", "neighbor")
 
     def _batch_loss(self, ctx: TrainContext, users: torch.Tensor, pos: torch.Tensor,
                     neg: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         emb0 = ctx.encoder.emb0()
         final = lightgcn_propagate(ctx.adj, emb0, self.config.n_layers, include_input=True)
         bpr, reg = self._rec_loss(ctx, emb0, final, users, pos, neg)
+        return bpr + reg, {"bpr": bpr, "reg": reg}
+
+    def _sampled_batch_loss(self, ctx: TrainContext, blocks: SampledBlocks, users: torch.Tensor, pos: torch.Tensor,
+                            neg: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        x0 = blocks.gather(ctx.encoder.user_emb, ctx.encoder.item_emb, ctx.graph.n_users)
+        layers = sampled_layers(blocks, x0)
+        final = layer_mean([x[: blocks.n_seeds] for x in layers], include_input=True)
+        bpr, reg = self._local_rec_loss(x0, final, users, pos, neg)
         return bpr + reg, {"bpr": bpr, "reg": reg}

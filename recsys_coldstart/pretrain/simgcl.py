@@ -12,6 +12,7 @@ from recsys_coldstart.graph import encoders
 from recsys_coldstart.graph.augment import noise_from_uniform
 from recsys_coldstart.graph.encoders import layer_mean, lightgcn_layers
 from recsys_coldstart.graph.losses import info_nce
+from recsys_coldstart.graph.sampling import SampledBlocks, sampled_layers, sampled_noise_offsets
 from recsys_coldstart.pretrain._trainer import GraphRecommender, GraphTrainConfig, TrainContext
 
 
@@ -90,6 +91,7 @@ class SimGCL(GraphRecommender):
             "cl_temp": trial.suggest_float("cl_temp", 0.05, 1.0, log=True),
         }
     include_input = False
+    samplers = ("full", "neighbor")
 
     def _batch_loss(self, ctx: TrainContext, users: torch.Tensor, pos: torch.Tensor,
                     neg: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -107,6 +109,22 @@ class SimGCL(GraphRecommender):
         nu_b = len(u)
         cl = (info_nce(v1[:nu_b], v2[:nu_b], cfg.cl_temp)
               + info_nce(v1[nu_b:], v2[nu_b:], cfg.cl_temp))
+        return bpr + cfg.cl_weight * cl + reg, {"bpr": bpr, "cl": cl, "reg": reg}
+
+    def _sampled_batch_loss(self, ctx: TrainContext, blocks: SampledBlocks, users: torch.Tensor, pos: torch.Tensor,
+                            neg: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        # the same loss on the batch's sampled subgraph (local seed rows); noise offsets on its blocks
+        cfg = self.config
+        x0 = blocks.gather(ctx.encoder.user_emb, ctx.encoder.item_emb, ctx.graph.n_users)
+        layers = sampled_layers(blocks, x0)
+        final = layer_mean([x[: blocks.n_seeds] for x in layers], include_input=cfg.n_layers == 0)
+        bpr, reg = self._local_rec_loss(x0, final, users, pos, neg)
+        u, i = torch.unique(users), torch.unique(pos)
+        rows = torch.cat([u, i])
+        off1, off2 = sampled_noise_offsets(blocks, layers, cfg.eps, ctx.generator, rows)
+        f = final[rows]
+        v1, v2 = f + off1, f + off2
+        cl = (info_nce(v1[: len(u)], v2[: len(u)], cfg.cl_temp) + info_nce(v1[len(u):], v2[len(u):], cfg.cl_temp))
         return bpr + cfg.cl_weight * cl + reg, {"bpr": bpr, "cl": cl, "reg": reg}
 
 
