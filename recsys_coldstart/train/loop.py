@@ -264,7 +264,10 @@ def fit_loop(epoch_fn: Callable[[int], Mapping[str, float] | None], *, n_epochs:
     if show_progress and world.is_main:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=n_epochs, initial=start_epoch, desc=desc, unit="epoch")
+        # with early stopping the run usually ends far before n_epochs: no total (so no ETA to it)
+        early = validate is not None and patience is not None
+        bar = tqdm(total=None if early else n_epochs, initial=start_epoch, unit="epoch",
+                   desc=f"{desc} (up to {n_epochs} epochs, early stopping)" if early else desc)
     stop_reason = "n_epochs"
     try:
         for epoch in range(start_epoch + 1, n_epochs + 1):
