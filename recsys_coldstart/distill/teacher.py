@@ -13,7 +13,7 @@ References
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from recsys_coldstart._utils import check_random_state, resolve_device, torch_generator
+from recsys_coldstart.config import at_least, between, greater_than, one_of
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.distill.losses import bpr_loss
 from recsys_coldstart.towers.base import (
@@ -96,18 +97,18 @@ class TwoTowerTeacherConfig(TowerConfig):
         Served as one extra embedding column: ``[e_u, 1] . [e_i, b_i]``.
     """
 
-    dim: int = 256
-    hidden: tuple[int, ...] = (256, 256)
-    id_dropout: float = 0.3
-    transform_prob: float = 0.2
-    loss: str = "softmax"
-    temperature: float = 0.2
-    weight_decay: float = 0.0
-    dropout: float = 0.0
+    dim: int = field(default=256, metadata=at_least(1, integer=True))
+    hidden: tuple[int, ...] = field(default=(256, 256), metadata=at_least(1, integer=True, each=True))
+    id_dropout: float = field(default=0.3, metadata=between(0.0, 1.0))
+    transform_prob: float = field(default=0.2, metadata=between(0.0, 1.0))
+    loss: str = field(default="softmax", metadata=one_of("softmax", "bpr"))
+    temperature: float = field(default=0.2, metadata=greater_than(0.0))
+    weight_decay: float = field(default=0.0, metadata=at_least(0.0))
+    dropout: float = field(default=0.0, metadata=between(0.0, 1.0, high_open=True))
     base_dim: int = 64
     logq_correction: bool = False
-    few_shot_prob: float = 0.0
-    few_shot_max: int = 10
+    few_shot_prob: float = field(default=0.0, metadata=between(0.0, 1.0))
+    few_shot_max: int = field(default=10, metadata=at_least(1, integer=True))
     item_bias: bool = False
 
 
