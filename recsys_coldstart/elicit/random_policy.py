@@ -36,3 +36,28 @@ class RandomPolicy(BasePolicy):
         u = state.rng.random((state.n_users, state.space.n_items))
         with np.errstate(divide="ignore"):
             return np.log(np.maximum(u, 1e-300)) / np.maximum(w, 1e-12)[None, :]
+
+    def select(self, state: ElicitationState) -> np.ndarray:
+        """One weighted draw per user, int64 of shape (b,), never an item already asked.
+
+        Draws ``i ~ P(known)^w`` by inverse CDF and redraws the users whose item was already
+        asked (``O(b log n_items)`` per question instead of a key per item); once half of a
+        user's catalogue is asked (or with ``skip_top``) it falls back to the keys of
+        :meth:`acquisition`.
+        """
+        if state.asked.all(axis=1).any():
+            raise ValueError("every item has already been asked")
+        n = state.space.n_items
+        if 2 * (state.n_asked + 1) > n or self.config.skip_top > 0:
+            return super().select(state)
+        w = np.maximum(self.known_weights(state), 1e-12)
+        cdf = np.cumsum(w)
+        out = np.empty(state.n_users, np.int64)
+        todo = np.arange(state.n_users)
+        while len(todo):
+            draw = np.searchsorted(cdf, state.rng.random(len(todo)) * cdf[-1], side="right")
+            draw = np.minimum(draw, n - 1)
+            ok = ~state.asked[todo, draw]
+            out[todo[ok]] = draw[ok]
+            todo = todo[~ok]
+        return out
