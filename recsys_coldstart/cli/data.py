@@ -131,7 +131,8 @@ class DataOptions:
         return get_split(data, kind or self.split or "warm", self.seed_, self.k_support_, self.data_dir)
 
 
-def data_options(*, split: str | None = "warm", split_help: str | None = None) -> Callable[[Callable], Callable]:
+def data_options(*, split: str | None = "warm", split_help: str | None = None,
+                 exclude: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
     """Decorator adding the shared data option group to a typer command.
 
     The wrapped function takes a keyword ``data_opts: DataOptions`` instead of the sixteen options;
@@ -146,8 +147,10 @@ def data_options(*, split: str | None = "warm", split_help: str | None = None) -
         given, so a command can fill it from a saved model); None: the command has no ``--split``.
     split_help : str, optional
         Replaces the default help of ``--split``.
+    exclude : tuple of str
+        Options the command has no use for (e.g. ``("k_support",)``); left None in ``DataOptions``.
     """
-    names = [n for n in DATA_OPTION_NAMES if split is not None or n != "split"]
+    names = [n for n in DATA_OPTION_NAMES if (split is not None or n != "split") and n not in exclude]
 
     def deco(fn: Callable) -> Callable:
         sig = inspect.signature(fn)

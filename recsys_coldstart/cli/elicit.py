@@ -158,46 +158,34 @@ def plot_curves(df: pd.DataFrame, path: str | Path, *, title: str = "",
 
 def register(app: typer.Typer) -> None:
     """Add `coldstart elicit` to `app`."""
-    from recsys_coldstart.cli.data import (
-        DATA_DIR_OPT,
-        DATASET_OPT,
-        INTERACTIONS_OPT,
-        ITEM_COL_OPT,
-        ITEM_FEATURES_OPT,
-        RATING_COL_OPT,
-        THRESHOLD_OPT,
-        TIMESTAMP_COL_OPT,
-        USER_COL_OPT,
-        USER_FEATURES_OPT,
-    )
+    from recsys_coldstart.cli.data import DataOptions, data_options
 
     @app.command("elicit")
+    @data_options(split=None, exclude=("k_support",))
     def elicit_cmd(
         policy: list[str] = typer.Option(["all"], "--policy", "-p",
                                          help=f"Policy (repeatable) or 'all': {', '.join(ALL_POLICIES)}."),
-        dataset: str = DATASET_OPT, data_dir: str = DATA_DIR_OPT, interactions: str = INTERACTIONS_OPT,
-        user_features: str = USER_FEATURES_OPT, item_features: str = ITEM_FEATURES_OPT,
-        user_col: str = USER_COL_OPT, item_col: str = ITEM_COL_OPT, rating_col: str = RATING_COL_OPT,
-        timestamp_col: str = TIMESTAMP_COL_OPT, threshold: float = THRESHOLD_OPT,
         model_path: Path = typer.Option(None, "--model-path",
                                         help="A saved embedding model (fitted on the user-cold split of this seed); default: fit ALS."),
         budget: int = typer.Option(10, "--budget", "-b", help="Questions per user."),
-        seed: int = typer.Option(0, "--seed", help="Seed of the user-cold split, the model and the policies."),
         noise_var: float = typer.Option(None, "--noise-var", help="Observation noise variance of the posterior."),
         output: Path = typer.Option(None, "--output", "-o", help="Write the JSON result records here."),
         plot: Path = typer.Option(None, "--plot", help="Write the curve plot (PNG) here."),
+        *, data_opts: DataOptions,
     ) -> None:
         """Replay elicitation policies on the test cold users; print NDCG@10 / Recall@20 per budget."""
-        from recsys_coldstart.cli.data import get_split, load_from_options
+        from recsys_coldstart.cli.data import data_manifest, record_extra, saved_data
 
+        if model_path is not None:
+            saved_data(model_path, data_opts, split_fields=False)
+        seed = data_opts.seed_
         if budget < 0:
             raise DataError("--budget must be >= 0")
         opts = {} if noise_var is None else {"noise_var": noise_var}
         pols = make_policies(policy, seed, **opts)
-        data = load_from_options(dataset, data_dir, interactions, user_features, item_features, user_col=user_col,
-                                 item_col=item_col, rating_col=rating_col, timestamp_col=timestamp_col,
-                                 threshold=threshold)
-        split = get_split(data, "user-cold", seed, 0, data_dir)
+        data = data_opts.load()
+        data_opts.k_support = 0
+        split = data_opts.make_split(data, "user-cold")
         t0 = time.perf_counter()
         if model_path is not None:
             from recsys_coldstart.io import load_model
@@ -228,7 +216,7 @@ def register(app: typer.Typer) -> None:
 
             tidy = df.rename(columns={"policy": "model"}).assign(
                 dataset=split.name, split="user-cold", segment="elicitation-b" + df.budget.astype(str))
-            extra = {"budget": budget, "item_space": model_name}
+            extra = {"budget": budget, "item_space": model_name, **record_extra(data_manifest(data_opts, data, split))}
             recs = to_records(tidy, config={"policies": {n: _cfg(p) for n, p in pols.items()}}, seconds=secs,
                               extra=extra)
             for r, b in zip(recs, df.budget, strict=True):
