@@ -52,6 +52,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys_coldstart._utils import check_random_state
+from recsys_coldstart.config import Config, at_least, greater_than
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.exceptions import DataError, NotFittedError
 
@@ -62,7 +63,7 @@ ANSWERS: dict[str, int] = {"like": LIKE, "dislike": DISLIKE, "unknown": UNKNOWN}
 
 
 @dataclass(frozen=True)
-class PosteriorConfig:
+class PosteriorConfig(Config):
     """Settings of the Bayesian linear regression shared by every policy.
 
     Parameters
@@ -99,29 +100,17 @@ class PosteriorConfig:
         Weight of the exposure posterior's shift in the ranking scores.
     """
 
-    noise_var: float = 0.1
-    prior_scale: float = 1.0
+    noise_var: float = field(default=0.1, metadata=greater_than(0.0))
+    prior_scale: float = field(default=1.0, metadata=greater_than(0.0))
     like_value: float = 1.0
     dislike_value: float = 0.5
     unknown_value: float | None = None
-    known_weight: float = 1.0
-    skip_top: int = 0
+    known_weight: float = field(default=1.0, metadata=at_least(0.0))
+    skip_top: int = field(default=0, metadata=at_least(0, integer=True))
     random_state: int | None = 0
     exposure: bool = False
-    exposure_noise_var: float = 1.0
-    exposure_weight: float = 0.5
-
-    def __post_init__(self) -> None:
-        if not self.noise_var > 0:
-            raise ValueError(f"noise_var must be > 0, got {self.noise_var}")
-        if not self.prior_scale > 0:
-            raise ValueError(f"prior_scale must be > 0, got {self.prior_scale}")
-        if self.known_weight < 0:
-            raise ValueError(f"known_weight must be >= 0, got {self.known_weight}")
-        if self.skip_top < 0:
-            raise ValueError(f"skip_top must be >= 0, got {self.skip_top}")
-        if not self.exposure_noise_var > 0:
-            raise ValueError(f"exposure_noise_var must be > 0, got {self.exposure_noise_var}")
+    exposure_noise_var: float = field(default=1.0, metadata=greater_than(0.0))
+    exposure_weight: float = field(default=0.5, metadata=at_least(0.0))
 
 
 def _warm_rows(train: Interactions, users: np.ndarray | None) -> np.ndarray:
