@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from recsys_coldstart.config import at_least
 from recsys_coldstart.elicit._base import BasePolicy
 from recsys_coldstart.elicit.state import ElicitationState, PosteriorConfig
 
@@ -16,7 +17,7 @@ class InfoGainConfig(PosteriorConfig):
     :class:`~recsys_coldstart.elicit.state.PosteriorConfig`, with ``skip_top`` defaulting to 10
     (never ask what the current top-10 would recommend anyway)."""
 
-    skip_top: int = 10
+    skip_top: int = field(default=10, metadata=at_least(0, integer=True))
 
 
 class InfoGainPolicy(BasePolicy):
