@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from recsys_coldstart.config import at_least
 from recsys_coldstart.elicit._base import BasePolicy
 from recsys_coldstart.elicit.state import ElicitationState, PosteriorConfig
 
@@ -24,14 +25,9 @@ class ThompsonConfig(PosteriorConfig):
     (plus every field of :class:`~recsys_coldstart.elicit.state.PosteriorConfig`)
     """
 
-    skip_top: int = 10
+    skip_top: int = field(default=10, metadata=at_least(0, integer=True))
 
-    sample_scale: float = 1.0
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.sample_scale < 0:
-            raise ValueError(f"sample_scale must be >= 0, got {self.sample_scale}")
+    sample_scale: float = field(default=1.0, metadata=at_least(0.0))
 
 
 class ThompsonPolicy(BasePolicy):
