@@ -11,12 +11,19 @@ from recsys_coldstart.exceptions import DataError
 
 
 def load_data(name: str, data_dir: str | Path | None = None, **options: Any):
-    """Load a dataset by name: ``"synthetic"`` (``make_synthetic(**options)``) or a real one.
+    """Load a dataset by name: ``"synthetic"`` (``make_synthetic(**options)``), a user's own table
+    (``options`` has ``interactions = "path"`` plus :func:`~recsys_coldstart.data.datasets.tabular.load_table`
+    options: ``threshold``, ``rating_col``, ``user_features``, ...) or a registered one.
 
     Returns
     -------
     Interactions
     """
+    if "interactions" in options:
+        from recsys_coldstart.data.datasets.tabular import load_table
+
+        opts = dict(options)
+        return load_table(opts.pop("interactions"), name=opts.pop("name", name), **opts)
     if name == "synthetic":
         from recsys_coldstart.data import make_synthetic
 
