@@ -28,7 +28,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -38,6 +38,7 @@ import torch
 
 from recsys_coldstart._utils import check_random_state, resolve_device, torch_generator
 from recsys_coldstart.base import EmbeddingRecommender
+from recsys_coldstart.config import Config, at_least, greater_than, one_of
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.exceptions import DataError, TrainingDivergedError
 from recsys_coldstart.foldin import GRAPH_FOLD_IN_MODES as FOLD_IN_MODES
@@ -69,7 +70,7 @@ SAMPLERS: tuple[str, ...] = ("full", "neighbor")
 
 
 @dataclass(frozen=True)
-class GraphTrainConfig:
+class GraphTrainConfig(Config):
     """Options shared by every graph pretraining model (each model's config extends it).
 
     The defaults are chosen for a small, dense table (ml-100k-sized: ~1k users, ~2k items,
@@ -145,46 +146,31 @@ class GraphTrainConfig:
     random_state : int or None
     """
 
-    dim: int = 64
-    n_layers: int = 3
-    lr: float = 1e-2
-    batch_size: int = 2048
-    reg: float = 1e-4
-    n_epochs: int = 300
-    eval_every: int = 5
-    patience: int = 3
-    eval_k: int = 20
-    val_metric: str = "ndcg"
-    max_batches: int | None = None
-    fold_in: str = "ridge"
-    fold_in_k: int = 3
-    fold_in_ridge: float = 10.0
+    dim: int = field(default=64, metadata=at_least(1, integer=True))
+    n_layers: int = field(default=3, metadata=at_least(0, integer=True))
+    lr: float = field(default=1e-2, metadata=greater_than(0.0))
+    batch_size: int = field(default=2048, metadata=at_least(1, integer=True))
+    reg: float = field(default=1e-4, metadata=at_least(0.0))
+    n_epochs: int = field(default=300, metadata=at_least(0, integer=True))
+    eval_every: int = field(default=5, metadata=at_least(1, integer=True))
+    patience: int = field(default=3, metadata=at_least(1, integer=True))
+    eval_k: int = field(default=20, metadata=at_least(1, integer=True))
+    val_metric: str = field(default="ndcg", metadata=one_of(*VAL_METRICS))
+    max_batches: int | None = field(default=None, metadata=at_least(1, integer=True, none=True))
+    fold_in: str = field(default="ridge", metadata=one_of(*FOLD_IN_MODES))
+    fold_in_k: int = field(default=3, metadata=at_least(1, integer=True))
+    fold_in_ridge: float = field(default=10.0, metadata=at_least(0.0))
     checkpoint_dir: str | None = None
-    checkpoint_every: int | None = None
-    resume: str = "auto"
+    checkpoint_every: int | None = field(default=None, metadata=at_least(0, integer=True, none=True))
+    resume: str = field(default="auto", metadata=one_of(*RESUME_MODES))
     show_progress: bool = False
-    sampler: str = "full"
+    sampler: str = field(default="full", metadata=one_of(*SAMPLERS))
     fan_out: tuple[int, ...] | None = None
     device: str = "auto"
     random_state: int | None = 0
 
-    def __post_init__(self) -> None:
-        if self.dim < 1 or self.n_layers < 0 or self.batch_size < 1 or self.n_epochs < 0:
-            raise ValueError("dim, batch_size must be >= 1 and n_layers, n_epochs >= 0")
-        if self.eval_every < 1 or self.patience < 1:
-            raise ValueError("eval_every and patience must be >= 1")
-        if self.fold_in not in FOLD_IN_MODES:
-            raise ValueError(f"fold_in must be one of {FOLD_IN_MODES}, got {self.fold_in!r}")
-        if self.val_metric not in VAL_METRICS:
-            raise ValueError(f"val_metric must be one of {VAL_METRICS}, got {self.val_metric!r}")
-        if self.eval_k < 1:
-            raise ValueError(f"eval_k must be >= 1, got {self.eval_k}")
-        if self.resume not in RESUME_MODES:
-            raise ValueError(f"resume must be one of {RESUME_MODES}, got {self.resume!r}")
-        if self.checkpoint_every is not None and self.checkpoint_every < 0:
-            raise ValueError(f"checkpoint_every must be >= 1 (or None), got {self.checkpoint_every}")
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+    def _check(self) -> None:
+        super()._check()
         if self.fan_out is not None and (len(self.fan_out) != self.n_layers
                                          or any(int(f) == 0 or int(f) < -1 for f in self.fan_out)):
             raise ValueError(f"fan_out must have n_layers={self.n_layers} entries, each >= 1 or -1 (all "
