@@ -4,10 +4,11 @@ SIGIR 2021. https://arxiv.org/abs/2010.10783
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
+from recsys_coldstart.config import at_least, between, greater_than, one_of
 from recsys_coldstart.graph.augment import edge_dropout_mask, node_dropout_mask, random_walk_masks
 from recsys_coldstart.graph.encoders import lightgcn_propagate
 from recsys_coldstart.graph.losses import info_nce
@@ -35,15 +36,10 @@ class SGLConfig(GraphTrainConfig):
         ``λ``, weight of the contrastive loss (the paper's ``ssl_weight``).
     """
 
-    aug_type: str = "ed"
-    drop_rate: float = 0.1
-    cl_temp: float = 0.2
-    cl_weight: float = 0.02
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.aug_type not in AUG_TYPES:
-            raise ValueError(f"aug_type must be one of {AUG_TYPES}, got {self.aug_type!r}")
+    aug_type: str = field(default="ed", metadata=one_of(*AUG_TYPES))
+    drop_rate: float = field(default=0.1, metadata=between(0.0, 1.0, high_open=True))
+    cl_temp: float = field(default=0.2, metadata=greater_than(0.0))
+    cl_weight: float = field(default=0.02, metadata=at_least(0.0))
 
 
 class SGL(GraphRecommender):
