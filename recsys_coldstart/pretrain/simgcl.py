@@ -4,10 +4,11 @@ Contrastive Learning for Recommendation." SIGIR 2022. https://arxiv.org/abs/2112
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
+from recsys_coldstart.config import at_least, greater_than
 from recsys_coldstart.graph import encoders
 from recsys_coldstart.graph.augment import noise_from_uniform
 from recsys_coldstart.graph.encoders import layer_mean, lightgcn_layers
@@ -34,9 +35,9 @@ class SimGCLConfig(GraphTrainConfig):
         ``τ`` of the InfoNCE loss.
     """
 
-    eps: float = 0.1
-    cl_weight: float = 0.02
-    cl_temp: float = 0.2
+    eps: float = field(default=0.1, metadata=at_least(0.0))
+    cl_weight: float = field(default=0.02, metadata=at_least(0.0))
+    cl_temp: float = field(default=0.2, metadata=greater_than(0.0))
 
 
 class SimGCL(GraphRecommender):
