@@ -4,10 +4,11 @@ Learning for Recommendation." IEEE TKDE 2023. https://arxiv.org/abs/2209.02544
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
+from recsys_coldstart.config import at_least, greater_than
 from recsys_coldstart.graph.augment import uniform_noise
 from recsys_coldstart.graph.encoders import layer_mean, lightgcn_layers
 from recsys_coldstart.graph.losses import info_nce
@@ -33,13 +34,13 @@ class XSimGCLConfig(GraphTrainConfig):
         ``l*``, the layer whose (perturbed) embeddings are contrasted with the final ones.
     """
 
-    eps: float = 0.2
-    cl_weight: float = 0.02
-    cl_temp: float = 0.15
-    cl_layer: int = 1
+    eps: float = field(default=0.2, metadata=at_least(0.0))
+    cl_weight: float = field(default=0.02, metadata=at_least(0.0))
+    cl_temp: float = field(default=0.15, metadata=greater_than(0.0))
+    cl_layer: int = field(default=1, metadata=at_least(1, integer=True))
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def _check(self) -> None:
+        super()._check()
         if not 1 <= self.cl_layer <= max(self.n_layers, 1):
             raise ValueError(f"cl_layer must be in 1..n_layers={self.n_layers}, got {self.cl_layer}")
 
