@@ -9,7 +9,7 @@ factors (:func:`recsys_coldstart.foldin.ridge_fold_in`).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ import scipy.sparse as sp
 
 from recsys_coldstart._utils import check_random_state, resolve_device
 from recsys_coldstart.base import EmbeddingRecommender
+from recsys_coldstart.config import Config, at_least, greater_than
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.foldin import ridge_fold_in
 from recsys_coldstart.sparse import as_observed, binary_csr
@@ -171,7 +172,7 @@ class _ImplicitMF(EmbeddingRecommender):
 
 
 @dataclass(frozen=True)
-class ALSConfig:
+class ALSConfig(Config):
     """Configuration of :class:`ALS`.
 
     Attributes
@@ -196,13 +197,13 @@ class ALSConfig:
         ``"auto"``, ``"cpu"`` or ``"cuda"``; CUDA is used only when implicit was built with it.
     """
 
-    dim: int = 64
-    reg: float = 0.05
-    alpha: float = 10.0
-    n_epochs: int = 15
-    fold_in_prior: float = 10.0
+    dim: int = field(default=64, metadata=at_least(1, integer=True))
+    reg: float = field(default=0.05, metadata=at_least(0.0))
+    alpha: float = field(default=10.0, metadata=at_least(0.0))
+    n_epochs: int = field(default=15, metadata=at_least(0, integer=True))
+    fold_in_prior: float = field(default=10.0, metadata=at_least(0.0))
     use_cg: bool = True
-    num_threads: int = 0
+    num_threads: int = field(default=0, metadata=at_least(0, integer=True))
     random_state: int | None = 0
     device: str = "auto"
 
@@ -285,7 +286,7 @@ class ALS(_ImplicitMF):
 
 
 @dataclass(frozen=True)
-class BPRConfig:
+class BPRConfig(Config):
     """Configuration of :class:`BPR`.
 
     Attributes
@@ -311,15 +312,15 @@ class BPRConfig:
     device : str
     """
 
-    dim: int = 64
-    lr: float = 0.01
-    reg: float = 0.01
-    n_epochs: int = 50
+    dim: int = field(default=64, metadata=at_least(1, integer=True))
+    lr: float = field(default=0.01, metadata=greater_than(0.0))
+    reg: float = field(default=0.01, metadata=at_least(0.0))
+    n_epochs: int = field(default=50, metadata=at_least(0, integer=True))
     verify_negative_samples: bool = True
-    num_threads: int = 1
-    fold_in_alpha: float = 10.0
-    fold_in_reg: float = 1.0
-    fold_in_prior: float = 10.0
+    num_threads: int = field(default=1, metadata=at_least(0, integer=True))
+    fold_in_alpha: float = field(default=10.0, metadata=at_least(0.0))
+    fold_in_reg: float = field(default=1.0, metadata=at_least(0.0))
+    fold_in_prior: float = field(default=10.0, metadata=at_least(0.0))
     random_state: int | None = 0
     device: str = "auto"
 
