@@ -136,7 +136,8 @@ def replay(policy, model, split: ColdStartSplit, *, budget: int = 10, ks: Sequen
         ``like_rate`` / ``known_rate`` (share of the answers so far that were like / not
         unknown, k=0; budget >= 1).
     per_user : dict, only with ``return_per_user``
-        ``"users"``: int64 (n,) the replayed users; ``"<metric>@<k>"`` and
+        ``"users"``: int64 (n,) the replayed users; ``"items"``: int64 (budget, n) the items
+        asked at each step; ``"<metric>@<k>"`` and
         ``"<metric>_prior@<k>"``: float64 (budget + 1, n), NaN where the truth left is empty.
     """
     if budget < 0:
@@ -159,6 +160,7 @@ def replay(policy, model, split: ColdStartSplit, *, budget: int = 10, ks: Sequen
     kmax = max(ks)
     raw = {(m, k): np.full((budget + 1, b), np.nan) for m in REPLAY_METRICS for k in ks}
     pri = {(m, k): np.full((budget + 1, b), np.nan) for m in REPLAY_METRICS for k in ks}
+    asked_items = np.full((budget, b), -1, np.int64)
     answered = np.zeros((budget + 1, b), np.int64)
     liked = np.zeros((budget + 1, b), np.int64)
     starts = range(0, b, batch_size)
@@ -190,6 +192,7 @@ def replay(policy, model, split: ColdStartSplit, *, budget: int = 10, ks: Sequen
                 items = policy.select(state)
                 resp = oracle[rows, items]
                 policy.update(state, items, resp)
+                asked_items[t - 1, sl] = items
                 n_truth -= truth_dense[rows, items]
                 answered[t, sl] = answered[t - 1, sl] + (resp != 0)
                 liked[t, sl] = liked[t - 1, sl] + (resp == LIKE)
@@ -226,7 +229,7 @@ def replay(policy, model, split: ColdStartSplit, *, budget: int = 10, ks: Sequen
     frame = pd.DataFrame(rows_out, columns=REPLAY_COLUMNS)
     if not return_per_user:
         return frame
-    per_user: dict[str, np.ndarray] = {"users": users.copy()}
+    per_user: dict[str, np.ndarray] = {"users": users.copy(), "items": asked_items}
     for (m, k), v in raw.items():
         per_user[f"{m}@{k}"] = v
         per_user[f"{m}_prior@{k}"] = pri[m, k]
