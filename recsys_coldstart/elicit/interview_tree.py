@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
 
+from recsys_coldstart.config import at_least, between
 from recsys_coldstart.elicit._base import BasePolicy
 from recsys_coldstart.elicit.state import (
     DISLIKE,
@@ -39,21 +40,10 @@ class InterviewTreeConfig(PosteriorConfig):
     (plus every field of :class:`~recsys_coldstart.elicit.state.PosteriorConfig`)
     """
 
-    n_candidates: int = 200
-    min_users: int = 20
-    shrinkage: float = 10.0
-    leaf_weight: float = 0.5
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        if self.n_candidates < 1:
-            raise ValueError(f"n_candidates must be >= 1, got {self.n_candidates}")
-        if self.min_users < 2:
-            raise ValueError(f"min_users must be >= 2, got {self.min_users}")
-        if self.shrinkage < 0:
-            raise ValueError(f"shrinkage must be >= 0, got {self.shrinkage}")
-        if not 0 <= self.leaf_weight <= 1:
-            raise ValueError(f"leaf_weight must be in [0, 1], got {self.leaf_weight}")
+    n_candidates: int = field(default=200, metadata=at_least(1, integer=True))
+    min_users: int = field(default=20, metadata=at_least(2, integer=True))
+    shrinkage: float = field(default=10.0, metadata=at_least(0.0))
+    leaf_weight: float = field(default=0.5, metadata=between(0.0, 1.0))
 
 
 class _Tree:
