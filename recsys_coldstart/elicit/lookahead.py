@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from recsys_coldstart._utils import check_random_state
+from recsys_coldstart.config import at_least
 from recsys_coldstart.elicit._base import BasePolicy
 from recsys_coldstart.elicit.state import (
     DISLIKE,
@@ -40,19 +41,11 @@ class LookaheadConfig(PosteriorConfig):
     (plus every field of :class:`~recsys_coldstart.elicit.state.PosteriorConfig`)
     """
 
-    n_candidates: int = 64
-    shortlist: int = 100
-    k: int = 10
-    n_calibration_users: int = 500
-    calibration_questions: int = 3
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        for name in ("n_candidates", "shortlist", "k", "n_calibration_users"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.calibration_questions < 0:
-            raise ValueError(f"calibration_questions must be >= 0, got {self.calibration_questions}")
+    n_candidates: int = field(default=64, metadata=at_least(1, integer=True))
+    shortlist: int = field(default=100, metadata=at_least(1, integer=True))
+    k: int = field(default=10, metadata=at_least(1, integer=True))
+    n_calibration_users: int = field(default=500, metadata=at_least(1, integer=True))
+    calibration_questions: int = field(default=3, metadata=at_least(0, integer=True))
 
 
 def _logistic_fit(x: np.ndarray, y: np.ndarray, w: np.ndarray, ridge: float = 1e-3, n_iter: int = 25) -> np.ndarray:
