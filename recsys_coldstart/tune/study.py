@@ -35,14 +35,6 @@ from recsys_coldstart.exceptions import DataError
 logger = logging.getLogger(__name__)
 
 
-def _optuna():
-    try:
-        import optuna
-    except ImportError as e:  # pragma: no cover - optuna is a dependency
-        raise ImportError("tuning needs optuna: pip install 'optuna>=3.5'") from e
-    return optuna
-
-
 def parse_metric(metric: str) -> tuple[str, int]:
     """``"ndcg@20"`` -> ``("ndcg", 20)``."""
     m = re.fullmatch(r"\s*([a-z_]+)\s*@\s*(\d+)\s*", metric.lower())
@@ -320,7 +312,8 @@ def tune(model_cls: type, split, *, metric: str = "ndcg@20", segment: str | None
     TuneInterrupted
         On Ctrl-C (a ``KeyboardInterrupt``), after the study's storage is consistent.
     """
-    optuna = _optuna()
+    import optuna  # a core dependency; imported here to keep ``import recsys_coldstart`` fast
+
     if not callable(getattr(model_cls, "search_space", None)):
         raise DataError(f"{model_cls.__name__} has no search_space(trial): it cannot be tuned")
     _, k = parse_metric(metric)
