@@ -245,8 +245,8 @@ def read_table(table: TableLike, *, sep: str | None = None, encoding: str = "utf
     if _is_parquet(path):
         try:
             df = pd.read_parquet(path)
-        except ImportError as e:
-            raise DataError(f"{source}: reading Parquet needs pyarrow (pip install pyarrow)") from e
+        except ImportError:
+            raise  # pyarrow is a core dependency: a broken install is not a bad file
         except Exception as e:  # pyarrow raises its own ArrowInvalid / OSError types
             raise DataError(f"{source}: not a readable Parquet file ({type(e).__name__}: {e})") from e
         df.columns = [str(c).strip() for c in df.columns]
