@@ -55,10 +55,7 @@ def fit_item_space_model(train, seed: int = 0, **als_options: Any):
 
 def feature_popularity_reference(split, seed: int = 0) -> pd.DataFrame | None:
     """Budget-0 reference rows of ``FeaturePopularity`` on the replayed users (None if unavailable)."""
-    try:
-        from recsys_coldstart.baselines.feature_popularity import FeaturePopularity
-    except ImportError:  # pragma: no cover - optional baseline
-        return None
+    from recsys_coldstart.baselines.feature_popularity import FeaturePopularity
     from recsys_coldstart.elicit.replay import reference_rows
 
     if split.train.user_features is None:
