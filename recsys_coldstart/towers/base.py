@@ -486,11 +486,7 @@ class TowerRecommender(EmbeddingRecommender):
         return idx
 
     def _search(self, query: np.ndarray, k: int, exclude: sp.csr_matrix | None) -> tuple[np.ndarray, np.ndarray]:
-        try:
-            index = self.index()
-        except ImportError:  # retrieval not installed: exact scoring
-            return topk(query @ self.item_factors_.T, k, exclude=exclude)
-        return index.search(query, k, exclude=exclude)
+        return self.index().search(query, k, exclude=exclude)
 
     def recommend(self, user_idx, *, k: int = 10, exclude: sp.csr_matrix | None = None,
                   candidates: np.ndarray | None = None):
