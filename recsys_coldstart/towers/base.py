@@ -32,7 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recsys_coldstart.base import EmbeddingRecommender, topk
+from recsys_coldstart.base import EmbeddingRecommender
 from recsys_coldstart.config import Config, at_least, between, greater_than, one_of
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.foldin import TOWER_FOLD_IN_MODES, apply_fold_in, fit_fold_in
