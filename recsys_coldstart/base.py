@@ -7,7 +7,6 @@ config; all work happens in ``fit``.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Any, ClassVar
 
@@ -15,6 +14,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys_coldstart import inputs
+from recsys_coldstart.config import build_config
 from recsys_coldstart.exceptions import NotFittedError
 from recsys_coldstart.retrieval.ranking import topk  # the one top-k (re-exported)
 
@@ -59,16 +59,24 @@ def _guard_score(score):
     return guarded
 
 
+def _new_user_inputs(model: Any, observed: Any, features: Any) -> tuple[Any, Any]:
+    """New users' revealed items and features, checked against what ``model`` was fitted on."""
+    n_items = _seen(model, "n_items_seen_")
+    if n_items is None:
+        return observed, features
+    observed = inputs.check_observed(observed, n_items)
+    features = inputs.check_features(features, _seen(model, "n_user_features_"), n_rows=observed.shape[0],
+                                     what="user features")
+    return observed, features
+
+
 def _guard_new_users(score_new_users):
     @functools.wraps(score_new_users)
     def guarded(self, observed, features=None, item_idx=None, *args, **kwargs):
+        observed, features = _new_user_inputs(self, observed, features)
         n_items = _seen(self, "n_items_seen_")
-        if n_items is not None:
-            observed = inputs.check_observed(observed, n_items)
-            features = inputs.check_features(features, _seen(self, "n_user_features_"), n_rows=observed.shape[0],
-                                             what="user features")
-            if item_idx is not None:
-                item_idx = inputs.check_indices(item_idx, n_items, what="item_idx")
+        if item_idx is not None and n_items is not None:
+            item_idx = inputs.check_indices(item_idx, n_items, what="item_idx")
         return score_new_users(self, observed, features, item_idx, *args, **kwargs)
     guarded._guarded = True
     return guarded
@@ -123,11 +131,7 @@ def _guard_recommend_new_users(recommend_new_users):
     @functools.wraps(recommend_new_users)
     def guarded(self, observed, features=None, *args, k: int = 10, **kwargs):
         k = inputs.check_k(k)
-        n_items = _seen(self, "n_items_seen_")
-        if n_items is not None:
-            observed = inputs.check_observed(observed, n_items)
-            features = inputs.check_features(features, _seen(self, "n_user_features_"), n_rows=observed.shape[0],
-                                             what="user features")
+        observed, features = _new_user_inputs(self, observed, features)
         return recommend_new_users(self, observed, features, *args, k=k, **kwargs)
     guarded._guarded = True
     return guarded
@@ -172,17 +176,7 @@ class BaseRecommender:
                 raise TypeError(f"{type(self).__name__} takes no configuration")
             self.config = None
             return
-        if config is None:
-            try:
-                config = cls(**kwargs)
-            except TypeError as e:
-                fields = [f.name for f in dataclasses.fields(cls)]
-                raise TypeError(f"{type(self).__name__}: {e}; valid options: {fields}") from None
-        elif kwargs:
-            config = dataclasses.replace(config, **kwargs)
-        if not isinstance(config, cls):
-            raise TypeError(f"{type(self).__name__} expects a {cls.__name__}, got {type(config).__name__}")
-        self.config = config
+        self.config = build_config(type(self).__name__, cls, config, kwargs)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})" if self.config is not None else f"{type(self).__name__}()"

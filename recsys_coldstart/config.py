@@ -142,3 +142,42 @@ class Config:
 
     def _check(self) -> None:
         """Checks spanning several fields (raise ``ValueError`` naming them); none by default."""
+
+
+def build_config(owner: str, cls: type, config: Any = None, overrides: Mapping[str, Any] | None = None) -> Any:
+    """The config an estimator (or policy) ``__init__`` stores: ``config`` or ``cls(**overrides)``.
+
+    Parameters
+    ----------
+    owner : str
+        The estimator's class name (for the messages).
+    cls : type
+        Its config dataclass.
+    config : instance of ``cls``, optional
+        A ready config; ``overrides`` then replace some of its fields.
+    overrides : mapping, optional
+        Config fields as keyword arguments.
+
+    Returns
+    -------
+    An instance of ``cls`` (validated by its ``__post_init__``).
+
+    Raises
+    ------
+    TypeError
+        An unknown keyword (listing the valid options) or a config of another class.
+    ValueError
+        A value out of its declared range.
+    """
+    overrides = dict(overrides or {})
+    if config is None:
+        try:
+            config = cls(**overrides)
+        except TypeError as e:
+            fields = [f.name for f in dataclasses.fields(cls)]
+            raise TypeError(f"{owner}: {e}; valid options: {fields}") from None
+    elif overrides:
+        config = dataclasses.replace(config, **overrides)
+    if not isinstance(config, cls):
+        raise TypeError(f"{owner} expects a {cls.__name__}, got {type(config).__name__}")
+    return config

@@ -8,11 +8,11 @@ Bayesian posterior (and recommends from its mean); policies differ only in which
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, ClassVar
 
 import numpy as np
 
+from recsys_coldstart.config import build_config
 from recsys_coldstart.elicit.state import ElicitationState, ItemSpace, PosteriorConfig
 from recsys_coldstart.retrieval import topk
 
@@ -27,18 +27,7 @@ class BasePolicy:
     name: ClassVar[str] = "policy"
 
     def __init__(self, config: Any = None, **kwargs: Any) -> None:
-        cls = self.config_class
-        if config is None:
-            try:
-                config = cls(**kwargs)
-            except TypeError as e:
-                fields = [f.name for f in dataclasses.fields(cls)]
-                raise TypeError(f"{type(self).__name__}: {e}; valid options: {fields}") from None
-        elif kwargs:
-            config = dataclasses.replace(config, **kwargs)
-        if not isinstance(config, cls):
-            raise TypeError(f"{type(self).__name__} expects a {cls.__name__}, got {type(config).__name__}")
-        self.config = config
+        self.config = build_config(type(self).__name__, self.config_class, config, kwargs)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config!r})"
