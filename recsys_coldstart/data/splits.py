@@ -254,16 +254,8 @@ def user_cold_split(data: Interactions, *, cold_frac: float = 0.2, n_support: in
     rng = check_random_state(random_state)
     ui = data.user_items
     deg = np.diff(ui.indptr)
-    active = np.flatnonzero(deg > 0)
-    n_cold = int(round(cold_frac * len(active)))
-    if n_cold < 2:
-        raise DataError(f"dataset {data.name!r}: too few users ({len(active)}) for a user-cold split")
-    cold = rng.permutation(active)[:n_cold]
-    val_users = np.sort(cold[: n_cold // 2])
-    test_users = np.sort(cold[n_cold // 2:])
-    user_part = np.zeros(data.n_users, np.int64)  # 0 warm, 1 val-cold, 2 test-cold
-    user_part[val_users] = 1
-    user_part[test_users] = 2
+    val_users, test_users, user_part = _cold_halves(np.flatnonzero(deg > 0), data.n_users, cold_frac, rng,
+                                                    f"dataset {data.name!r}: too few users", "user-cold")
     if data.timestamps is not None:
         keys = data.timestamps.data + rng.random(ui.nnz) * 1e-6
     else:
@@ -306,22 +298,30 @@ def item_cold_split(data: Interactions, *, cold_frac: float = 0.2,
     if not 0 < cold_frac < 1:
         raise ValueError("cold_frac must be in (0, 1)")
     rng = check_random_state(random_state)
-    active = np.flatnonzero(data.item_degrees() > 0)
-    n_cold = int(round(cold_frac * len(active)))
-    if n_cold < 2:
-        raise DataError(f"dataset {data.name!r}: too few items ({len(active)}) for an item-cold split")
-    cold = rng.permutation(active)[:n_cold]
-    val_items = np.sort(cold[: n_cold // 2])
-    test_items = np.sort(cold[n_cold // 2:])
-    item_part = np.zeros(data.n_items, np.int64)
-    item_part[val_items] = 1
-    item_part[test_items] = 2
+    val_items, test_items, item_part = _cold_halves(np.flatnonzero(data.item_degrees() > 0), data.n_items,
+                                                    cold_frac, rng, f"dataset {data.name!r}: too few items",
+                                                    "item-cold")
     assign = item_part[data.user_items.indices]
     train, val, test = _parts(data, assign, 3)
     empty = data.with_pairs(np.zeros(0), np.zeros(0))
     seed = random_state if isinstance(random_state, int) else None
     return ColdStartSplit(train=train, val=val, test=test, support=empty, kind="item-cold", source=data,
                           val_items=val_items, test_items=test_items, seed=seed)
+
+
+def _cold_halves(active: np.ndarray, n: int, cold_frac: float, rng: np.random.Generator, too_few: str,
+                 kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``cold_frac`` of the ``active`` rows drawn cold, halved into val and test (sorted), and the
+    part of each of the ``n`` rows (0 warm, 1 val-cold, 2 test-cold)."""
+    n_cold = int(round(cold_frac * len(active)))
+    if n_cold < 2:
+        raise DataError(f"{too_few} ({len(active)}) for a {kind} split")
+    cold = rng.permutation(active)[:n_cold]
+    val, test = np.sort(cold[: n_cold // 2]), np.sort(cold[n_cold // 2:])
+    part = np.zeros(n, np.int64)
+    part[val] = 1
+    part[test] = 2
+    return val, test, part
 
 
 def make_split(data: Interactions, kind: str, *, random_state: int | np.random.Generator | None = 0,
