@@ -603,7 +603,9 @@ padding:16px 14px;color:#1f2328;background:#fff;line-height:1.45}
 h1{font-size:26px;border-bottom:2px solid #d0d7de;padding-bottom:6px}
 h2{font-size:20px;margin-top:34px;border-bottom:1px solid #d0d7de;padding-bottom:4px}
 .sub{color:#656d76;margin-top:-8px}
-table{border-collapse:collapse;margin:8px 0 18px;font-size:12px;display:block;overflow-x:auto;max-width:100%}
+.tw{overflow-x:auto;max-width:100%;margin:4px 0 18px}
+table{border-collapse:collapse;font-size:12px}
+p.cap{font-weight:600;font-size:12.5px;margin:14px 0 2px;color:#24292f}
 th,td{border:1px solid #d0d7de;padding:3px 6px;text-align:right;white-space:nowrap}
 th{background:#f6f8fa;white-space:normal;vertical-align:bottom;min-width:48px}
 td .sd{display:block;color:#656d76;font-size:10.5px;line-height:1.15;font-style:italic}
@@ -612,7 +614,6 @@ tr:nth-child(even) td{background:#fbfcfd}
 td.best{font-weight:700;background:#e6f4ea!important}
 td.wrap{white-space:normal;text-align:left;min-width:160px;max-width:420px;word-break:break-word}
 @media (max-width:600px){body{padding:8px 10px}table{font-size:11.5px}td.wrap{min-width:120px}}
-caption{caption-side:top;text-align:left;font-weight:600;padding:4px 0;color:#24292f}
 figure{margin:10px 0 22px}
 figure img{max-width:100%;border:1px solid #eaeef2}
 figcaption{color:#656d76;font-size:12px}
@@ -623,7 +624,7 @@ code{background:#f6f8fa;padding:1px 4px;border-radius:4px;font-size:12px;word-br
 nav a{margin-right:14px;font-size:13px}
 """
 
-_INLINE_MD = re.compile(r"(\*\*[^*]+\*\*|`[^`]+`)")
+_INLINE_MD = re.compile(r"(\*\*[^*]+\*\*|`[^`]+`|\*[^*\s][^*]*\*)")
 
 
 def _inline(text: str) -> str:
@@ -633,6 +634,8 @@ def _inline(text: str) -> str:
             parts.append(f"<b>{html.escape(piece[2:-2])}</b>")
         elif piece.startswith("`") and piece.endswith("`") and len(piece) > 2:
             parts.append(f"<code>{html.escape(piece[1:-1])}</code>")
+        elif piece.startswith("*") and piece.endswith("*") and len(piece) > 2:
+            parts.append(f"<i>{html.escape(piece[1:-1])}</i>")
         else:
             parts.append(html.escape(piece))
     return "".join(parts)
@@ -661,9 +664,10 @@ def to_html(report: Report) -> str:
             if isinstance(b, str):
                 out.append(f"<p>{_inline(b)}</p>")
             elif isinstance(b, Table):
-                out.append("<table>")
+                # the caption sits outside the scrolling box, so a phone shows it whole
                 if b.caption:
-                    out.append(f"<caption>{html.escape(b.caption)}</caption>")
+                    out.append(f'<p class="cap">{html.escape(b.caption)}</p>')
+                out.append('<div class="tw"><table>')
                 out.append("<thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in b.header) + "</tr></thead>")
                 out.append("<tbody>")
                 for r, row in enumerate(b.rows):
@@ -677,7 +681,7 @@ def to_html(report: Report) -> str:
                         body = f"<b>{body}</b>" if (r, j) in b.bold else body
                         tds.append(f"<td{attr}>{body}</td>")
                     out.append("<tr>" + "".join(tds) + "</tr>")
-                out.append("</tbody></table>")
+                out.append("</tbody></table></div>")
             elif isinstance(b, Figure):
                 data = base64.b64encode(b.png).decode("ascii")
                 out.append(f'<figure><img alt="{html.escape(b.caption)}" src="data:image/png;base64,{data}">'
