@@ -1,4 +1,4 @@
-"""Top-k retrieval over item embeddings: exact (torch) or approximate (faiss flat / IVF / HNSW)."""
+"""Top-k retrieval over item embeddings: exact (torch) or approximate (faiss flat / IVF / IVF-PQ / HNSW)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from recsys_coldstart.retrieval.ranking import PAD_ID, drop_excluded, topk
 
 logger = logging.getLogger(__name__)
 
-BACKENDS: tuple[str, ...] = ("exact", "flat", "ivf", "hnsw")
+BACKENDS: tuple[str, ...] = ("exact", "flat", "ivf", "ivfpq", "hnsw")
 METRICS: tuple[str, ...] = ("ip", "cosine", "l2")
 
 
@@ -35,6 +35,11 @@ class EmbeddingIndex:
     - ``"ivf"``: faiss inverted file over a k-means coarse quantiser (Jégou, Douze & Schmid,
       "Product quantization for nearest neighbor search", TPAMI 2011); ``nlist`` cells,
       ``nprobe`` visited per query.
+    - ``"ivfpq"``: the same inverted file with product-quantised residuals (``IndexIVFPQ``,
+      Jégou et al. 2011): ``pq_m`` sub-vectors of ``pq_bits`` bits each, so an item costs
+      ``pq_m * pq_bits / 8`` bytes of codes (16 for d = 64 by default) instead of ``4 d``.
+      With ``refine=r`` the ``k * r`` best PQ candidates of a query are re-ranked exactly
+      against the stored float vectors (the returned scores are then exact).
     - ``"hnsw"``: faiss hierarchical navigable small-world graph (Malkov & Yashunin, TPAMI
       2018); ``hnsw_m`` links per node, ``ef_search`` beam width. CPU only in faiss.
 
@@ -68,7 +73,15 @@ class EmbeddingIndex:
         IVF cells; default ``~4 sqrt(n_items)`` (at most ``n_items // 39`` so every cell gets
         training points, at least 1).
     nprobe : int
-        IVF cells searched per query.
+        IVF / IVF-PQ cells searched per query (:meth:`tune` picks it for a recall target).
+    pq_m : int, optional
+        IVF-PQ sub-quantisers (must divide ``d``); default the largest divisor of ``d`` that is
+        at most ``d // 4``.
+    pq_bits : int
+        Bits per IVF-PQ sub-code (8 = 256 centroids per sub-space; lowered to fit small
+        catalogues, which need ``2^bits`` training points).
+    refine : int or None
+        IVF-PQ: re-rank the top ``k * refine`` PQ candidates exactly (None: PQ order and scores).
     hnsw_m : int
         HNSW links per node.
     ef_construction, ef_search : int
@@ -89,7 +102,8 @@ class EmbeddingIndex:
 
     def __init__(self, item_vectors: np.ndarray, *, backend: str = "exact", metric: str = "ip", device: Any = "auto",
                  nlist: int | None = None, nprobe: int = 16, hnsw_m: int = 32, ef_construction: int = 200,
-                 ef_search: int = 128, batch_size: int = 1024, random_state: int | None = 0) -> None:
+                 ef_search: int = 128, batch_size: int = 1024, random_state: int | None = 0,
+                 pq_m: int | None = None, pq_bits: int = 8, refine: int | None = None) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
         if metric not in METRICS:
@@ -106,6 +120,10 @@ class EmbeddingIndex:
         self.batch_size = int(batch_size)
         self.nprobe = int(nprobe)
         self.ef_search = int(ef_search)
+        if refine is not None and (backend != "ivfpq" or int(refine) < 1):
+            raise ValueError(f"refine must be None or an int >= 1, and only for backend='ivfpq' (got {refine!r} "
+                             f"for {backend!r})")
+        self.refine = None if refine is None else int(refine)
         self.on_gpu = False
         self._vectors = vecs
         self._index = None
@@ -120,12 +138,21 @@ class EmbeddingIndex:
         faiss_metric = faiss.METRIC_L2 if metric == "l2" else faiss.METRIC_INNER_PRODUCT
         if backend == "flat":
             index = faiss.IndexFlatL2(self.dim) if metric == "l2" else faiss.IndexFlatIP(self.dim)
-        elif backend == "ivf":
+        elif backend in ("ivf", "ivfpq"):
             if nlist is None:
                 nlist = int(round(4 * np.sqrt(self.n_items)))
             nlist = int(max(1, min(nlist, self.n_items // 39 or 1)))
             quantizer = faiss.IndexFlatL2(self.dim) if metric == "l2" else faiss.IndexFlatIP(self.dim)
-            index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss_metric)
+            if backend == "ivf":
+                index = faiss.IndexIVFFlat(quantizer, self.dim, nlist, faiss_metric)
+            else:
+                if pq_m is None:
+                    pq_m = max(m for m in range(1, max(self.dim // 4, 1) + 1) if self.dim % m == 0)
+                if self.dim % int(pq_m) != 0:
+                    raise ValueError(f"pq_m={pq_m} must divide the vector dimension {self.dim}")
+                bits = int(max(1, min(int(pq_bits), int(np.log2(self.n_items)) - 1)))
+                self.pq_m, self.pq_bits = int(pq_m), bits
+                index = faiss.IndexIVFPQ(quantizer, self.dim, nlist, self.pq_m, bits, faiss_metric)
             index.cp.seed = int(check_random_state(random_state).integers(0, 2**31 - 1))
             self._quantizer = quantizer  # keep the Python object alive with the index
             self.nlist = nlist
@@ -143,14 +170,14 @@ class EmbeddingIndex:
         elif self.device.type == "cuda":
             logger.info("faiss %s index runs on the CPU (%s)", backend,
                         "faiss has no GPU HNSW" if backend == "hnsw" else "no faiss GPU support: the 'gpu' extra")
-        if backend == "ivf":
+        if backend in ("ivf", "ivfpq"):
             index.train(vecs)
         index.add(vecs)
         self._index = index
         self._set_search_params()
 
     def _set_search_params(self) -> None:
-        if self.backend == "ivf":
+        if self.backend in ("ivf", "ivfpq"):
             self._index.nprobe = min(self.nprobe, self.nlist)
         elif self.backend == "hnsw":
             self._index.hnsw.efSearch = self.ef_search
@@ -255,10 +282,125 @@ class EmbeddingIndex:
                     s = qt @ items.T
                 # exact search masks instead of over-fetching; s is ours, so mask it in place
                 return topk(s, fetch, exclude=ex_b, overwrite=True)
+        if self.refine is not None:
+            return self._refined_search(q, fetch)
         dist, ids = self._index.search(q, fetch)
         scores = -dist if self.metric == "l2" else dist
         scores = np.where(ids < 0, -np.inf, scores).astype(np.float32)
         return ids.astype(np.int64), scores
+
+    def _refined_search(self, q: np.ndarray, fetch: int) -> tuple[np.ndarray, np.ndarray]:
+        """IVF-PQ candidates (``fetch * refine``) re-ranked by exact scores against the stored vectors,
+        in sub-blocks so the gathered candidates stay under ~64 MB."""
+        wide = min(fetch * self.refine, self.n_items)
+        _, cand = self._index.search(q, wide)
+        cand = cand.astype(np.int64)
+        ids_out = np.full((len(q), fetch), PAD_ID, np.int64)
+        sc_out = np.full((len(q), fetch), -np.inf, np.float32)
+        step = max(1, (64 << 20) // max(wide * self.dim * 4, 1))
+        for s in range(0, len(q), step):
+            c = cand[s:s + step]
+            vec = self._vectors[np.maximum(c, 0)]  # (b, wide, d)
+            if self.metric == "l2":
+                sc = -((vec - q[s:s + step, None, :]) ** 2).sum(-1)
+            else:
+                sc = np.einsum("bkd,bd->bk", vec, q[s:s + step])
+            sc = np.where(c < 0, -np.inf, sc).astype(np.float32)
+            order = np.argsort(-sc, axis=1, kind="stable")[:, :fetch]
+            ids_out[s:s + step] = np.where(np.take_along_axis(sc, order, 1) > -np.inf,
+                                           np.take_along_axis(c, order, 1), PAD_ID)
+            sc_out[s:s + step] = np.take_along_axis(sc, order, 1)
+        return ids_out, sc_out
+
+    # -- tuning and size -----------------------------------------------------------------------
+    def tune(self, queries: np.ndarray, k: int, *, target_recall: float = 0.95, sample: int = 1000,
+             random_state: int | None = 0) -> dict[str, Any]:
+        """Set the smallest ``nprobe`` (IVF, IVF-PQ) or ``ef_search`` (HNSW) that reaches a recall target.
+
+        Recall@k of this index against exact search (torch, in blocks) is measured on a sample of
+        ``queries``, for ``nprobe`` = 1, 2, 4, ... up to ``nlist`` or ``ef_search`` = k, 2k, ...
+        up to 64k; the first value reaching ``target_recall`` is kept (else the largest tried).
+
+        Parameters
+        ----------
+        queries : np.ndarray of float32, shape (q, d)
+            Representative queries (e.g. user vectors).
+        k : int
+        target_recall : float
+            In (0, 1].
+        sample : int
+            Queries used (a random subset when ``q`` is larger).
+        random_state : int or None
+
+        Returns
+        -------
+        dict
+            ``param`` (``"nprobe"`` or ``"ef_search"``), ``value``, ``recall`` (at that value),
+            ``reached`` (bool), ``curve`` (list of ``(value, recall, seconds)``: the search time
+            of the sample at each value).
+        """
+        import time
+
+        if self.backend not in ("ivf", "ivfpq", "hnsw"):
+            raise ValueError(f"tune() needs an approximate backend (ivf, ivfpq, hnsw), not {self.backend!r}")
+        if not 0.0 < target_recall <= 1.0:
+            raise ValueError(f"target_recall must be in (0, 1], got {target_recall}")
+        q = np.ascontiguousarray(np.asarray(queries, dtype=np.float32))
+        if len(q) > sample:
+            q = q[np.sort(check_random_state(random_state).choice(len(q), sample, replace=False))]
+        k = int(min(k, self.n_items))
+        truth = exact_topk_ids(self._vectors, _normalize(q) if self.metric == "cosine" else q, k, self.metric)
+        if self.backend == "hnsw":
+            param, values = "ef_search", [k * 2**i for i in range(7)]
+        else:
+            param = "nprobe"
+            values = sorted({min(2**i, self.nlist) for i in range(int(np.ceil(np.log2(self.nlist))) + 1)})
+        curve = []
+        chosen, best = values[-1], 0.0
+        for v in values:
+            setattr(self, param, int(v))
+            self._set_search_params()
+            t0 = time.perf_counter()
+            ids, _ = self.search(q, k)
+            sec = time.perf_counter() - t0
+            rec = _recall(ids, truth)
+            curve.append((int(v), rec, sec))
+            chosen, best = v, rec
+            if rec >= target_recall:
+                break
+        setattr(self, param, int(chosen))
+        self._set_search_params()
+        logger.info("tuned %s %s=%d: recall@%d %.4f (target %.2f)", self.backend, param, chosen, k, best, target_recall)
+        return {"param": param, "value": int(chosen), "recall": best, "reached": best >= target_recall,
+                "curve": curve}
+
+    def memory_bytes(self) -> dict[str, int]:
+        """Bytes held by the search structure (not counting the copy of the vectors every index keeps).
+
+        Returns
+        -------
+        dict
+            ``codes`` (per-item payload: float vectors for flat / IVF / HNSW, PQ codes for IVF-PQ),
+            ``ids`` (inverted-list ids, 8 bytes per item for IVF / IVF-PQ), ``centroids`` (coarse
+            + PQ codebooks), ``graph`` (HNSW links, approximate: ``2 M`` int32 per item on level 0
+            plus the upper levels' share), ``refine`` (the float vectors re-ranking reads, IVF-PQ
+            with ``refine``), ``total``.
+        """
+        n, d = self.n_items, self.dim
+        out = {"codes": 0, "ids": 0, "centroids": 0, "graph": 0, "refine": 0}
+        if self.backend in ("exact", "flat"):
+            out["codes"] = n * d * 4
+        elif self.backend == "ivf":
+            out.update(codes=n * d * 4, ids=n * 8, centroids=self.nlist * d * 4)
+        elif self.backend == "ivfpq":
+            out.update(codes=n * int(self._index.code_size), ids=n * 8,
+                       centroids=self.nlist * d * 4 + (2**self.pq_bits) * d * 4,
+                       refine=n * d * 4 if self.refine is not None else 0)
+        else:
+            m = int(self._index.hnsw.nb_neighbors(0)) if hasattr(self._index.hnsw, "nb_neighbors") else 64
+            out.update(codes=n * d * 4, graph=int(n * m * 4 * 1.1))
+        out["total"] = int(sum(out.values()))
+        return out
 
     def recall_against(self, other: EmbeddingIndex, query: np.ndarray, k: int,
                        exclude: sp.spmatrix | None = None) -> float:
@@ -278,6 +420,43 @@ class EmbeddingIndex:
             hits += len(np.intersect1d(ra[ra >= 0], rb))
             total += len(rb)
         return hits / max(total, 1)
+
+
+def exact_topk_ids(vectors: np.ndarray, query: np.ndarray, k: int, metric: str = "ip",
+                   block: int = 256) -> np.ndarray:
+    """Exact top-``k`` item ids (torch matmul + ``torch.topk``, ``block`` queries at a time).
+
+    Parameters
+    ----------
+    vectors : np.ndarray of float32, shape (n_items, d)
+    query : np.ndarray of float32, shape (b, d)
+    k : int
+    metric : {"ip", "cosine", "l2"}
+        ``"cosine"`` expects both already normalised (it ranks by inner product).
+    block : int
+
+    Returns
+    -------
+    np.ndarray of int64, shape (b, k)
+    """
+    import torch
+
+    items = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
+    sq = (items * items).sum(1) if metric == "l2" else None
+    out = np.empty((len(query), k), np.int64)
+    with torch.no_grad():
+        for s in range(0, len(query), block):
+            q = torch.from_numpy(np.ascontiguousarray(query[s:s + block], dtype=np.float32))
+            sc = q @ items.T
+            if sq is not None:
+                sc = 2 * sc - sq[None, :]
+            out[s:s + block] = torch.topk(sc, k, dim=1).indices.numpy()
+    return out
+
+
+def _recall(ids: np.ndarray, truth: np.ndarray) -> float:
+    hits = sum(len(np.intersect1d(a[a >= 0], t)) for a, t in zip(ids, truth, strict=True))
+    return hits / max(truth.size, 1)
 
 
 def _normalize(x: np.ndarray) -> np.ndarray:
