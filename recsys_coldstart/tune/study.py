@@ -179,6 +179,26 @@ class _Unrepresentable(Exception):
     pass
 
 
+class _FixedParams:
+    """Wraps an optuna trial so that the search-space parameters named in ``fixed`` are not
+    searched: their ``suggest_*`` returns the fixed value (a ``base_config`` field fixes it)."""
+
+    def __init__(self, trial, fixed: Mapping[str, Any]) -> None:
+        self._trial, self._fixed = trial, dict(fixed)
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._trial, name)
+        if not name.startswith("suggest_"):
+            return attr
+
+        def suggest(param: str, *args, **kwargs):
+            if param in self._fixed:
+                return self._fixed[param]
+            return attr(param, *args, **kwargs)
+
+        return suggest
+
+
 class _DefaultTrial:
     """Stands in for an optuna trial to read the default config's point in a search space: each
     ``suggest_*(name, ...)`` returns the default of config field ``name`` (or its ``base``
@@ -191,6 +211,9 @@ class _DefaultTrial:
         if name not in self.defaults:
             raise _Unrepresentable(name)
         return self.defaults[name]
+
+    def __getattr__(self, name: str) -> Any:
+        raise AttributeError(name)
 
     def suggest_float(self, name, low, high, *, step=None, log=False):  # noqa: D102
         v = self._get(name)
@@ -222,7 +245,8 @@ def default_params(model_cls: type, base_config: Mapping[str, Any] | None = None
     ----------
     model_cls : type
     base_config : mapping, optional
-        Overrides of the config defaults.
+        Overrides of the config defaults; a search-space parameter named here is fixed (not a
+        parameter of the point).
 
     Returns
     -------
@@ -237,10 +261,11 @@ def default_params(model_cls: type, base_config: Mapping[str, Any] | None = None
             defaults[f.name] = f.default
         elif f.default_factory is not dataclasses.MISSING:
             defaults[f.name] = f.default_factory()
-    defaults.update(dict(base_config or {}))
+    base = dict(base_config or {})
+    defaults.update(base)
     fake = _DefaultTrial(defaults)
     try:
-        model_cls.search_space(fake)
+        model_cls.search_space(_FixedParams(fake, base))
     except (_Unrepresentable, TypeError, ValueError):
         return None
     return fake.params
@@ -284,7 +309,9 @@ def tune(model_cls: type, split, *, metric: str = "ndcg@20", segment: str | None
     random_state : int or None
         Seeds the TPE sampler and every fitted model.
     base_config : mapping, optional
-        Fixed config overrides applied under every trial's draw (and to the default config).
+        Fixed config overrides of every trial (and of the default config). A field that is also
+        a search-space parameter is fixed: it is not searched (e.g. ``{"dim": 64}`` tunes the
+        rest at dim 64).
     device : str, optional
         Sets the model's ``device`` field when it has one.
     prune : bool
@@ -349,7 +376,7 @@ def tune(model_cls: type, split, *, metric: str = "ndcg@20", segment: str | None
     def objective(trial) -> float:
         try:
             outside = _is_default(trial) and not trial.user_attrs.get("in_space")
-            params = {} if outside else model_cls.search_space(trial)
+            params = {} if outside else model_cls.search_space(_FixedParams(trial, base))
             pruned_at: list[int] = []
             reported: list[int] = []
 

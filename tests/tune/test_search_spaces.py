@@ -75,8 +75,11 @@ def test_default_config_is_a_point_of_the_space():
         assert point, name
         cfg = cls.config_class()
         assert all(getattr(cfg, k) == v for k, v in point.items())
-    # a value outside the space (dim 16): the default is fitted from the base config alone
-    assert default_params(model_class("lightgcn"), {"dim": 16}) is None
+    # a base config fixes a search-space parameter: it is no longer part of the point
+    assert default_params(model_class("lightgcn"), {"dim": 16}) == {"lr": 0.01, "reg": 1e-4, "n_layers": 3} or \
+        "dim" not in default_params(model_class("lightgcn"), {"dim": 16})
+    # a default outside the space and not fixed: None (trial 0 is fitted from the base config alone)
+    assert default_params(model_class("content-knn")) is None
 
 
 FAST = {
@@ -103,9 +106,10 @@ def test_a_median_pruner_prunes_graph_tower_and_mf_models(name, warm):
     study = optuna.create_study(study_name="p", storage=storage, direction="maximize")
     study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=1.0,
                                               intermediate_values={e: 1.0 for e in range(0, 6)}))
-    study.enqueue_trial(default_params(cls))  # the default point of the space (FAST sets the rest)
+    base = {**FAST[name], "n_epochs": 4, "random_state": 0, "device": "cpu"}
+    study.enqueue_trial(default_params(cls, base))  # the default point (FAST fixes what it sets)
     res = tune(cls, warm, n_trials=2, storage=storage, study_name="p", n_startup_trials=1, n_warmup_steps=0,
-               base_config={**FAST[name], "n_epochs": 4, "random_state": 0, "device": "cpu"},
+               base_config=base,
                evaluate_default=False, evaluate_test=False)
     real = res.study.trials[1]
     assert real.state == optuna.trial.TrialState.PRUNED, name

@@ -231,3 +231,10 @@ def test_cli_tune_interrupt_is_one_line(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr()
     assert rc == 130 and "Traceback" not in out.out + out.err
     assert "interrupted: study 's' has 3 finished trials; run the same command to resume it" in out.err
+
+
+def test_a_base_config_field_fixes_that_parameter(split):
+    res = tune(NoisyPop, split, n_trials=3, random_state=0, prune=False, base_config={"noise": 0.5},
+               evaluate_test=False)
+    assert all(t.params == {} for t in res.study.trials)  # nothing left to search
+    assert all(t.user_attrs["config"] == {"noise": 0.5} for t in res.study.trials)
