@@ -391,8 +391,8 @@ def _tuning_section(df: pd.DataFrame, figs: list) -> Section | None:
         return None
     sec = Section("Hyper-parameter tuning")
     sec.blocks.append("Optuna TPE studies on the validation set (median pruning from the per-epoch callback). "
-                      "`default` is the model's default config fitted once with the same seed; `tuned` is the best "
-                      "trial's config refitted; test numbers are for information only, never used for selection.")
+                      "`default` is the model's default config (trial 0 of the study); `tuned` is the best "
+                      "trial's config refitted (\"default won\" when no tried config beat the default on val); test numbers are for information only, never used for selection.")
     rows = []
     for study, g in tun.groupby("study", sort=True):
         def val(variant, which, g=g):
@@ -403,6 +403,8 @@ def _tuning_section(df: pd.DataFrame, figs: list) -> Section | None:
         d_val, t_val, d_test, t_test = val("default", "val"), val("tuned", "val"), val("default", "test"), \
             val("tuned", "test")
         gain = "—" if d_val in (None, 0) or t_val is None else f"{(t_val / d_val - 1) * 100:+.1f}%"
+        if _flag(r0.get("default_won")):
+            gain = "default won"
         n_complete = int(r0.get("n_complete", 0) or 0)
         n_pruned = int(r0.get("n_pruned", 0) or 0)
         params = r0.get("best_params") or {}

@@ -542,7 +542,7 @@ def tune_records(result: TuneResult, *, model: str, dataset: str, split: str, se
     trials = result.study.trials
     extra = {"record_type": "tune", "status": "ok", "study": result.study.study_name, "cell": f"tune__{model}__{dataset}__{split}",
              "best_params": result.best_params, "n_trials": len(trials), "n_complete": result.n_complete,
-             "n_pruned": result.n_pruned, "n_failed": result.n_failed,
+             "n_pruned": result.n_pruned, "n_failed": result.n_failed, "default_won": result.default_won,
              "trial_values": [None if t.value is None else float(t.value) for t in trials],
              "trial_states": [t.state.name for t in trials], "peak_rss_mb": peak_rss_mb()}
     recs = to_records(pd.DataFrame(rows), config=result.best_config, command=command, device=device,
