@@ -82,17 +82,25 @@ def _guard_new_users(score_new_users):
     return guarded
 
 
+def _side_inputs(model: Any, observed: Any, features: Any, side: str) -> tuple[Any, Any]:
+    """Optional revealed interactions and features of new users / items (``side``), checked."""
+    other, what = ("items", "observed") if side == "user" else ("users", "observed (users of each item)")
+    n_other = _seen(model, f"n_{other}_seen_")
+    if n_other is None:
+        return observed, features
+    if observed is not None:
+        observed = inputs.check_observed(observed, n_other, what=what)
+    if features is not None:
+        n = observed.shape[0] if observed is not None else features.shape[0]
+        features = inputs.check_features(features, _seen(model, f"n_{side}_features_"), n_rows=n,
+                                         what=f"{side} features")
+    return observed, features
+
+
 def _guard_embed_users(embed_users):
     @functools.wraps(embed_users)
     def guarded(self, observed=None, features=None, *args, **kwargs):
-        n_items = _seen(self, "n_items_seen_")
-        if n_items is not None:
-            if observed is not None:
-                observed = inputs.check_observed(observed, n_items)
-            if features is not None:
-                n = observed.shape[0] if observed is not None else features.shape[0]
-                features = inputs.check_features(features, _seen(self, "n_user_features_"), n_rows=n,
-                                                 what="user features")
+        observed, features = _side_inputs(self, observed, features, "user")
         return embed_users(self, observed, features, *args, **kwargs)
     guarded._guarded = True
     return guarded
@@ -101,14 +109,7 @@ def _guard_embed_users(embed_users):
 def _guard_embed_items(embed_items):
     @functools.wraps(embed_items)
     def guarded(self, features=None, observed=None, *args, **kwargs):
-        n_users = _seen(self, "n_users_seen_")
-        if n_users is not None:
-            if observed is not None:
-                observed = inputs.check_observed(observed, n_users, what="observed (users of each item)")
-            if features is not None:
-                n = observed.shape[0] if observed is not None else features.shape[0]
-                features = inputs.check_features(features, _seen(self, "n_item_features_"), n_rows=n,
-                                                 what="item features")
+        observed, features = _side_inputs(self, observed, features, "item")
         return embed_items(self, features, observed, *args, **kwargs)
     guarded._guarded = True
     return guarded
