@@ -314,3 +314,16 @@ name = "feature-popularity"
     assert "ratings >= 4 are positives (--threshold 4)" in out
     assert "using the data runs/g was trained on" in out
     assert (tmp_path / "report" / "report.md").is_file()
+
+
+# 7. the demo says when a result is odd ------------------------------------------------------------
+
+def test_demo_notes_odd_results():
+    from recsys_coldstart.cli.demo import odd_results
+
+    notes = odd_results({"content-knn cold-item": 0.30, "student cold-item": 0.25},
+                        {"popularity": [0.20, 0.18, 0.15], "linucb": [0.20, 0.25, 0.30]})
+    assert len(notes) == 2
+    assert notes[0].startswith("the student (0.2500) is below the content-KNN floor (0.3000)")
+    assert notes[1].startswith("popularity asking gets worse with more questions (0.2000 -> 0.1500)")
+    assert odd_results({"content-knn cold-item": 0.30, "student cold-item": 0.35}, {"linucb": [0.2, 0.3]}) == []
