@@ -6,6 +6,10 @@ that adds ``--dataset/--interactions/--user-features/--item-features/--user-col/
 and hands the command a :class:`DataOptions`), loads through the one loader
 :func:`load_from_options`, prints the positive rule in use, and saves a :func:`data_manifest`
 with every model and result record.
+
+Length: the data option group every command shares (DataOptions, loading, split, data manifest) and
+the three data commands; the option group (everything above register) is the split candidate
+(cli/data_options.py).
 """
 
 from __future__ import annotations
