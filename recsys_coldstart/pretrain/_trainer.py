@@ -21,6 +21,10 @@ Then the loop: every ``eval_every`` epochs ``val_ndcg@eval_k`` and ``val_recall@
 and restored at the end; ``patience`` evaluations without improvement stop training;
 ``callback(epoch, logs)`` (True stops); checkpoints with a run fingerprint
 (:mod:`recsys_coldstart.train.checkpoint`).
+
+Length: GraphRecommender's shared config, epoch (full or neighbour-sampled, data-parallel) and
+fold-in are one base class that four model files of 50-200 lines build on; the config
+(GraphTrainConfig and its documentation) is the split candidate.
 """
 
 from __future__ import annotations
