@@ -10,6 +10,10 @@ a bag of the items a user interacted with, ...) to one embedding::
 Summing per-block products equals one linear layer over the concatenation ``[x_1; ...; x_J]``
 but lets a block be a torch sparse matrix (tf-idf bags) without densifying it, and lets a block
 be missing (``None`` = all zeros, the DropoutNet cold path).
+
+Length: the tower layers and the closed-form content map shared by the five tower models;
+ContentMap (ridge + k-NN attribute maps, with its history helpers) is the split candidate
+(towers/content.py).
 """
 
 from __future__ import annotations
