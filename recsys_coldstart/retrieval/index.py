@@ -82,6 +82,9 @@ class EmbeddingIndex:
         catalogues, which need ``2^bits`` training points).
     refine : int or None
         IVF-PQ: re-rank the top ``k * refine`` PQ candidates exactly (None: PQ order and scores).
+    train_sample : int or None
+        IVF / IVF-PQ: train the k-means quantisers on this many randomly chosen vectors (None:
+        all, which faiss itself subsamples to 256 per cell); 10^7 items need far fewer.
     hnsw_m : int
         HNSW links per node.
     ef_construction, ef_search : int
@@ -103,7 +106,8 @@ class EmbeddingIndex:
     def __init__(self, item_vectors: np.ndarray, *, backend: str = "exact", metric: str = "ip", device: Any = "auto",
                  nlist: int | None = None, nprobe: int = 16, hnsw_m: int = 32, ef_construction: int = 200,
                  ef_search: int = 128, batch_size: int = 1024, random_state: int | None = 0,
-                 pq_m: int | None = None, pq_bits: int = 8, refine: int | None = None) -> None:
+                 pq_m: int | None = None, pq_bits: int = 8, refine: int | None = None,
+                 train_sample: int | None = None) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose one of {BACKENDS}")
         if metric not in METRICS:
@@ -171,7 +175,11 @@ class EmbeddingIndex:
             logger.info("faiss %s index runs on the CPU (%s)", backend,
                         "faiss has no GPU HNSW" if backend == "hnsw" else "no faiss GPU support: the 'gpu' extra")
         if backend in ("ivf", "ivfpq"):
-            index.train(vecs)
+            train = vecs
+            if train_sample is not None and int(train_sample) < self.n_items:
+                pick = check_random_state(random_state).choice(self.n_items, int(train_sample), replace=False)
+                train = vecs[np.sort(pick)]
+            index.train(train)
         index.add(vecs)
         self._index = index
         self._set_search_params()
