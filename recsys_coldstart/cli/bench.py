@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 
+from recsys_coldstart.cli.data import DataOptions, data_options
 from recsys_coldstart.cli.registry import MODELS
 from recsys_coldstart.exceptions import DataError
 
@@ -74,10 +75,6 @@ def report(results_dir: list[Path] = typer.Argument(..., help="Folder(s) of JSON
 
 def tune(model: str = typer.Option(..., "--model", "-m", help="Model to tune: " + ", ".join(
              m for m in MODELS if m != "popularity") + " (popularity has no parameters)."),
-         dataset: str = typer.Option(..., "--dataset", "-d", help="Dataset name, or 'synthetic'."),
-         data_dir: str = typer.Option(None, "--data-dir", help="Folder holding the datasets."),
-         split: str = typer.Option("warm", "--split", "-s", help="Split kind: warm, user-cold, item-cold."),
-         n_support: int = typer.Option(0, "--k-support", help="User-cold: positives each cold user reveals."),
          predefined: bool = typer.Option(False, "--predefined/--no-predefined",
                                          help="Use the dataset's own split (LightGCN sets, CiteULike)."),
          metric: str = typer.Option("ndcg@20", "--metric", help="Validation metric to maximise, e.g. ndcg@20."),
@@ -86,7 +83,6 @@ def tune(model: str = typer.Option(..., "--model", "-m", help="Model to tune: " 
          storage: str = typer.Option(None, "--storage", help="Optuna storage, e.g. sqlite:///study.db (resumable)."),
          study_name: str = typer.Option(None, "--study-name", help="Study name in the storage."),
          timeout: float = typer.Option(None, "--timeout", help="Stop starting trials after this many seconds."),
-         seed: int = typer.Option(0, "--seed", help="Seed of the split, the sampler and the models."),
          config_json: str = typer.Option("{}", "--config", help="Fixed config overrides as JSON, e.g. "
                                          "'{\"n_epochs\": 30}'."),
          device: str = typer.Option(None, "--device", help="Model device (auto, cpu, cuda)."),
@@ -95,7 +91,8 @@ def tune(model: str = typer.Option(..., "--model", "-m", help="Model to tune: " 
                                   "TOML that `coldstart bench` runs."),
          results: Path = typer.Option(None, "--results", help="Write report records (default vs tuned, val and "
                                       "test) to this JSON file (default: next to --out)."),
-         progress: bool = typer.Option(True, "--progress/--no-progress")) -> None:
+         progress: bool = typer.Option(True, "--progress/--no-progress"),
+         *, data_opts: DataOptions) -> None:
     """Tune a model's hyper-parameters on the validation set with optuna (TPE + median pruning).
 
     The default config is trial 0: the written config is a tuned one only when it beat the
@@ -116,6 +113,13 @@ def tune(model: str = typer.Option(..., "--model", "-m", help="Model to tune: " 
         raise DataError(f"--config is not valid JSON ({e})") from None
     if not isinstance(base, dict):
         raise DataError("--config must be a JSON object")
+    # the shared data option group (cli.data): a dataset name or the user's own table
+    data_dir, split, n_support, seed = data_opts.data_dir, data_opts.split or "warm", data_opts.k_support or 0, \
+        data_opts.seed_
+    own = data_opts.load() if data_opts.interactions is not None else None
+    if own is None and data_opts.dataset is None:
+        raise DataError("give exactly one of --dataset NAME or --interactions FILE")
+    dataset = data_opts.dataset or own.name
     cls = model_class(model)
     if not callable(getattr(cls, "search_space", None)):
         raise DataError(f"{model} has no hyper-parameters (no search_space): nothing to tune; evaluate it as it is "
@@ -123,7 +127,7 @@ def tune(model: str = typer.Option(..., "--model", "-m", help="Model to tune: " 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     spec = SplitSpec(name=split if not n_support else f"{split}-k{n_support}", kind=split, n_support=n_support,
                      predefined=predefined)
-    sp = load_split(dataset, spec, seed, data_dir=data_dir)
+    sp = load_split(dataset, spec, seed, data_dir=data_dir, data=own)
     try:
         res = run_tune(cls, sp, metric=metric, segment=segment, n_trials=trials, storage=storage,
                        study_name=study_name, timeout=timeout, random_state=seed, base_config=base, device=device,
@@ -163,4 +167,4 @@ def register(app: typer.Typer) -> None:
     """Add ``bench``, ``report`` and ``tune`` to `app`."""
     app.command("bench")(bench)
     app.command("report")(report)
-    app.command("tune")(tune)
+    app.command("tune")(data_options(split="warm")(tune))

@@ -230,7 +230,7 @@ DATA_FLAGS = ["--dataset", "--interactions", "--user-features", "--item-features
               "--rating-col", "--timestamp-col", "--sep", "--threshold", "--data-dir", "--seed"]
 
 
-@pytest.mark.parametrize("command", ["evaluate", "split", "pretrain", "distill", "elicit"])
+@pytest.mark.parametrize("command", ["evaluate", "split", "pretrain", "distill", "elicit", "tune"])
 def test_every_data_command_takes_the_same_data_options(command, capsys):
     from typer.main import get_command
 
