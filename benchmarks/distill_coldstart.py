@@ -414,6 +414,195 @@ def _figure(fig_data) -> None:
     plt.close(fig)
 
 
+
+# ---------------------------------------------------------------------------------------------- issue 15
+HOLD_CELLS = ("citeulike-a:item-cold", "citeulike-a/svd64:item-cold", "ml-100k:item-cold",
+              "ml-100k:user-cold", "ml-100k/dense-user:user-cold")
+
+
+def svd_features(values, n_components: int, seed: int):
+    """``n_components`` dense SVD dimensions of a (sparse) feature table, seeded (a ``TruncatedSVD``
+    via ``scipy.sparse.linalg.svds``; rows ``U * s``), float32 (n, n_components)."""
+    import scipy.sparse as sp
+    from scipy.sparse.linalg import svds
+
+    x = sp.csr_matrix(values, dtype=np.float64)
+    k = min(n_components, min(x.shape) - 1)
+    v0 = np.random.default_rng(seed).random(min(x.shape))
+    u, sv, _ = svds(x, k=k, v0=v0)
+    order = np.argsort(-sv)
+    return (u[:, order] * sv[order]).astype(np.float32)
+
+
+def feature_variant(split, variant: str, seed: int):
+    """The split with its side features replaced: ``svd64`` = item tags -> tf-idf -> 64 dense SVD
+    dimensions; ``dense-user`` = user one-hot demographics -> dense SVD (all but one dimension)
+    plus 8 N(0, 1) noise columns. Same vocabulary, every part of the split."""
+    import dataclasses
+
+    import scipy.sparse as sp
+
+    from recsys_coldstart.data.features import SideFeatures
+
+    if not variant:
+        return split
+    if variant == "svd64":
+        f = split.source.item_features
+        x = sp.csr_matrix(f.values, dtype=np.float64)
+        df = np.asarray((x != 0).sum(axis=0)).ravel()
+        tfidf = x @ sp.diags(np.log((1.0 + x.shape[0]) / (1.0 + df)) + 1.0)
+        new = SideFeatures(svd_features(tfidf, 64, seed), tuple(f"svd{j}" for j in range(64)))
+        key = "item_features"
+    elif variant == "dense-user":
+        f = split.source.user_features
+        x = f.values.toarray() if sp.issparse(f.values) else np.asarray(f.values)
+        x = (x - x.mean(0)) / np.maximum(x.std(0), 1e-6)
+        d = svd_features(sp.csr_matrix(x), x.shape[1] - 1, seed)
+        noise = np.random.default_rng(seed).normal(0, 1, (x.shape[0], 8)).astype(np.float32)
+        new = SideFeatures(np.hstack([d, noise]), tuple(f"svd{j}" for j in range(d.shape[1])) +
+                           tuple(f"noise{j}" for j in range(8)))
+        key = "user_features"
+    else:
+        raise ValueError(f"unknown feature variant {variant!r}; choose 'svd64' or 'dense-user'")
+    parts = {k: dataclasses.replace(getattr(split, k), **{key: new}) for k in ("train", "val", "test", "support", "source")}
+    return dataclasses.replace(split, **parts)
+
+
+def run_hold(cell: str, seed: int, data_dir: str, epochs: int, n_support: int, min_df: int = 1) -> list[dict]:
+    """One issue-15 cell: teacher vs its init model, learned cold-start models vs the map they start
+    from and the floor; per model the val of the start, of the kept state, and whether the start was kept."""
+    from recsys_coldstart.baselines.content_knn import ContentKNN
+    from recsys_coldstart.baselines.feature_popularity import FeaturePopularity
+    from recsys_coldstart.baselines.implicit_mf import ALS
+    from recsys_coldstart.cli.data import get_split
+    from recsys_coldstart.coldstart import ALDI, DropoutNet, Heater
+    from recsys_coldstart.data.datasets import load_dataset
+    from recsys_coldstart.distill import Student, TwoTowerTeacher
+    from recsys_coldstart.evaluate.protocol import evaluate, metric_value
+
+    name_var, kind = cell.split(":")
+    dataset, _, variant = name_var.partition("/")
+    data = load_dataset(dataset, data_dir)
+    split = get_split(data, kind, seed=seed, n_support=n_support, data_dir=data_dir)
+    split, _, _ = filter_item_features(split, min_df)
+    split = feature_variant(split, variant, seed)
+    train, val = split.train, split.val
+    seg = SEGMENT[kind]
+    heavy = dataset == "citeulike-a"
+    from recsys_coldstart.foldin import fold_in_for
+
+    common = dict(n_epochs=epochs, patience=2, random_state=seed, device="cpu", fold_in=fold_in_for(kind))
+    out: list[dict] = []
+    t_all = time.perf_counter()
+    als = ALS(dim=64, random_state=seed, num_threads=1).fit(train)
+    models: dict[str, object] = {}
+    secs: dict[str, float] = {}
+
+    def fit(name, make):
+        t0 = time.perf_counter()
+        models[name] = make()
+        secs[name] = time.perf_counter() - t0
+        print(f"  {cell} seed {seed}: {name} fitted in {secs[name]:.1f}s", flush=True)
+
+    # the teacher's init model on the teacher's path: ALS(64) + the content map on its vectors
+    fit("content-map", lambda: DropoutNet(**{**common, "n_epochs": 0}, pref_dim=None).fit(train, val=val, init_factors=als))
+    fit("teacher", lambda: TwoTowerTeacher(**common, dim=64, hidden=(128,) if heavy else (256, 256)).fit(
+        train, val=val, init_factors=als))
+    fit("student-score", lambda: Student(item_ids=kind != "item-cold", **common).fit(
+        train, val=val, teacher=models["teacher"]))
+    fit("dropoutnet", lambda: DropoutNet(**common, pref_dim=None).fit(train, val=val, init_factors=als))
+    fit("heater", lambda: Heater(**common, pref_dim=None, n_experts=2 if heavy else 5).fit(train, val=val, init_factors=als))
+    if kind == "item-cold":
+        fit("aldi", lambda: ALDI(**common).fit(train, val=val, init_factors=als))
+        fit("content-knn", lambda: ContentKNN().fit(train))
+    else:
+        fit("feature-popularity", lambda: FeaturePopularity().fit(train))
+    for name, m in models.items():
+        df = evaluate(m, split, segments=[seg], ks=(20,), model_name=name, seed=seed)
+        vs, vb = getattr(m, "val_start_", {}) or {}, getattr(m, "val_best_", {}) or {}
+        row = {"cell": cell, "dataset": name_var, "split": kind, "model": name, "seed": seed,
+               "ndcg@20": metric_value(df, "ndcg", 20, seg), "recall@20": metric_value(df, "recall", 20, seg),
+               "val_recall@20_start": vs.get("val_recall@20", np.nan), "val_recall@20_best": vb.get("val_recall@20", np.nan),
+               "val_ndcg@20_start": vs.get("val_ndcg@20", np.nan), "val_ndcg@20_best": vb.get("val_ndcg@20", np.nan),
+               "kept_start": bool(getattr(m, "kept_start_", False)) if hasattr(m, "kept_start_") else None,
+               "best_epoch": int(getattr(m, "best_epoch_", -1)),
+               "map_option": str(getattr(m, f"{'item' if kind == 'item-cold' else 'user'}_cmap_val_", "")),
+               "fit_seconds": secs[name], "epochs": epochs, "command": current_command()}
+        if name == "student-score":  # student vs its floor's val, from the history
+            h = getattr(m, "history_", {})
+            row["val_recall@20_best"] = float(np.nanmax(h["val_recall@20"])) if "val_recall@20" in h else np.nan
+        out.append(row)
+        print(f"  {cell} seed {seed} {name}: NDCG@20 {row['ndcg@20']:.4f} val start {row['val_recall@20_start']:.4f} "
+              f"best {row['val_recall@20_best']:.4f} kept_start {row['kept_start']}", flush=True)
+    print(f"  {cell} seed {seed}: {time.perf_counter() - t_all:.0f}s", flush=True)
+    return out
+
+
+def hold_report(df: pd.DataFrame) -> str:
+    """Markdown of the issue-15 cells: per cell and model, mean test NDCG@20, val start -> best, kept start,
+    and the checks (learned >= floor, teacher >= init model, student >= 95% teacher, training moves val)."""
+    lines = ["# Cold-start models and distillation on data we did not tune on (issue 15)", "",
+             "Commands: " + ", ".join(f"`{c}`" for c in df["command"].unique()), "",
+             "Test NDCG@20 / Recall@20 on the cold segment (`cold-item`: ranked among the cold items; "
+             "`cold-user`: K=3 support), mean ± std over the seeds run. `val start -> best`: val Recall@20 of "
+             "the state before training and of the kept state (early stopping counts the start as a candidate). "
+             "`content-map` is ALS(64) + the closed-form content map (ridge / k-NN / content-KNN-style history, "
+             "chosen on val) = the teacher's init model on the teacher's new-user / new-item path, and the start "
+             "of DropoutNet / Heater / ALDI. A row whose training never beat its start on val on any seed is "
+             "labelled `= content map (training did not improve val)`.", ""]
+    checks = []
+    for cell, g in df.groupby("cell", sort=False):
+        seeds = sorted(int(x) for x in g.seed.unique())
+        lines += [f"## {cell} (seeds {seeds})", "",
+                  "| model | NDCG@20 | Recall@20 | val R@20 start -> best | kept start (seeds) | map option chosen (seed 0) |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        nd = {}
+        for model, gm in g.groupby("model", sort=False):
+            nd[model] = float(gm["ndcg@20"].mean())
+            ks = gm["kept_start"].dropna()
+            kept = f"{int(ks.sum())}/{len(ks)}" if len(ks) else "-"
+            label = model
+            if model in ("dropoutnet", "heater", "aldi", "teacher") and len(ks) and ks.all():
+                label = f"{model} = content map (training did not improve val)"
+            vs, vb = gm["val_recall@20_start"].mean(), gm["val_recall@20_best"].mean()
+            vtxt = f"{vs:.4f} -> {vb:.4f}" if np.isfinite(vs) else (f"- -> {vb:.4f}" if np.isfinite(vb) else "-")
+            opt = gm["map_option"].iloc[0] if model in ("content-map",) else ""
+            lines.append(f"| {label} | {_mean_std(gm['ndcg@20'])} | {_mean_std(gm['recall@20'])} | {vtxt} | {kept} | {opt} |")
+        floor = "content-knn" if "content-knn" in nd else "feature-popularity"
+        learned = [m for m in ("dropoutnet", "heater", "aldi", "teacher", "student-score") if m in nd]
+        fl = nd.get(floor, np.nan)
+        checks.append(f"- **{cell}**: floor `{floor}` {fl:.4f}; " + ", ".join(
+            f"{m} {nd[m]:.4f} {'PASS' if nd[m] >= fl - 1e-9 else 'FAIL'}" for m in learned))
+        if "teacher" in nd and "content-map" in nd:
+            checks.append(f"  - teacher {nd['teacher']:.4f} vs its init model (content-map) {nd['content-map']:.4f}: "
+                          f"{'PASS' if nd['teacher'] >= nd['content-map'] - 1e-9 else 'FAIL'} (test); on val the kept state is "
+                          "never below the start by construction")
+        if "student-score" in nd and "teacher" in nd:
+            r = nd["student-score"] / nd["teacher"] if nd["teacher"] > 0 else np.nan
+            checks.append(f"  - student-score keeps {r:.1%} of the teacher: {'PASS' if r >= 0.95 else 'FAIL'} (>= 95%)")
+        moved = g[g.model.isin(["dropoutnet", "heater", "aldi", "teacher"])]
+        if len(moved):
+            raised = moved.groupby("model").apply(lambda x: float((x.kept_start == False).mean()))  # noqa: E712
+            checks.append("  - training raised val over the start (share of seeds): " +
+                          ", ".join(f"{k} {v:.0%}" for k, v in raised.items()))
+        if {"dropoutnet", "heater"} <= set(nd):
+            same = abs(nd["dropoutnet"] - nd["heater"]) < 1e-6
+            checks.append(f"  - DropoutNet vs Heater test NDCG@20: {'identical' if same else 'differ'}"
+                          f" ({nd['dropoutnet']:.4f} / {nd['heater']:.4f}); content map {nd.get('content-map', np.nan):.4f}")
+        lines.append("")
+    return "\n".join(lines[:5] + ["## Checks", ""] + checks + [""] + lines[5:])
+
+
+def hold_main(args) -> None:
+    path = RESULTS / f"{args.out}.json"
+    rows = read_json(path).to_dict("records") if (args.append and path.is_file()) else []
+    for seed in args.seeds:
+        for cell in args.hold:
+            rows += run_hold(cell, seed, args.data_dir, args.epochs, args.n_support, args.min_df)
+            write_json(rows, path)
+            (RESULTS / f"{args.out}.md").write_text(hold_report(pd.DataFrame(rows)))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default=str(Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -444,6 +633,8 @@ def main() -> None:
                         "(Student tie_item_inputs; keeps them within 10%% of the teacher's parameters on "
                         "CiteULike-a's 19k tag columns at min_df=2)")
     p.add_argument("--out", default="distill_coldstart", help="results file stem in benchmarks/results/")
+    p.add_argument("--hold", nargs="*", default=None, metavar="CELL",
+                   help=f"issue 15 cells (dataset[/variant]:split), e.g. {' '.join(HOLD_CELLS)}")
     p.add_argument("--append", action="store_true", help="add to the records already in the JSON file")
     p.add_argument("--latency-only", action="store_true",
                    help="re-measure serving latency only (1-epoch models) into distill_coldstart_latency.json")
@@ -460,6 +651,9 @@ def main() -> None:
     path = OUT.with_suffix(".json")
     lat_path = RESULTS / "distill_coldstart_latency.json"
     warm_path = RESULTS / "distill_coldstart_warm.json"
+    if args.hold is not None:
+        hold_main(args)
+        return
     if args.warm_teacher:
         import json
 

@@ -45,6 +45,7 @@ from recsys_coldstart.train import (
     score_factors,
     validation_plan,
 )
+from recsys_coldstart.train.distributed import World, current_world
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +212,12 @@ class ColdStartTowerConfig(TowerConfig):
     content_blend : float or None
         The map's k-NN weight in [0, 1]; None = chosen on ``val`` among 0, 0.25, ..., 1 (0.5
         without val).
+    content_history : bool
+        With ``content_blend=None``, also offer the content-KNN-style *user-history similarity*
+        estimate (:meth:`~recsys_coldstart.towers.blocks.ContentMap.fit_history`: the vector whose
+        dot products with the other side reproduce content-KNN's scores) on ``val``, alone and
+        half-and-half with the chosen blend, so a map-started model starts no lower on val than
+        content-KNN's signal on the same features (dense or sparse).
     """
 
     base_dim: int = field(default=64, metadata=at_least(1, integer=True))
@@ -218,6 +225,7 @@ class ColdStartTowerConfig(TowerConfig):
     content_ridge: float = field(default=5.0, metadata=greater_than(0))
     content_neighbors: int = field(default=20, metadata=at_least(0, integer=True))
     content_blend: float | None = field(default=None, metadata=between(0.0, 1.0, none=True))
+    content_history: bool = True
 
 
 class TowerRecommender(EmbeddingRecommender):
@@ -293,16 +301,28 @@ class TowerRecommender(EmbeddingRecommender):
                 lin, knn = cmap.parts(x, self_index=own)
                 other = tables["item" if side == "user" else "user"][0]
                 key = log_key(c.val_metric, c.eval_k)
+                hist = None
+                if c.content_history:  # content-KNN's own signal, as a candidate start (issue 15)
+                    raw = self._side_matrix(train, side)
+                    inter = train.user_items if side == "item" else train.user_items.T
+                    hist = cmap.fit_history(raw, inter, other)
+                    scale = self.user_scale_ if side == "user" else self.item_scale_
+                    cmap.hist_idf = (cmap.hist_idf / scale).astype(np.float32)  # serving sees scaled features
 
                 def score(est, side=side, table=table, warm=warm, other=other, plan=plan, key=key):
                     start = np.where(warm[:, None], table, est).astype(np.float32)
                     u, v = (start, other) if side == "user" else (other, start)
                     return score_factors(plan, u, v)[key]
 
-                scores = cmap.select_blend(lin, knn, score)
-                logger.info("%s %s content map: val recall by k-NN blend %s -> %.2f", type(self).__name__, side,
-                            {k: round(v, 4) for k, v in scores.items()}, cmap.blend)
-                self._train_est[side] = (cmap.blend * knn + (1.0 - cmap.blend) * lin).astype(np.float32)
+                scores = cmap.select_blend(lin, knn, score, hist=hist)
+                logger.info("%s %s content map: val %s by option %s -> blend %.2f, history %.2f", type(self).__name__,
+                            side, key, {k: round(v, 4) for k, v in scores.items()}, cmap.blend, cmap.hist_weight)
+                est = cmap.blend * knn + (1.0 - cmap.blend) * lin
+                if cmap.hist_weight > 0:
+                    est = cmap.hist_weight * hist + (1.0 - cmap.hist_weight) * est
+                self._train_est[side] = est.astype(np.float32)
+                setattr(self, f"{side}_cmap_val_",
+                        {(k.replace("=", "_") if isinstance(k, str) else f"blend_{k}"): v for k, v in scores.items()})
             else:  # fixed blend: transform skips the k-NN part when its weight is 0
                 self._train_est[side] = cmap.transform(x, self_index=own)
             for name, value in cmap.to_arrays(f"{side}_cmap").items():
@@ -357,20 +377,61 @@ class TowerRecommender(EmbeddingRecommender):
         c = self.config
         plan = tower_validation_plan(train, val, c.eval_k)
 
+        calls: list[dict[str, float]] = []
+
         def validate() -> dict[str, float]:
             finalize()
-            return score_factors(plan, self.user_factors_, self.item_factors_)
+            logs = score_factors(plan, self.user_factors_, self.item_factors_)
+            calls.append(logs)
+            return logs
 
         result = fit_loop(epoch_fn, n_epochs=c.n_epochs, validate=validate if plan is not None else None,
                           monitor=log_key(c.val_metric, c.eval_k), eval_every=1, patience=c.patience,
                           score_start=True, module=self._nets, callback=callback, show_progress=c.show_progress,
-                          desc=desc, diverged_hint=f" (lr={c.lr}); lower the learning rate")
+                          desc=desc, diverged_hint=f" (lr={c.lr}); lower the learning rate",
+                          world=self._dp[0], on_epoch_start=self._dp[1])
+        self._dp = (World(), None)
         self.history_ = result.history
         self.best_epoch_ = int(result.best_epoch)
+        # the start state's val (fit_loop scores it first) and the kept state's: how far training moved
+        self.val_start_ = dict(calls[0]) if calls else {}
+        self.val_best_ = dict(calls[0] if self.best_epoch_ == 0 else {
+            k: float(v[self.best_epoch_ - 1]) for k, v in self.history_.items() if k.startswith("val_")}) if calls else {}
+        self.kept_start_ = bool(calls) and self.best_epoch_ == 0
+        if calls:
+            logger.info("%s: val start %s, best %s (epoch %d)%s", desc, self.val_start_, self.val_best_,
+                        self.best_epoch_, " = start (training did not improve val)" if self.kept_start_ else "")
         self._to_cpu()
         finalize()
         self._train_est = {}  # training-only cache of the content map's estimates
         self._fit_fold_in(train)
+
+    # ------------------------------------------------------------------ data-parallel training
+    _dp: tuple[World, Callable[[int], None] | None] = (World(), None)
+
+    def _data_parallel(self, rng: np.random.Generator) -> np.random.Generator:
+        """Join the running ``torch.distributed`` group, if any, for this fit
+        (:mod:`recsys_coldstart.train.distributed`); returns the numpy generator this rank samples
+        negatives, dropout and thinning from: ``rng`` itself in one process, else a per-rank
+        generator re-seeded every epoch. Call it after the shared draws (initialisation, the
+        permutation generator) and before training."""
+        world = current_world()
+        _, rank_rng, hook = world.sampling_streams(numpy_rng=rng)
+        self._dp = (world, hook)
+        return rank_rng
+
+    def _epoch_batches(self, n: int, gen: torch.Generator, device) -> list[np.ndarray]:
+        """This rank's batches (int64 index arrays into the ``n`` train positives) of one epoch: a
+        permutation from ``gen`` (the same on every rank), this rank's strided shard of it, cut into
+        ``batch_size / world_size`` (one process: the permutation in ``batch_size`` slices)."""
+        world = self._dp[0]
+        perm = world.shard(torch.randperm(n, generator=gen, device=device).cpu().numpy())
+        bs = world.local_batch(self.config.batch_size)
+        return [perm[s:s + bs] for s in range(0, len(perm), bs)]
+
+    def _sync_gradients(self, optimizer: torch.optim.Optimizer) -> None:
+        """Average the gradients over ranks before ``optimizer.step()`` (nothing in one process)."""
+        self._dp[0].average_gradients(optimizer)
 
     def _fit_fold_in(self, train: Interactions) -> None:
         """``fold_in="ridge"``: fit the amortised fold-in of new users on the warm users.

@@ -230,12 +230,13 @@ def few_shot_keep_prob(keep_prob: np.ndarray, degrees: np.ndarray, prob: float, 
     return np.where(rng.random(b) < prob, np.minimum(k / np.maximum(degrees, 1), 1.0), keep_prob)
 
 
-def fit_dim(vectors: np.ndarray, dim: int, rng: np.random.Generator) -> np.ndarray:
+def fit_dim(vectors: np.ndarray, dim: int, rng: np.random.Generator, pad_noise: float = 0.01) -> np.ndarray:
     """Bring pretrained vectors (n, d0) to width ``dim`` and unit mean row norm.
 
     ``d0 > dim``: projection on the top-``dim`` principal directions (SVD); ``d0 < dim``: the
-    vectors fill the first ``d0`` columns and the rest get small noise (so the extra dimensions
-    can learn). Returns float32 (n, dim).
+    vectors fill the first ``d0`` columns and the rest get noise of relative size ``pad_noise``
+    (so the extra dimensions can learn; 0 pads with zeros, which keeps every dot product, hence
+    every ranking, of the pretrained vectors). Returns float32 (n, dim).
     """
     v = np.asarray(vectors, np.float32)
     n, d0 = v.shape
@@ -244,7 +245,8 @@ def fit_dim(vectors: np.ndarray, dim: int, rng: np.random.Generator) -> np.ndarr
         v = v @ vt[:dim].T
     elif d0 < dim:
         norm = float(np.linalg.norm(v, axis=1).mean()) or 1.0
-        pad = rng.normal(0, 0.01 * norm / np.sqrt(dim), (n, dim - d0)).astype(np.float32)
+        pad = (rng.normal(0, pad_noise * norm / np.sqrt(dim), (n, dim - d0)) if pad_noise > 0
+               else np.zeros((n, dim - d0))).astype(np.float32)
         v = np.hstack([v, pad])
     norm = float(np.linalg.norm(v, axis=1).mean())
     return (v / (norm if norm > 0 else 1.0)).astype(np.float32)
@@ -318,10 +320,13 @@ class ContentMap:
     binary : bool
     """
 
-    _PARTS = ("weight", "idf", "warm_features", "warm_targets", "n_neighbors", "blend", "binary")
+    _PARTS = ("weight", "idf", "warm_features", "warm_targets", "n_neighbors", "blend", "binary",
+              "hist_features", "hist_targets", "hist_idf", "hist_neighbors", "hist_weight")
 
     def __init__(self, weight: np.ndarray, idf: np.ndarray, warm_features: sp.csr_matrix,
-                 warm_targets: np.ndarray, n_neighbors: int = 20, blend: float = 0.5, binary: bool = False) -> None:
+                 warm_targets: np.ndarray, n_neighbors: int = 20, blend: float = 0.5, binary: bool = False,
+                 hist_features: sp.csr_matrix | None = None, hist_targets: np.ndarray | None = None,
+                 hist_idf: np.ndarray | None = None, hist_neighbors: int = 50, hist_weight: float = 0.0) -> None:
         self.weight = np.asarray(weight, np.float32)
         self.idf = np.asarray(idf, np.float32)
         self.warm_features = sp.csr_matrix(warm_features, dtype=np.float32)
@@ -329,6 +334,13 @@ class ContentMap:
         self.n_neighbors = int(n_neighbors)
         self.blend = float(blend)
         self.binary = bool(binary)
+        p = self.warm_targets.shape[1]
+        self.hist_features = sp.csr_matrix((0, self.idf.shape[0]), dtype=np.float32) if hist_features is None \
+            else sp.csr_matrix(hist_features, dtype=np.float32)
+        self.hist_targets = np.zeros((0, p), np.float32) if hist_targets is None else np.asarray(hist_targets, np.float32)
+        self.hist_idf = np.ones(self.idf.shape[0], np.float32) if hist_idf is None else np.asarray(hist_idf, np.float32)
+        self.hist_neighbors = int(hist_neighbors)
+        self.hist_weight = float(hist_weight)
 
     @classmethod
     def fit(cls, features: np.ndarray | sp.spmatrix, targets: np.ndarray, ridge: float = 5.0,
@@ -387,19 +399,129 @@ class ContentMap:
         return lin, knn
 
     def transform(self, features: np.ndarray | sp.spmatrix, self_index: np.ndarray | None = None) -> np.ndarray:
-        """Estimated vectors ``blend * knn + (1 - blend) * linear`` for rows with ``features``
-        (b, d), float32 (b, p); ``self_index`` as in :meth:`parts`."""
+        """Estimated vectors for rows with ``features`` (b, d), float32 (b, p): ``blend * knn +
+        (1 - blend) * linear``, mixed with the history estimate (:meth:`fit_history`) by
+        ``hist_weight``; ``self_index`` as in :meth:`parts`."""
         if self.blend <= 0 or self.n_neighbors <= 0:
-            return np.asarray(sp.csr_matrix(features, dtype=np.float32) @ self.weight, np.float32)
-        lin, knn = self.parts(features, self_index)
-        return (self.blend * knn + (1.0 - self.blend) * lin).astype(np.float32)
+            est = np.asarray(sp.csr_matrix(features, dtype=np.float32) @ self.weight, np.float32)
+        else:
+            lin, knn = self.parts(features, self_index)
+            est = (self.blend * knn + (1.0 - self.blend) * lin).astype(np.float32)
+        if self.hist_weight > 0 and self.hist_targets.shape[0]:
+            est = ((1.0 - self.hist_weight) * est + self.hist_weight * self.history(features)).astype(np.float32)
+        return est
+
+    # ------------------------------------------------------------------ content-KNN-style history option
+    @staticmethod
+    def content_knn_features(features: np.ndarray | sp.spmatrix) -> tuple[sp.csr_matrix, np.ndarray]:
+        """Rows weighted as :class:`~recsys_coldstart.baselines.content_knn.ContentKNN` does:
+        ``idf = log(n / (1 + df))`` clipped at 0 (all ones when that kills every column), then L2
+        row normalisation. Returns the normalised rows (CSR float32, (n, d)) and the idf (d,)."""
+        x = sp.csr_matrix(features, dtype=np.float32)
+        df = np.bincount(x.indices[x.data != 0], minlength=x.shape[1]).astype(np.float64)
+        w = np.log(x.shape[0] / (1.0 + df)).clip(min=0.0).astype(np.float32)
+        if not (w > 0).any():
+            w = np.ones_like(w)
+        return l2_normalize_rows(x @ sp.diags(w)), w
+
+    def fit_history(self, features: np.ndarray | sp.spmatrix, interactions: sp.spmatrix, other_targets: np.ndarray,
+                    n_neighbors: int = 50, ridge: float = 1e-2) -> np.ndarray:
+        """Fit the content-KNN-style *user-history similarity* estimate and return it for every row.
+
+        Content-KNN scores a row ``i`` (e.g. a cold item) for an entity ``o`` on the other side (a
+        user) by ``c_{oi} = (1/|H_o|) sum_{j in H_o} S_{ji}``, the mean feature cosine of ``i`` to
+        ``o``'s history ``H_o`` (top-``n_neighbors`` neighbours of ``i``, as
+        :class:`~recsys_coldstart.baselines.content_knn.ContentKNN`). The vector whose dot products
+        with the other side's vectors ``T`` best reproduce those scores is the ridge solution
+        ``v_i = (T^T T + lam I)^{-1} T^T c_i = sum_j S_{ji} g_j`` with
+        ``g_j = (T^T T + lam I)^{-1} T^T Rn_{:, j}``: a k-NN over features whose neighbours carry
+        ``g_j`` (unnormalised sum, as content-KNN), so it is stored like the k-NN part
+        (``hist_features``, ``hist_targets = g``) and applies to new rows too. The neighbours are
+        the rows with interactions (content-KNN also counts cold rows, which add nothing), and the
+        estimate is rescaled to the warm vectors' mean row norm.
+
+        Parameters
+        ----------
+        features : np.ndarray or scipy sparse, shape (n, d)
+            Features of *every* row of this side (warm and cold, as content-KNN's neighbour pool).
+        interactions : scipy sparse, shape (n_other, n)
+            The other side's rows x this side's rows (e.g. users x items), binary.
+        other_targets : np.ndarray, shape (n_other, p)
+            The other side's vectors ``T``.
+        n_neighbors : int
+        ridge : float
+            ``lam`` relative to the mean diagonal of ``T^T T``.
+
+        Returns
+        -------
+        np.ndarray of float32, shape (n, p)
+            The estimate of every row (warm rows: leave-one-out, the diagonal of ``S`` is removed).
+        """
+        xn, w = self.content_knn_features(features)
+        t = np.asarray(other_targets, np.float64)
+        inter = binary_csr(interactions)
+        rn = row_normalize(inter)
+        gram = t.T @ t
+        gram[np.diag_indices_from(gram)] += ridge * max(float(np.trace(gram)) / max(len(gram), 1), 1e-12)
+        g = np.linalg.solve(gram, np.asarray((rn.T @ t).T, np.float64)).T.astype(np.float32)  # (n, p)
+        # neighbour pool: rows with interactions (a cold row's g is 0: it would only take a slot)
+        pool = np.flatnonzero(np.diff(sp.csc_matrix(inter).indptr) > 0)
+        self.hist_features, self.hist_targets, self.hist_idf = xn[pool], g[pool], w
+        self.hist_neighbors = int(n_neighbors)
+        own = np.full(xn.shape[0], -1, np.int64)
+        own[pool] = np.arange(len(pool))
+        est = self.history(features, self_index=own)
+        # same mean row norm as the warm vectors, so mixing it with the ridge / k-NN estimate is scale-free
+        ref = float(np.linalg.norm(self.warm_targets, axis=1).mean()) if len(self.warm_targets) else 1.0
+        nz = np.linalg.norm(est, axis=1)
+        f = ref / float(nz[nz > 0].mean()) if (nz > 0).any() else 1.0
+        self.hist_targets = (self.hist_targets * f).astype(np.float32)
+        return (est * f).astype(np.float32)
+
+    def history(self, features: np.ndarray | sp.spmatrix, self_index: np.ndarray | None = None,
+                batch_size: int = 1024) -> np.ndarray:
+        """The history estimate (:meth:`fit_history`) for rows with ``features`` (b, d), float32 (b, p);
+        ``self_index``: each row's index in the neighbour pool (-1 if none), excluded (leave-one-out)."""
+        x = l2_normalize_rows(sp.csr_matrix(features, dtype=np.float32) @ sp.diags(self.hist_idf))
+        out = np.zeros((x.shape[0], self.hist_targets.shape[1]), np.float32)
+        k = min(self.hist_neighbors, self.hist_features.shape[0])
+        if k == 0:
+            return out
+        for start in range(0, x.shape[0], batch_size):
+            sim = np.asarray((x[start:start + batch_size] @ self.hist_features.T).todense(), np.float32)
+            if self_index is not None:
+                mine = np.asarray(self_index[start:start + batch_size])
+                hit = np.flatnonzero(mine >= 0)
+                sim[hit, mine[hit]] = -np.inf
+            top = np.argpartition(-sim, k - 1, axis=1)[:, :k] if k < sim.shape[1] else \
+                np.broadcast_to(np.arange(sim.shape[1]), sim.shape)
+            w = np.take_along_axis(sim, top, axis=1)
+            w = np.where(np.isfinite(w), w, 0.0).astype(np.float32)
+            out[start:start + len(w)] = np.einsum("bk,bkp->bp", w, self.hist_targets[top])
+        return out
 
     def select_blend(self, lin: np.ndarray, knn: np.ndarray, score: Callable[[np.ndarray], float],
-                     grid: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0)) -> dict[float, float]:
-        """Set :attr:`blend` to the grid value whose estimates ``blend * knn + (1 - blend) * lin``
-        score highest under ``score(estimates)`` (e.g. a validation recall); returns every score."""
-        scores = {float(b): float(score(b * knn + (1.0 - b) * lin)) for b in grid}
-        self.blend = max(scores, key=lambda b: (scores[b], -abs(b - 0.5)))
+                     grid: Sequence[float] = (0.0, 0.25, 0.5, 0.75, 1.0),
+                     hist: np.ndarray | None = None) -> dict[float | str, float]:
+        """Choose the estimate that scores highest under ``score(estimates)`` (e.g. a validation
+        recall) and return every candidate's score.
+
+        Candidates: ``blend * knn + (1 - blend) * lin`` for ``blend`` in ``grid`` (ridge, k-NN over
+        features and their mixes) and, when ``hist`` (the :meth:`fit_history` estimate) is given,
+        the content-KNN-style history estimate alone and half-and-half with the best blend. Sets
+        :attr:`blend` and :attr:`hist_weight`; keys are the blend values (float) and
+        ``"history=<h>"`` (str) for the history candidates.
+        """
+        scores: dict[float | str, float] = {float(b): float(score(b * knn + (1.0 - b) * lin)) for b in grid}
+        best_b = max((float(b) for b in grid), key=lambda b: (scores[b], -abs(b - 0.5)))
+        self.blend, self.hist_weight = float(best_b), 0.0
+        if hist is not None:
+            mix = best_b * knn + (1.0 - best_b) * lin
+            for h in (1.0, 0.5):
+                scores[f"history={h}"] = float(score(h * hist + (1.0 - h) * mix))
+            best = max(scores, key=lambda k: scores[k])
+            if isinstance(best, str):
+                self.hist_weight = float(best.split("=")[1])
         return scores
 
     def to_arrays(self, prefix: str) -> dict[str, np.ndarray | sp.csr_matrix | float | int]:
