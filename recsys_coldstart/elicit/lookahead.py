@@ -194,10 +194,10 @@ class LookaheadPolicy(BasePolicy):
         lp_short = log_p[short]
         short_ok = ~state.asked[rows, short]
         vs = v[candidates]  # (b, c, d)
-        s = np.einsum("bij,bcj->bci", state.sigma, vs)  # Sigma v: (b, c, d)
+        s = np.matmul(vs, state.sigma)  # (Sigma v)^T for each candidate (Sigma symmetric): (b, c, d)
         cden = c.noise_var + state.quad[rows, candidates]  # (b, c)
         mean_i = scores[rows, candidates]
-        delta = np.einsum("bmd,bcd->bcm", v[short], s) / cden[:, :, None]  # d score / d residual
+        delta = np.matmul(s, np.swapaxes(v[short], 1, 2)) / cden[:, :, None]  # d score / d residual: (b, c, m)
         p_known = cal.p_known(mean_i, log_p[candidates])
         p_lk = cal.p_like_known(mean_i, log_p[candidates])
         y_like, _ = state.targets(np.full(1, LIKE))
@@ -213,9 +213,13 @@ class LookaheadPolicy(BasePolicy):
         def utility(sc: np.ndarray) -> np.ndarray:
             sc = np.where(ok, sc, -np.inf)
             kk = min(c.k, sc.shape[-1])
-            order = np.argsort(-sc, axis=-1, kind="stable")[..., :kk]
-            top = np.take_along_axis(sc, order, -1)
-            lp = np.take_along_axis(np.broadcast_to(lp_short[:, None, :], sc.shape), order, -1)
+            # top-kk by a partition, then a sort of those kk only
+            part = np.argpartition(-sc, kk - 1, axis=-1)[..., :kk] if kk < sc.shape[-1] else \
+                np.broadcast_to(np.arange(kk), sc.shape[:-1] + (kk,))
+            top = np.take_along_axis(sc, part, -1)
+            o2 = np.argsort(-top, axis=-1, kind="stable")
+            top = np.take_along_axis(top, o2, -1)
+            lp = np.take_along_axis(lp_short[:, None, :], np.take_along_axis(part, o2, -1), -1)
             fin = np.isfinite(top)
             t0 = np.where(fin, top, 0.0)
             p = cal.p_known(t0, lp) * cal.p_like_known(t0, lp)  # calibrated P(like) of the top items
