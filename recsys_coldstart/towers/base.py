@@ -370,8 +370,9 @@ class TowerRecommender(EmbeddingRecommender):
 
         Runs :func:`recsys_coldstart.train.fit_loop` (one evaluation per epoch when ``val`` has
         positives: ``val_ndcg@eval_k`` and ``val_recall@eval_k`` of the current factors, early
-        stopping on ``val_metric`` with the start state as a candidate), stores ``history_`` and
-        ``best_epoch_`` (0: the start state was kept), moves the nets to the CPU and calls
+        stopping on ``val_metric`` with the start state as a candidate), stores ``history_``,
+        ``best_epoch_`` (0: the start state was kept), ``val_start_`` / ``val_best_`` (the val logs
+        of the start and of the kept state: how far training moved val) and ``kept_start_``, moves the nets to the CPU and calls
         ``finalize()`` once more so ``user_factors_`` / ``item_factors_`` come from the best weights.
         """
         c = self.config
