@@ -247,6 +247,11 @@ def fit_loop(epoch_fn: Callable[[int], Mapping[str, float] | None], *, n_epochs:
                         bad=int(state["best_bad"]), state=state["best_state"] or None)
             start_epoch = int(state["epoch"])
             logger.info("%s: resumed from %s after epoch %d", desc, checkpoint.path, start_epoch)
+        if world.is_distributed:  # every rank must resume from the same epoch (one shared checkpoint file)
+            epochs = world.gather_objects(start_epoch)
+            if len(set(epochs)) > 1:
+                raise RuntimeError(f"{desc}: ranks found checkpoints of different epochs {epochs} in "
+                                   f"{checkpoint.path}; every rank must see the same checkpoint folder")
 
     def run_validation() -> dict[str, float]:
         vlogs = dict(validate()) if world.is_main else None
@@ -298,7 +303,11 @@ def fit_loop(epoch_fn: Callable[[int], Mapping[str, float] | None], *, n_epochs:
                                  "history": rows, "best_score": float(best["score"]),
                                  "best_epoch": int(best["epoch"]), "best_bad": int(best["bad"]),
                                  "best_state": best["state"] or {}})
+            if checkpoint is not None and epoch % checkpoint.every == 0:
+                world.barrier()  # every rank resumes from the file rank 0 has finished writing
             stop = bool(callback(epoch, dict(logs))) if callback is not None else False
+            if world.is_distributed:  # rank 0's callback decides (e.g. a time budget)
+                stop = bool(world.broadcast(stop))
             if stop:
                 logger.info("%s: callback stopped training after epoch %d", desc, epoch)
                 stop_reason = "callback"

@@ -1,0 +1,255 @@
+"""Data-parallel training (recsys_coldstart.train.distributed) on 2 CPU ranks over gloo.
+
+Ranks are spawned with ``torch.multiprocessing``; each worker returns its result through a file.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from recsys_coldstart.data import make_synthetic, warm_split
+from recsys_coldstart.exceptions import DataError
+from recsys_coldstart.train import World, current_world
+from recsys_coldstart.train.checkpoint import fingerprint_diff
+
+dist = pytest.importorskip("torch.distributed")
+if not dist.is_available():  # pragma: no cover
+    pytest.skip("torch.distributed is not available", allow_module_level=True)
+
+
+def _data():
+    return warm_split(make_synthetic(n_users=120, n_items=90, mean_ratings=12, random_state=0), random_state=0)
+
+
+def _worker(rank: int, world_size: int, init_file: str, out_dir: str, fn_name: str, args: tuple) -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    try:
+        result = globals()[fn_name](rank, *args)
+        torch.save(result, Path(out_dir) / f"rank{rank}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def run_ranks(fn_name: str, *args, world_size: int = 2) -> list:
+    """Run module-level ``fn_name(rank, *args)`` on ``world_size`` gloo ranks; return each rank's result."""
+    import torch.multiprocessing as mp
+
+    with tempfile.TemporaryDirectory() as tmp:
+        init = os.path.join(tmp, "init")
+        mp.spawn(_worker, args=(world_size, init, tmp, fn_name, args), nprocs=world_size, join=True)
+        return [torch.load(Path(tmp) / f"rank{r}.pt", weights_only=False) for r in range(world_size)]
+
+
+# ---------------------------------------------------------------- one step == doubled batch
+def _lightgcn_setup(reg: float):
+    from recsys_coldstart.graph.convert import BipartiteGraph
+    from recsys_coldstart.graph.encoders import LightGCNEncoder
+    from recsys_coldstart.pretrain import LightGCN
+    from recsys_coldstart.pretrain._trainer import TrainContext  # the model's own loss hook
+
+    split = _data()
+    model = LightGCN(dim=8, n_layers=2, reg=reg, device="cpu")
+    dev = torch.device("cpu")
+    graph = BipartiteGraph(split.train.user_items, dev)
+    gen = torch.Generator().manual_seed(0)
+    enc = LightGCNEncoder(graph.n_users, graph.n_items, 8, 2, include_input=True, generator=gen, device=dev)
+    ctx = TrainContext(graph=graph, adj=graph.adjacency(), encoder=enc, generator=gen, device=dev, state={})
+    # 64 fixed (user, positive, negative) triples: the global batch
+    g = torch.Generator().manual_seed(1)
+    idx = torch.randperm(graph.n_edges, generator=g)[:64]
+    users, pos = graph.edge_user[idx], graph.edge_item[idx]
+    neg = torch.randint(graph.n_items, (64,), generator=g)
+    return model, ctx, enc, users, pos, neg
+
+
+def _step(model, ctx, enc, users, pos, neg, world) -> dict:
+    opt = torch.optim.SGD(enc.parameters(), lr=0.5)  # SGD: a wrong gradient scale shows (Adam would hide it)
+    loss, _ = model._batch_loss(ctx, users, pos, neg)
+    opt.zero_grad()
+    loss.backward()
+    loss = world.average_gradients(opt, loss)
+    grads = {n: p.grad.detach().clone() for n, p in enc.named_parameters()}
+    opt.step()
+    return {"loss": float(loss), "grads": grads, "params": {n: p.detach().clone() for n, p in enc.named_parameters()}}
+
+
+def _ddp_step(rank: int, reg: float) -> dict:
+    model, ctx, enc, users, pos, neg = _lightgcn_setup(reg)
+    world = current_world()
+    # the rank's strided shard of the global batch (what DistributedWorld.shard gives each rank)
+    sel = world.shard(torch.arange(len(users)))
+    return _step(model, ctx, enc, users[sel], pos[sel], neg[sel], world)
+
+
+@pytest.mark.parametrize("reg", [0.0, 0.1])
+def test_one_ddp_step_on_two_ranks_equals_one_step_on_the_doubled_batch(reg):
+    model, ctx, enc, users, pos, neg = _lightgcn_setup(reg)
+    single = _step(model, ctx, enc, users, pos, neg, World())
+    ranks = run_ranks("_ddp_step", reg)
+    for r in ranks:
+        # BPR is a batch mean and the L2 term is divided by the local batch: the rank mean is the global mean
+        assert r["loss"] == pytest.approx(single["loss"], rel=1e-5)
+        for name in single["grads"]:
+            torch.testing.assert_close(r["grads"][name], single["grads"][name], rtol=1e-5, atol=1e-7)
+            torch.testing.assert_close(r["params"][name], single["params"][name], rtol=1e-5, atol=1e-7)
+    assert float(single["grads"]["user_emb"].abs().sum()) > 0
+
+
+def test_strided_shards_cover_each_global_batch_and_pad_by_wrapping():
+    from recsys_coldstart.train.distributed import DistributedWorld
+
+    perm = torch.arange(10)
+    shards = []
+    for rank in range(4):
+        w = DistributedWorld.__new__(DistributedWorld)
+        w.rank, w.world_size = rank, 4
+        shards.append(w.shard(perm))
+        assert w.local_batch(8) == 2
+        with pytest.raises(ValueError, match="divisible by the world size 4"):
+            w.local_batch(6)
+    assert all(len(s) == 3 for s in shards)  # 10 padded to 12: every rank runs the same number of steps
+    # batch k of every rank together (local batch 2) == global batch k of the padded permutation
+    padded = torch.cat([perm, perm[:2]])
+    for k in range(2):
+        got = torch.cat([s[2 * k:2 * k + 2] for s in shards]).sort().values
+        torch.testing.assert_close(got, padded[8 * k:8 * (k + 1)].sort().values)
+
+
+def test_one_process_world_is_the_identity():
+    w = current_world()
+    assert type(w) is World and not w.is_distributed
+    perm = torch.arange(5)
+    assert w.shard(perm) is perm and w.local_batch(7) == 7
+    g = torch.Generator()
+    assert w.sampling_streams(torch_gen=g) == (g, None, None)
+
+
+# ---------------------------------------------------------------- fit on 2 ranks
+def _fit_graph(rank: int, name: str, n_epochs: int, ckpt: str | None, resume: str = "auto") -> dict:
+    from recsys_coldstart.cli.registry import model_class
+    from recsys_coldstart.train import checkpoint as ck
+
+    saves = []
+    orig = ck.Checkpointer.save
+
+    def counting_save(self, state):
+        saves.append(int(state["epoch"]))
+        return orig(self, state)
+
+    ck.Checkpointer.save = counting_save
+    try:
+        split = _data()
+        m = model_class(name)(dim=8, n_layers=2, batch_size=128, n_epochs=n_epochs, eval_every=1, patience=50,
+                              device="cpu", random_state=3, checkpoint_dir=ckpt,
+                              checkpoint_every=1 if ckpt else None, resume=resume)
+        m.fit(split.train, val=split.val)
+    finally:
+        ck.Checkpointer.save = orig
+    return {"U": m.user_factors_, "V": m.item_factors_, "loss": m.history_["loss"],
+            "val": m.history_["val_ndcg@20"], "saves": saves}
+
+
+def _fit_graph_twice_and_resume(rank: int, ckpt: str) -> dict:
+    full = _fit_graph(rank, "lightgcn", 4, None)
+    again = _fit_graph(rank, "lightgcn", 4, None)
+    first = _fit_graph(rank, "lightgcn", 2, ckpt)
+    resumed = _fit_graph(rank, "lightgcn", 4, ckpt)
+    return {"full": full, "again": again, "first": first, "resumed": resumed}
+
+
+def test_two_rank_fit_is_deterministic_rank0_checkpoints_and_resumes(tmp_path):
+    ckpt = str(tmp_path / "ckpt")
+    r0, r1 = run_ranks("_fit_graph_twice_and_resume", ckpt)
+    for r in (r0, r1):
+        # deterministic under a seed for a fixed world size
+        np.testing.assert_array_equal(r["full"]["U"], r["again"]["U"])
+        np.testing.assert_array_equal(r["full"]["V"], r["again"]["V"])
+        # 2 epochs + a resumed run up to 4 == 4 epochs straight (shared permutation generator and
+        # optimizer state come from the checkpoint, rank generators are re-seeded per epoch)
+        np.testing.assert_allclose(r["resumed"]["V"], r["full"]["V"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(r["resumed"]["loss"], r["full"]["loss"], rtol=1e-6)
+        assert len(r["resumed"]["loss"]) == 4
+    # the ranks hold the same model (averaged gradients keep them in step) and log the same averages
+    np.testing.assert_array_equal(r0["full"]["U"], r1["full"]["U"])
+    np.testing.assert_array_equal(r0["full"]["loss"], r1["full"]["loss"])
+    np.testing.assert_array_equal(r0["full"]["val"], r1["full"]["val"])
+    # rank 0 alone writes checkpoints
+    assert r0["first"]["saves"] == [1, 2] and r0["resumed"]["saves"] == [3, 4]
+    assert r1["first"]["saves"] == [] and r1["resumed"]["saves"] == []
+    # a 2-rank checkpoint does not resume in one process: the fingerprint carries the world size
+    with pytest.raises(DataError, match="world_size 2 != 1"):
+        _fit_graph(0, "lightgcn", 5, ckpt)
+    # a 2-rank run is a different run from a 1-process one, but trains as well (same data, global batch)
+    single = _fit_graph(0, "lightgcn", 4, None)
+    assert not np.array_equal(single["V"], r0["full"]["V"])
+
+
+def test_fingerprint_world_size_defaults_to_one_for_old_checkpoints():
+    old = {"model": "m", "config": {}, "seed": 0, "train": "a", "val": None}
+    assert fingerprint_diff(old, {**old, "world_size": 1}) == []
+    assert fingerprint_diff(old, {**old, "world_size": 2}) == ["world_size 1 != 2"]
+
+
+def _fit_simgcl(rank: int) -> dict:
+    return _fit_graph(rank, "simgcl", 2, None)
+
+
+def test_simgcl_trains_on_two_ranks_in_step():
+    r0, r1 = run_ranks("_fit_simgcl")
+    np.testing.assert_array_equal(r0["V"], r1["V"])
+    assert np.isfinite(r0["loss"]).all() and len(r0["loss"]) == 2
+
+
+# ---------------------------------------------------------------- tower models
+def _fit_tower(rank: int, name: str) -> dict:
+    from recsys_coldstart.cli.registry import model_class
+
+    split = _data()
+    fast = {"teacher": {"dim": 8, "hidden": (8,), "n_negatives": 8},
+            "dropoutnet": {"base_dim": 8}, "heater": {"base_dim": 8}, "aldi": {"base_dim": 8},
+            "student": {"dim": 8, "n_negatives": 8}}[name]
+    out = []
+    for _ in range(2 if rank >= 0 else 1):
+        m = model_class(name)(**fast, batch_size=128, n_epochs=2, patience=None, random_state=0, device="cpu")
+        m.fit(split.train)  # no val: the trained state is kept (with val the start state may win)
+        out.append({"U": m.user_factors_, "V": m.item_factors_, "loss": m.history_["loss"]})
+    return {"runs": out}
+
+
+@pytest.mark.parametrize("name", ["teacher", "dropoutnet"])
+def test_tower_models_train_data_parallel_deterministically(name):
+    r0, r1 = run_ranks("_fit_tower", name)
+    a, b = r0["runs"]
+    np.testing.assert_array_equal(a["V"], b["V"])  # deterministic for a fixed world size
+    np.testing.assert_array_equal(r0["runs"][0]["V"], r1["runs"][0]["V"])  # ranks in step
+    assert np.isfinite(a["loss"]).all()
+    # each rank trained on its shard with its own negatives (not two copies of the one-process run)
+    single = _fit_tower(-1, name)["runs"][0]
+    assert not np.allclose(single["V"], a["V"])
+
+
+# ---------------------------------------------------------------- the CLI under torchrun
+def test_cli_nproc_2_trains_and_rank0_saves(tmp_path):
+    rng = np.random.default_rng(0)
+    rows = [(u, i) for u in range(60) for i in rng.choice(40, 8, replace=False)]
+    csv = tmp_path / "ui.csv"
+    csv.write_text("user,item\n" + "".join(f"u{u},i{i}\n" for u, i in rows))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop("WORLD_SIZE", None)
+    cmd = [sys.executable, "-m", "recsys_coldstart.cli", "pretrain", "-m", "lightgcn", "--interactions", str(csv),
+           "--epochs", "2", "--eval-every", "1", "--dim", "8", "--batch-size", "64", "--device", "cpu",
+           "--no-progress", "--save", str(tmp_path / "model"), "-o", str(tmp_path / "res.json"), "--nproc", "2"]
+    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    assert p.stdout.count("model -> ") == 1  # rank 0 alone evaluates and saves
+    assert (tmp_path / "model" / "weights.pt").is_file() and (tmp_path / "res.json").is_file()
