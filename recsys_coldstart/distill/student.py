@@ -106,7 +106,7 @@ class StudentConfig(TowerConfig):
     """
 
     dim: int = field(default=32, metadata=at_least(1, integer=True))
-    hidden: tuple[int, ...] = field(default=(32,), metadata=at_least(1, integer=True, each=True))
+    hidden: tuple[int, ...] = (32,)
     item_ids: bool = False
     lam: float = field(default=0.5, metadata=between(0.0, 1.0))
     distill: ScoreDistillation | RankingDistillation | EmbeddingAlignment = field(default_factory=ScoreDistillation)
@@ -128,6 +128,8 @@ class StudentConfig(TowerConfig):
             names = ", ".join(f"{cls.__name__}()" for cls in STRATEGIES)
             raise ValueError(f"{type(self).__name__}.distill must be a distillation strategy object ({names}), "
                              f"got {self.distill!r}")
+        if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.hidden):
+            raise ValueError(f"{type(self).__name__}.hidden must be integers >= 1, got {self.hidden!r}")
 
 
 class Student(TowerRecommender):
@@ -345,12 +347,14 @@ class Student(TowerRecommender):
                     loss = task
                 opt.zero_grad()
                 loss.backward()
+                self._sync_gradients(opt)  # data-parallel: mean over ranks
                 opt.step()
                 tot["loss"] += float(loss.detach())
                 tot["task"] += float(task.detach())
                 steps += 1
             return {k: v / max(steps, 1) for k, v in tot.items()}
 
+        rng = self._data_parallel(rng)  # per-rank sampling under torchrun; rng itself in one process
         self._train_loop(train=train, val=val, epoch_fn=epoch_fn, finalize=lambda: self._finalize(train, uf, itf),
                          callback=callback, desc="student")
         return self
@@ -393,9 +397,7 @@ class Student(TowerRecommender):
         users, items, _, _ = train.to_coo_arrays()
         n = len(users)
         item_freq = np.bincount(items, minlength=train.n_items) / max(len(items), 1)
-        perm = torch.randperm(n, generator=gen, device=device).cpu().numpy()
-        for start in range(0, n, c.batch_size):
-            sel = perm[start:start + c.batch_size]
+        for sel in self._epoch_batches(n, gen, device):  # this rank's shard under torchrun
             u, i = users[sel], items[sel]
             b = len(sel)
             neg = sample_warm(rng, warm_items, c.n_negatives)

@@ -124,10 +124,8 @@ class PreferenceTowerModel(TowerRecommender):
 
         def epoch_fn(epoch: int) -> dict[str, float]:
             self._nets.train()
-            perm = torch.randperm(n, generator=gen, device=device).cpu().numpy()
             total, steps = 0.0, 0
-            for start in range(0, n, c.batch_size):
-                sel = perm[start:start + c.batch_size]
+            for sel in self._epoch_batches(n, gen, device):  # this rank's shard under torchrun
                 u, i = users[sel], items[sel]
                 cand = np.concatenate([i, sample_warm(rng, warm_items, c.n_negatives)])
                 pu = self._pref_input("user", u, mode_of(len(u)), R, i, rng)
@@ -138,10 +136,12 @@ class PreferenceTowerModel(TowerRecommender):
                 loss = self._train_loss(eu, ei, u, cand, pu, pc, device)
                 opt.zero_grad()
                 loss.backward()
+                self._sync_gradients(opt)  # data-parallel: mean over ranks
                 opt.step()
                 total += float(loss.detach())
                 steps += 1
             return {"loss": total / max(steps, 1)}
 
+        rng = self._data_parallel(rng)  # per-rank sampling under torchrun; rng itself in one process
         self._train_loop(train=train, val=val, epoch_fn=epoch_fn, finalize=lambda: self._finalize(uf, itf),
                          callback=callback, desc=type(self).__name__)
