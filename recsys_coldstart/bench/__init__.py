@@ -24,10 +24,11 @@ from recsys_coldstart.bench.suite import (
     read_toml,
     suite_cells,
 )
+from recsys_coldstart.bench.tuning import TuneSpec
 from recsys_coldstart.evaluate.results import read_results
 
 __all__ = [
-    "Suite", "Cell", "DatasetSpec", "ElicitationSpec", "ModelSpec", "SplitSpec",
+    "Suite", "Cell", "TuneSpec", "DatasetSpec", "ElicitationSpec", "ModelSpec", "SplitSpec",
     "parse_suite", "load_suite", "read_toml", "suite_cells", "load_data", "load_split", "resolved_device",
     "run_suite", "RunSummary", "read_results",
 ]

@@ -61,6 +61,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recsys_coldstart.bench.tuning import TuneSpec, tune_spec
 from recsys_coldstart.exceptions import DataError
 
 if sys.version_info >= (3, 11):
@@ -117,59 +118,6 @@ class SplitSpec:
     n_support: int = 0
     predefined: bool = False
     temporal: bool = False
-
-
-@dataclass(frozen=True)
-class TuneSpec:
-    """A model's tuning budget inside a suite (see the module docstring).
-
-    Attributes
-    ----------
-    trials : int
-        Total trials of the study, the default config's trial included.
-    timeout_s : float or None
-        Stop starting new trials after this many seconds.
-    metric : str
-        Validation metric maximised, ``"<name>@<k>"``.
-    segment : str or None
-        Scored segment (None: the split kind's first).
-    prune : bool
-        Median pruning from the per-evaluation ``val_<metric>`` logs.
-    """
-
-    trials: int = 20
-    timeout_s: float | None = None
-    metric: str = "ndcg@20"
-    segment: str | None = None
-    prune: bool = True
-
-    def budget(self) -> str:
-        """The budget as rows are labelled: ``"16 trials / 240 s"``."""
-        t = f"{self.trials} trials"
-        return t if self.timeout_s is None else f"{t} / {self.timeout_s:g} s"
-
-
-def tune_spec(value: Any, where: str) -> TuneSpec | None:
-    """A :class:`TuneSpec` from a suite's ``tune`` value (a table; ``false`` / absent: None)."""
-    if value is None or value is False:
-        return None
-    if not isinstance(value, Mapping):
-        raise DataError(f"{where}: tune must be a table like {{ trials = 20, timeout_s = 600 }} or false")
-    allowed = {f.name for f in dataclasses.fields(TuneSpec)}
-    bad = set(value) - allowed
-    if bad:
-        raise DataError(f"{where}: tune has unknown keys {sorted(bad)}; valid: {sorted(allowed)}")
-    spec = TuneSpec(**{k: v for k, v in value.items()})
-    if int(spec.trials) < 1:
-        raise DataError(f"{where}: tune.trials must be >= 1, got {spec.trials}")
-    if spec.timeout_s is not None and float(spec.timeout_s) <= 0:
-        raise DataError(f"{where}: tune.timeout_s must be > 0, got {spec.timeout_s}")
-    from recsys_coldstart.tune.study import parse_metric
-
-    parse_metric(str(spec.metric))
-    return TuneSpec(trials=int(spec.trials), timeout_s=None if spec.timeout_s is None else float(spec.timeout_s),
-                    metric=str(spec.metric), segment=None if spec.segment is None else str(spec.segment),
-                    prune=bool(spec.prune))
 
 
 @dataclass(frozen=True)

@@ -10,20 +10,80 @@ so the config run on every seed is a tuned one only when it beat the default on 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from recsys_coldstart.bench.suite import Cell, TuneSpec, cell_id
+from recsys_coldstart.exceptions import DataError
+
+if TYPE_CHECKING:  # suite.py imports this module (TuneSpec), so Cell is imported for typing only
+    from recsys_coldstart.bench.suite import Cell
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class TuneSpec:
+    """A model's tuning budget inside a suite (see the module docstring).
+
+    Attributes
+    ----------
+    trials : int
+        Total trials of the study, the default config's trial included.
+    timeout_s : float or None
+        Stop starting new trials after this many seconds.
+    metric : str
+        Validation metric maximised, ``"<name>@<k>"``.
+    segment : str or None
+        Scored segment (None: the split kind's first).
+    prune : bool
+        Median pruning from the per-evaluation ``val_<metric>`` logs.
+    """
+
+    trials: int = 20
+    timeout_s: float | None = None
+    metric: str = "ndcg@20"
+    segment: str | None = None
+    prune: bool = True
+
+    def budget(self) -> str:
+        """The budget as rows are labelled: ``"16 trials / 240 s"``."""
+        t = f"{self.trials} trials"
+        return t if self.timeout_s is None else f"{t} / {self.timeout_s:g} s"
+
+
+def tune_spec(value: Any, where: str) -> TuneSpec | None:
+    """A :class:`TuneSpec` from a suite's ``tune`` value (a table; ``false`` / absent: None)."""
+    if value is None or value is False:
+        return None
+    if not isinstance(value, Mapping):
+        raise DataError(f"{where}: tune must be a table like {{ trials = 20, timeout_s = 600 }} or false")
+    allowed = {f.name for f in dataclasses.fields(TuneSpec)}
+    bad = set(value) - allowed
+    if bad:
+        raise DataError(f"{where}: tune has unknown keys {sorted(bad)}; valid: {sorted(allowed)}")
+    spec = TuneSpec(**{k: v for k, v in value.items()})
+    if int(spec.trials) < 1:
+        raise DataError(f"{where}: tune.trials must be >= 1, got {spec.trials}")
+    if spec.timeout_s is not None and float(spec.timeout_s) <= 0:
+        raise DataError(f"{where}: tune.timeout_s must be > 0, got {spec.timeout_s}")
+    from recsys_coldstart.tune.study import parse_metric
+
+    parse_metric(str(spec.metric))
+    return TuneSpec(trials=int(spec.trials), timeout_s=None if spec.timeout_s is None else float(spec.timeout_s),
+                    metric=str(spec.metric), segment=None if spec.segment is None else str(spec.segment),
+                    prune=bool(spec.prune))
+
+
 def study_id(cell: Cell) -> str:
     """``<dataset>__<split>__<label>``: the study's name and its files' stem."""
+    from recsys_coldstart.bench.suite import cell_id
+
     assert cell.model is not None
     return cell_id(cell.dataset.name, cell.split.name, cell.model.label)
 
