@@ -327,3 +327,14 @@ def test_demo_notes_odd_results():
     assert notes[0].startswith("the student (0.2500) is below the content-KNN floor (0.3000)")
     assert notes[1].startswith("popularity asking gets worse with more questions (0.2000 -> 0.1500)")
     assert odd_results({"content-knn cold-item": 0.30, "student cold-item": 0.35}, {"linucb": [0.2, 0.3]}) == []
+
+
+def test_the_progress_bar_does_not_promise_every_epoch_under_early_stopping(capsys):
+    from recsys_coldstart.train import fit_loop
+
+    scores = iter([0.5, 0.4, 0.3, 0.2, 0.1])
+    res = fit_loop(lambda epoch: {"loss": 1.0}, n_epochs=1000, validate=lambda: {"val_ndcg@20": next(scores)},
+                   patience=2, show_progress=True, desc="simgcl")
+    err = capsys.readouterr().err
+    assert res.epochs_run == 3 and res.stop_reason == "patience"
+    assert "up to 1000 epochs, early stopping" in err and "/1000" not in err
