@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from recsys_coldstart._utils import check_random_state, resolve_device, torch_generator
-from recsys_coldstart.config import one_of
+from recsys_coldstart.config import at_least, greater_than, one_of
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.foldin import TOWER_FOLD_IN_MODES
 from recsys_coldstart.towers.base import (
@@ -81,16 +81,16 @@ class ALDIConfig(ColdStartTowerConfig):
         MLP from a random start.
     """
 
-    hidden: tuple[int, ...] = (256,)
-    alpha_rating: float = 1.0
-    alpha_ranking: float = 1.0
-    alpha_ident: float = 0.5
-    task_weight: float = 0.5
-    gamma: float = 1.0
-    temperature: float | None = None
-    ident_temperature: float = 0.1
-    fold_in_prior: float = 1.0
-    fold_in_max: int = 64
+    hidden: tuple[int, ...] = field(default=(256,), metadata=at_least(1, integer=True, each=True))
+    alpha_rating: float = field(default=1.0, metadata=at_least(0.0))
+    alpha_ranking: float = field(default=1.0, metadata=at_least(0.0))
+    alpha_ident: float = field(default=0.5, metadata=at_least(0.0))
+    task_weight: float = field(default=0.5, metadata=at_least(0.0))
+    gamma: float = field(default=1.0, metadata=greater_than(0.0))
+    temperature: float | None = field(default=None, metadata=greater_than(0.0, none=True))
+    ident_temperature: float = field(default=0.1, metadata=greater_than(0.0))
+    fold_in_prior: float = field(default=1.0, metadata=at_least(0.0))
+    fold_in_max: int = field(default=64, metadata=at_least(1, integer=True))
     fold_in: str = field(default="tower", metadata=one_of(*TOWER_FOLD_IN_MODES))
 
 

@@ -106,7 +106,7 @@ class StudentConfig(TowerConfig):
     """
 
     dim: int = field(default=32, metadata=at_least(1, integer=True))
-    hidden: tuple[int, ...] = (32,)
+    hidden: tuple[int, ...] = field(default=(32,), metadata=at_least(1, integer=True, each=True))
     item_ids: bool = False
     lam: float = field(default=0.5, metadata=between(0.0, 1.0))
     distill: ScoreDistillation | RankingDistillation | EmbeddingAlignment = field(default_factory=ScoreDistillation)
@@ -128,8 +128,6 @@ class StudentConfig(TowerConfig):
             names = ", ".join(f"{cls.__name__}()" for cls in STRATEGIES)
             raise ValueError(f"{type(self).__name__}.distill must be a distillation strategy object ({names}), "
                              f"got {self.distill!r}")
-        if any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.hidden):
-            raise ValueError(f"{type(self).__name__}.hidden must be integers >= 1, got {self.hidden!r}")
 
 
 class Student(TowerRecommender):

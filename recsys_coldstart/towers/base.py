@@ -14,6 +14,10 @@ Used by :mod:`recsys_coldstart.distill` and :mod:`recsys_coldstart.coldstart`; t
 - :meth:`TowerRecommender._train_loop`: the models' fit tail on the package's one fit loop
   (:func:`recsys_coldstart.train.fit_loop`): early stopping on ``val_{val_metric}@{eval_k}``
   with the start state as a candidate, best-state restore, ``callback``, progress bar.
+
+Length: TowerRecommender is one class (features, fit tail on the one fit loop, batched embedding,
+fold-in, serving through the index, save/load) shared by five models; the free helpers (sampling,
+masks, priors) are the split candidate.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-from recsys_coldstart.base import EmbeddingRecommender, topk
+from recsys_coldstart.base import EmbeddingRecommender
 from recsys_coldstart.config import Config, at_least, between, greater_than, one_of
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.foldin import TOWER_FOLD_IN_MODES, apply_fold_in, fit_fold_in
@@ -208,6 +212,12 @@ class ColdStartTowerConfig(TowerConfig):
     content_blend : float or None
         The map's k-NN weight in [0, 1]; None = chosen on ``val`` among 0, 0.25, ..., 1 (0.5
         without val).
+    content_history : bool
+        With ``content_blend=None``, also offer the content-KNN-style *user-history similarity*
+        estimate (:meth:`~recsys_coldstart.towers.blocks.ContentMap.fit_history`: the vector whose
+        dot products with the other side reproduce content-KNN's scores) on ``val``, alone and
+        half-and-half with the chosen blend, so a map-started model starts no lower on val than
+        content-KNN's signal on the same features (dense or sparse).
     """
 
     base_dim: int = field(default=64, metadata=at_least(1, integer=True))
@@ -215,6 +225,7 @@ class ColdStartTowerConfig(TowerConfig):
     content_ridge: float = field(default=5.0, metadata=greater_than(0))
     content_neighbors: int = field(default=20, metadata=at_least(0, integer=True))
     content_blend: float | None = field(default=None, metadata=between(0.0, 1.0, none=True))
+    content_history: bool = True
 
 
 class TowerRecommender(EmbeddingRecommender):
@@ -290,16 +301,28 @@ class TowerRecommender(EmbeddingRecommender):
                 lin, knn = cmap.parts(x, self_index=own)
                 other = tables["item" if side == "user" else "user"][0]
                 key = log_key(c.val_metric, c.eval_k)
+                hist = None
+                if c.content_history:  # content-KNN's own signal, as a candidate start (issue 15)
+                    raw = self._side_matrix(train, side)
+                    inter = train.user_items if side == "item" else train.user_items.T
+                    hist = cmap.fit_history(raw, inter, other)
+                    scale = self.user_scale_ if side == "user" else self.item_scale_
+                    cmap.hist_idf = (cmap.hist_idf / scale).astype(np.float32)  # serving sees scaled features
 
                 def score(est, side=side, table=table, warm=warm, other=other, plan=plan, key=key):
                     start = np.where(warm[:, None], table, est).astype(np.float32)
                     u, v = (start, other) if side == "user" else (other, start)
                     return score_factors(plan, u, v)[key]
 
-                scores = cmap.select_blend(lin, knn, score)
-                logger.info("%s %s content map: val recall by k-NN blend %s -> %.2f", type(self).__name__, side,
-                            {k: round(v, 4) for k, v in scores.items()}, cmap.blend)
-                self._train_est[side] = (cmap.blend * knn + (1.0 - cmap.blend) * lin).astype(np.float32)
+                scores = cmap.select_blend(lin, knn, score, hist=hist)
+                logger.info("%s %s content map: val %s by option %s -> blend %.2f, history %.2f", type(self).__name__,
+                            side, key, {k: round(v, 4) for k, v in scores.items()}, cmap.blend, cmap.hist_weight)
+                est = cmap.blend * knn + (1.0 - cmap.blend) * lin
+                if cmap.hist_weight > 0:
+                    est = cmap.hist_weight * hist + (1.0 - cmap.hist_weight) * est
+                self._train_est[side] = est.astype(np.float32)
+                setattr(self, f"{side}_cmap_val_",
+                        {(k.replace("=", "_") if isinstance(k, str) else f"blend_{k}"): v for k, v in scores.items()})
             else:  # fixed blend: transform skips the k-NN part when its weight is 0
                 self._train_est[side] = cmap.transform(x, self_index=own)
             for name, value in cmap.to_arrays(f"{side}_cmap").items():
@@ -347,16 +370,21 @@ class TowerRecommender(EmbeddingRecommender):
 
         Runs :func:`recsys_coldstart.train.fit_loop` (one evaluation per epoch when ``val`` has
         positives: ``val_ndcg@eval_k`` and ``val_recall@eval_k`` of the current factors, early
-        stopping on ``val_metric`` with the start state as a candidate), stores ``history_`` and
-        ``best_epoch_`` (0: the start state was kept), moves the nets to the CPU and calls
+        stopping on ``val_metric`` with the start state as a candidate), stores ``history_``,
+        ``best_epoch_`` (0: the start state was kept), ``val_start_`` / ``val_best_`` (the val logs
+        of the start and of the kept state: how far training moved val) and ``kept_start_``, moves the nets to the CPU and calls
         ``finalize()`` once more so ``user_factors_`` / ``item_factors_`` come from the best weights.
         """
         c = self.config
         plan = tower_validation_plan(train, val, c.eval_k)
 
+        calls: list[dict[str, float]] = []
+
         def validate() -> dict[str, float]:
             finalize()
-            return score_factors(plan, self.user_factors_, self.item_factors_)
+            logs = score_factors(plan, self.user_factors_, self.item_factors_)
+            calls.append(logs)
+            return logs
 
         result = fit_loop(epoch_fn, n_epochs=c.n_epochs, validate=validate if plan is not None else None,
                           monitor=log_key(c.val_metric, c.eval_k), eval_every=1, patience=c.patience,
@@ -366,6 +394,14 @@ class TowerRecommender(EmbeddingRecommender):
         self._dp = (World(), None)
         self.history_ = result.history
         self.best_epoch_ = int(result.best_epoch)
+        # the start state's val (fit_loop scores it first) and the kept state's: how far training moved
+        self.val_start_ = dict(calls[0]) if calls else {}
+        self.val_best_ = dict(calls[0] if self.best_epoch_ == 0 else {
+            k: float(v[self.best_epoch_ - 1]) for k, v in self.history_.items() if k.startswith("val_")}) if calls else {}
+        self.kept_start_ = bool(calls) and self.best_epoch_ == 0
+        if calls:
+            logger.info("%s: val start %s, best %s (epoch %d)%s", desc, self.val_start_, self.val_best_,
+                        self.best_epoch_, " = start (training did not improve val)" if self.kept_start_ else "")
         self._to_cpu()
         finalize()
         self._train_est = {}  # training-only cache of the content map's estimates
@@ -512,11 +548,7 @@ class TowerRecommender(EmbeddingRecommender):
         return idx
 
     def _search(self, query: np.ndarray, k: int, exclude: sp.csr_matrix | None) -> tuple[np.ndarray, np.ndarray]:
-        try:
-            index = self.index()
-        except ImportError:  # retrieval not installed: exact scoring
-            return topk(query @ self.item_factors_.T, k, exclude=exclude)
-        return index.search(query, k, exclude=exclude)
+        return self.index().search(query, k, exclude=exclude)
 
     def recommend(self, user_idx, *, k: int = 10, exclude: sp.csr_matrix | None = None,
                   candidates: np.ndarray | None = None):
