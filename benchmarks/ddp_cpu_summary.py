@@ -1,0 +1,41 @@
+"""Summarise benchmarks/ddp_cpu.sh runs: a Markdown table of test NDCG@20 / Recall@20 and s/epoch by
+model and number of processes (mean ± std over seeds). Usage: python benchmarks/ddp_cpu_summary.py OUT_DIR"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+
+def _sd(a: np.ndarray, j: int) -> str:
+    return f" ± {a[:, j].std(ddof=1):.4f}" if len(a) > 1 else ""
+
+
+def main(out: str) -> None:
+    rows = defaultdict(list)
+    for cfg in sorted(Path(out, "models").glob("*/config.json")):
+        m = re.match(r"(.+)_(\w+)_np(\d+)_s(\d+)$", cfg.parent.name)
+        if not m:
+            continue
+        dataset, model, n, seed = m.group(1), m.group(2), int(m.group(3)), int(m.group(4))
+        meta = json.loads(cfg.read_text()).get("meta", {})
+        met = meta.get("metrics", {})
+        ndcg = next(v for k, v in met.items() if k.startswith("test_") and k.endswith("ndcg@20"))
+        rec = next(v for k, v in met.items() if k.startswith("test_") and k.endswith("recall@20"))
+        rows[(dataset, model, n)].append((seed, ndcg, rec, meta["fit_seconds"] / max(meta["epochs"], 1),
+                                          meta["epochs"]))
+    print("| dataset | model | processes | seeds | test NDCG@20 | test Recall@20 | s/epoch (incl. val) | epochs |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (dataset, model, n), rs in sorted(rows.items()):
+        a = np.array([r[1:] for r in rs], float)
+        print(f"| {dataset} | {model} | {n} | {','.join(str(r[0]) for r in rs)} | {a[:, 0].mean():.4f}{_sd(a, 0)} | "
+              f"{a[:, 1].mean():.4f}{_sd(a, 1)} | {a[:, 2].mean():.2f} | {','.join(str(int(r[4])) for r in rs)} |")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
