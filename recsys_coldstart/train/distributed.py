@@ -48,7 +48,7 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -300,12 +300,3 @@ class DistributedWorld(World):
         reseed(1)
         return t_gen, n_rng, reseed
 
-
-def iter_batches(index: Any, batch_size: int, max_batches: int | None = None) -> Iterator[Any]:
-    """Consecutive slices of ``index`` of ``batch_size`` (the last may be shorter), at most ``max_batches``."""
-    n = len(index)
-    count = -(-n // batch_size)
-    if max_batches is not None:
-        count = min(count, int(max_batches))
-    for b in range(count):
-        yield index[b * batch_size:(b + 1) * batch_size]
