@@ -101,10 +101,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--target", type=float, default=0.95)
     ap.add_argument("--nlist", type=int, default=None, help="default 4 sqrt(n)")
     ap.add_argument("--train-per-cell", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch and faiss threads for every step (1: no OpenMP spinning on a shared machine)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
     import faiss
     import torch
+
+    torch.set_num_threads(args.threads)
+    faiss.omp_set_num_threads(args.threads)
 
     rows = []
     for n in args.sizes:

@@ -47,11 +47,12 @@ def _rss_mb() -> float:
 
 def _versions() -> dict:
     import faiss
+    import scipy
     import torch
     import torch_geometric
 
     return {"python": platform.python_version(), "torch": torch.__version__, "torch_geometric": torch_geometric.__version__,
-            "numpy": np.__version__, "scipy": sp.__version__ if hasattr(sp, "__version__") else "",
+            "numpy": np.__version__, "scipy": scipy.__version__,
             "faiss": faiss.__version__, "torch_threads": torch.get_num_threads()}
 
 

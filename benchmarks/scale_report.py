@@ -54,8 +54,13 @@ def _projection(graph: dict) -> tuple[list[str], dict]:
                      f"{_fmt(per_entry * 2 * nnz * steps / 86400)} days). The graph alone (CSR int64 + weights, "
                      f"~24 GB, plus our edge-id arrays ~32 GB) fits one H200 (141 GB) but not comfortably.")
     if samp is not None:
-        m = samp["sampled_edges_per_batch"]
-        per_edge = samp["cpu_seconds_per_batch"] / m
+        measured = samp["sampled_edges_per_batch"]
+        per_edge = samp["cpu_seconds_per_batch"] / measured
+        f, reach, bound = samp["fan_out"], 1, 0
+        for x in f:
+            reach *= x
+            bound += reach
+        m = max(measured, 3 * batch * bound)  # the sample's bound: 3 x 2048 seeds x (f1 + f1 f2 + f1 f2 f3) edges
         bw_edges = m * ROW_BYTES * 2 * 1.5 / HBM_BYTES_PER_S  # trimmed layers: ~1.5 M entries (fwd), x2 with backward
         out["neighbor"] = {"sampled_edges_per_batch_measured": m, "cpu_s_per_sampled_edge": per_edge,
                            "cpu_epoch_s_per_gpu_at_cpu_speed": per_edge * m * steps,
@@ -63,8 +68,9 @@ def _projection(graph: dict) -> tuple[list[str], dict]:
                            "hbm_bound_epoch_s_dense_adam": (bw_edges + adam_s) * steps,
                            "hbm_bound_epoch_s_sparse_adam": bw_edges * steps}
         lines.append(f"- **Sampled** (fan-out {samp['fan_out']}): the sample per batch of 2048 positives is "
-                     f"{m:,.0f} edges at {samp['nnz']:,} interactions, bounded by batch x fan-out (not by the graph), "
-                     f"so it stays about that size at 10^9. Bandwidth bound per step: ~1.5 x {m:,.0f} x {ROW_BYTES} B "
+                     f"{measured:,.0f} edges at {samp['nnz']:,} interactions, bounded by batch x fan-out (not by the "
+                     f"graph): at most {m:,.0f} edges (3 x 2048 seeds x {bound}), the size used at 10^9. Bandwidth "
+                     f"bound per step: ~1.5 x {m:,.0f} x {ROW_BYTES} B "
                      f"x 2 (forward + backward) = {_fmt(bw_edges * 1e3)} ms, plus the dense Adam update of all "
                      f"{n_nodes * 64 / 1e9:.1f}·10^9 embedding parameters ({_fmt(adam_s * 1e3)} ms): "
                      f"**{_fmt((bw_edges + adam_s) * steps / 60)} min per epoch** on 8 H200s; with a row-sparse "
@@ -123,7 +129,7 @@ def graph_sections(graph: dict | None, yelp: dict | None) -> tuple[list[str], di
                "(power-law degrees, 16 planted groups; users = n/50, items = n/100). Each point is a fresh process "
                "timing one epoch capped at the first few batches (first batch included); seconds per epoch are "
                "extrapolated as s/batch x ceil(nnz / 2048). `cpu s/batch` is process CPU time (all threads) and is "
-               "the robust number: the machine was shared (load average 12-17 on 2 cores during the run), so wall "
+               "the robust number: the machine was shared (load average 12-25 on 2 cores during the run), so wall "
                "time is inflated 2-15x by other agents. Peak RSS is the process's `ru_maxrss` (graph, training, the "
                "final full propagation and the fold-in fit).", "",
                "| interactions | sampler | batches timed | wall s/batch | cpu s/batch | est. epoch (cpu) s | sampled edges/batch | peak RSS MB |",
