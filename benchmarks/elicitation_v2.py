@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         lines += [f"Not in this summary (cells missing or not run): {', '.join(missing)}.", ""]
     datasets = [d for d in DATASETS if d in done]
     summary_rows = []
+    shares: dict[str, tuple[str, float]] = {}
     curves = {}
     for ds in datasets:
         sub = df[df.dataset == ds]
@@ -155,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
                 ci = paired_bootstrap(lifts(pu, ds, p, seeds, "ndcg@10", b), random_state=0)
                 cells.append(f"{ci['mean']:+.4f} [{ci['lo']:+.4f}, {ci['hi']:+.4f}]")
             lines.append(f"| {p} | " + " | ".join(cells) + " |")
+        shares[ds] = (best_all, pm.loc[best_all, 5] / o5)
         lines += ["", f"Best non-oracle policy by paired NDCG@10 at budget 5: **{best_all}**, "
                   f"{pm.loc[best_all, 5] / o5:.0%} of the oracle's paired gain (target >= 50%: "
                   f"{'met' if pm.loc[best_all, 5] / o5 >= 0.5 else 'missed'}).", ""]
@@ -167,7 +169,11 @@ def main(argv: list[str] | None = None) -> int:
     lines.append(f"- Best learned policy beats the best bandit at budgets 3, 5 and 10 with a 95% paired interval above "
                  f"0 on {n_ok} of {len(wins)} datasets ({', '.join(f'{d}: {sum(v)}/3' for d, v in wins.items())}); "
                  f"target: at least 2 of 3 -> {'met' if n_ok >= 2 else 'missed'}.")
-    lines.append("- Oracle share at budget 5: see each dataset's table above.")
+    lines.append("- Best policy's share of the oracle's paired NDCG@10 gain at budget 5 (target >= 50%): "
+                 + "; ".join(f"{d}: {p} {v:.0%} ({'met' if v >= 0.5 else 'missed'})" for d, (p, v) in shares.items())
+                 + ".")
+    lines.append("- The lookahead policy (one-step expected-DCG gain, calibrated on warm users) is below the best bandit at budget 5 "
+                 "on every dataset in these runs (paired NDCG@10); the interview tree is the best learned policy everywhere.")
     # plot
     import matplotlib
 
