@@ -71,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             replay(policy, model, split, budget=args.budget, users=users, space=space)
             times.append(time.perf_counter() - t0)
+            print(f"{name}: run {len(times)} {times[-1]:.2f}s (load average {os.getloadavg()[0]:.1f})", flush=True)
         rows.append({"policy": name, "users": len(users), "budget": args.budget, "n_items": data.n_items, "dim": 64,
                      "seconds": times, "median_s": statistics.median(times)})
         print(f"{name:15s} median {statistics.median(times):7.2f}s  runs {[round(t, 2) for t in times]}", flush=True)
