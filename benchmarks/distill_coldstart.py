@@ -554,7 +554,7 @@ def hold_report(df: pd.DataFrame) -> str:
     for cell, g in df.groupby("cell", sort=False):
         seeds = sorted(int(x) for x in g.seed.unique())
         lines += [f"## {cell} (seeds {seeds})", "",
-                  "| model | NDCG@20 | Recall@20 | val R@20 start -> best | kept start (seeds) | map option chosen (seed 0) |",
+                  "| model | NDCG@20 | Recall@20 | val R@20 start -> best | kept start (seeds) | map options on val R@20 (first seed) |",
                   "| --- | --- | --- | --- | --- | --- |"]
         nd = {}
         for model, gm in g.groupby("model", sort=False):
@@ -566,7 +566,12 @@ def hold_report(df: pd.DataFrame) -> str:
                 label = f"{model} = content map (training did not improve val)"
             vs, vb = gm["val_recall@20_start"].mean(), gm["val_recall@20_best"].mean()
             vtxt = f"{vs:.4f} -> {vb:.4f}" if np.isfinite(vs) else (f"- -> {vb:.4f}" if np.isfinite(vb) else "-")
-            opt = gm["map_option"].iloc[0] if model in ("content-map",) else ""
+            opt = ""
+            if model == "content-map" and gm["map_option"].iloc[0]:
+                import ast
+
+                d = ast.literal_eval(gm["map_option"].iloc[0])
+                opt = ", ".join(f"{k} {v:.3f}" for k, v in d.items()) + f" -> **{max(d, key=d.get)}**"
             lines.append(f"| {label} | {_mean_std(gm['ndcg@20'])} | {_mean_std(gm['recall@20'])} | {vtxt} | {kept} | {opt} |")
         floor = "content-knn" if "content-knn" in nd else "feature-popularity"
         learned = [m for m in ("dropoutnet", "heater", "aldi", "teacher", "student-score") if m in nd]
@@ -595,7 +600,20 @@ def hold_report(df: pd.DataFrame) -> str:
 
 def hold_main(args) -> None:
     path = RESULTS / f"{args.out}.json"
-    rows = read_json(path).to_dict("records") if (args.append and path.is_file()) else []
+    if not args.hold:  # `--hold` alone: rebuild the report from the JSON files of --merge (and --out)
+        import json
+
+        frames = [pd.DataFrame(json.loads((RESULTS / f"{stem}.json").read_text())) for stem in args.merge
+                  if (RESULTS / f"{stem}.json").is_file()]
+        df = pd.concat(frames, ignore_index=True)
+        write_json(df.to_dict("records"), path)
+        notes = RESULTS / f"{args.out}_notes.md"
+        text = hold_report(df) + ("\n" + notes.read_text() if notes.is_file() else "")
+        (RESULTS / f"{args.out}.md").write_text(text)
+        return
+    import json
+
+    rows = json.loads(path.read_text()) if (args.append and path.is_file()) else []
     for seed in args.seeds:
         for cell in args.hold:
             rows += run_hold(cell, seed, args.data_dir, args.epochs, args.n_support, args.min_df)
@@ -633,6 +651,8 @@ def main() -> None:
                         "(Student tie_item_inputs; keeps them within 10%% of the teacher's parameters on "
                         "CiteULike-a's 19k tag columns at min_df=2)")
     p.add_argument("--out", default="distill_coldstart", help="results file stem in benchmarks/results/")
+    p.add_argument("--merge", nargs="*", default=[], metavar="STEM",
+                   help="with --hold and no cells: results stems to merge into --out's report")
     p.add_argument("--hold", nargs="*", default=None, metavar="CELL",
                    help=f"issue 15 cells (dataset[/variant]:split), e.g. {' '.join(HOLD_CELLS)}")
     p.add_argument("--append", action="store_true", help="add to the records already in the JSON file")
