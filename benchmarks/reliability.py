@@ -366,7 +366,10 @@ def main() -> None:
                       "command": " ".join(c.argv) if c.argv[0] != sys.executable else "python -c <API snippet>",
                       **c.result, "note": c.note} for c in table], "kill_loop": kills}
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "reliability.json").write_text(json.dumps(doc, indent=1))
+    text = json.dumps(doc, indent=1)
+    if args.data_dir:  # results name the data as $RECSYS_COLDSTART_DATA, never this machine's folder
+        text = text.replace(str(args.data_dir), "$RECSYS_COLDSTART_DATA")
+    (RESULTS / "reliability.json").write_text(text)
     bad = [c for c in table if (c.expect == "error") == (c.result["exit"] == 0) or not c.result["one_line"]]
     lines = ["# Reliability: bad inputs, corrupt files, interrupted saves", "",
              f"Command: `{command}` ({platform.platform()}, Python {platform.python_version()}).", "",
@@ -388,7 +391,9 @@ def main() -> None:
               "default, 200 per mode under `-m slow`), against both the atomic exchange (renameat2) and the "
               "two-rename fallback; with the old in-place writer 9 of 10 and 30 of 30 folders were left "
               "corrupt.", ""]
-    (RESULTS / "reliability.md").write_text("\n".join(lines))
+    md = "\n".join(lines)
+    (RESULTS / "reliability.md").write_text(md.replace(str(args.data_dir), "$RECSYS_COLDSTART_DATA")
+                                            if args.data_dir else md)
     print(f"wrote {RESULTS / 'reliability.md'}; unexpected outcomes: {len(bad)}")
 
 
