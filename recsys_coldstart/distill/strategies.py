@@ -251,11 +251,14 @@ def teacher_topk(Ut: np.ndarray, Vt: np.ndarray, observed: sp.csr_matrix, warm_i
     Returns
     -------
     np.ndarray of int64, shape (n_users, k)
+        A user with fewer than ``k`` unobserved warm items has the rest of the row filled with
+        their top item (top-k pads such rows with id -1, which must not index ``warm_items``).
     """
     out = []
     V = Vt[warm_items]
     for s in range(0, Ut.shape[0], batch):
         rows = np.arange(s, min(s + batch, Ut.shape[0]))
         ids, _ = topk(Ut[rows] @ V.T, k, exclude=observed[rows][:, warm_items])
+        ids = np.where(ids >= 0, ids, np.maximum(ids[:, :1], 0))
         out.append(warm_items[ids])
     return np.concatenate(out)

@@ -86,3 +86,20 @@ def test_student_with_each_strategy_saves_and_loads(tmp_path):
         loaded = load_model(save_model(st, tmp_path / strategy.kind))
         assert loaded.config.distill == strategy
         np.testing.assert_array_equal(loaded.score(np.arange(5)), st.score(np.arange(5)))
+
+
+def test_teacher_topk_never_maps_padding_to_the_last_warm_item():
+    import numpy as np
+    import scipy.sparse as sp
+
+    from recsys_coldstart.distill.strategies import teacher_topk
+
+    rng = np.random.default_rng(0)
+    Ut, Vt = rng.normal(size=(2, 4)).astype(np.float32), rng.normal(size=(6, 4)).astype(np.float32)
+    warm = np.array([0, 1, 2, 3, 4])  # item 5 is cold
+    observed = sp.csr_matrix(np.array([[1, 1, 1, 0, 0, 0], [0, 0, 0, 0, 0, 0]], np.float32))
+    top = teacher_topk(Ut, Vt, observed, warm, k=4)
+    assert top.shape == (2, 4)
+    assert set(top[0]) <= {3, 4}  # user 0 has two unseen warm items: the rest repeats the best one
+    assert top[0, 2] == top[0, 0] and top[0, 3] == top[0, 0]
+    assert len(set(top[1])) == 4 and 5 not in top[1]
