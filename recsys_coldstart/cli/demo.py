@@ -151,9 +151,11 @@ def odd_results(out: dict[str, float], curves: dict[str, list[float]] | None = N
     for pol, vals in (curves or {}).items():
         vals = [v for v in vals if v == v]
         if len(vals) >= 2 and vals[-1] < vals[0]:
-            notes.append(f"{pol} asking gets worse with more questions ({vals[0]:.4f} -> {vals[-1]:.4f}): the most "
-                         "popular items tell little about a user's taste, and every 'no' pulls the estimate away "
-                         "from the popular items that are good guesses")
+            why = ("the most popular items tell little about a user's taste, and every 'no' pulls the estimate "
+                   "away from the popular items that are good guesses") if pol == "popularity" else (
+                   "answers about a few items move the estimate less than asking removes liked items from what "
+                   "is left to recommend (the paired lift in benchmarks/results/elicitation_v2.md separates the two)")
+            notes.append(f"{pol} asking gets worse with more questions ({vals[0]:.4f} -> {vals[-1]:.4f}): {why}")
     return notes
 
 
