@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Data-parallel on CPU (gloo): one process vs `--nproc 2` (torchrun) at the same global batch.
 # Usage: benchmarks/ddp_cpu.sh OUT_DIR DATASET "MODELS" "SEEDS" [extra pretrain options...]
-#   e.g. benchmarks/ddp_cpu.sh /tmp/ddp ml-100k "lightgcn simgcl" "0 1 2"
-#        benchmarks/ddp_cpu.sh /tmp/ddp yelp2018 "lightgcn simgcl" "0" --epochs 5 --eval-every 5 --patience 100
+#   e.g. benchmarks/ddp_cpu.sh runs/ddp ml-100k "lightgcn simgcl" "0 1 2"
+#        benchmarks/ddp_cpu.sh runs/ddp yelp2018 "lightgcn simgcl" "0" --epochs 5 --eval-every 5 --patience 100
 # Writes OUT_DIR/<dataset>_<model>_np<N>_s<seed>.json (result records) and .log; summarise with
 # benchmarks/ddp_cpu_summary.py OUT_DIR.
 set -euo pipefail

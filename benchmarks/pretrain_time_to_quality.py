@@ -110,7 +110,7 @@ def main() -> None:
     model = build_model(args.model, opts)
     full_batches = int(np.ceil(split.train.nnz / opts.get("batch_size", 2048)))
     nb = min(args.max_batches or full_batches, full_batches)
-    doc["config"] = opts
+    doc["config"] = dict(opts, checkpoint_dir="<temporary folder>")  # results never name this machine's folders
     doc["device"] = str(torch.device("cuda") if args.device == "auto" and torch.cuda.is_available() else args.device)
     doc["note"] = (f"capped epochs of {nb} batches ({nb / full_batches:.2f} of a pass of {full_batches} batches); "
                    f"training budget {args.minutes} min, evaluation excluded; shortened CPU run "

@@ -38,7 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 
 HERE = Path(__file__).resolve().parent
-CACHE = Path(os.environ.get("SCALE_CACHE", "/tmp/scale_graph_cache"))
+CACHE = Path(os.environ.get("SCALE_CACHE", "cache/scale_graph"))
 
 
 def _rss_mb() -> float:

@@ -3,10 +3,10 @@
 The README's "Your own data in the first hour" walk-through starts from these files, so it runs
 from a fresh clone without committing any data (the MovieLens licence forbids redistribution):
 
-    python scripts/make_own_data_example.py --data-dir $RECSYS_COLDSTART_DATA --out /tmp/own
+    python scripts/make_own_data_example.py --data-dir $RECSYS_COLDSTART_DATA --out own_data
 
-writes ``/tmp/own/ratings.csv`` (``user,item,rating,timestamp``; ratings 1-5),
-``/tmp/own/users.csv`` (``user,age,gender,occupation``) and ``/tmp/own/items.csv``
+writes ``own_data/ratings.csv`` (``user,item,rating,timestamp``; ratings 1-5),
+``own_data/users.csv`` (``user,age,gender,occupation``) and ``own_data/items.csv``
 (``item,year`` + one 0/1 column per genre). Ids are MovieLens' own (1-based integers).
 """
 
@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data-dir", default=os.environ.get("RECSYS_COLDSTART_DATA"),
                     help="Folder holding ml-100k/ (default: $RECSYS_COLDSTART_DATA).")
-    ap.add_argument("--out", default="/tmp/own", help="Output folder (default /tmp/own).")
+    ap.add_argument("--out", default="own_data", help="Output folder (default own_data).")
     args = ap.parse_args(argv)
     if not args.data_dir:
         raise SystemExit("error: give --data-dir DIR or set RECSYS_COLDSTART_DATA")
