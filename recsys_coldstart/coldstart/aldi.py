@@ -286,10 +286,7 @@ class ALDI(TowerRecommender):
                     loss = loss + align(s, t, b, dmask, qual_u[tu])
                     uu = np.unique(u, return_index=True)[1]
                     loss = loss + c.alpha_ident * ident(gu[uu], Ut[tu[uu]], u[uu], qual_u[tu[uu]])
-                opt.zero_grad()
-                loss.backward()
-                self._sync_gradients(opt)  # data-parallel: mean over ranks
-                opt.step()
+                self._step(opt, loss)  # data-parallel: gradients averaged over ranks
                 total += float(loss.detach())
                 steps += 1
             return {"loss": total / max(steps, 1)}

@@ -343,10 +343,7 @@ class Student(TowerRecommender):
                     tot["distill"] += float(dist.detach())
                 else:
                     loss = task
-                opt.zero_grad()
-                loss.backward()
-                self._sync_gradients(opt)  # data-parallel: mean over ranks
-                opt.step()
+                self._step(opt, loss)  # data-parallel: gradients averaged over ranks
                 tot["loss"] += float(loss.detach())
                 tot["task"] += float(task.detach())
                 steps += 1

@@ -29,6 +29,7 @@ from recsys_coldstart.towers.base import (
     ColdStartTowerConfig,
     TowerRecommender,
     base_factors,
+    dropout_modes,
     duplicate_mask,
     log_popularity_prior,
     sample_warm,
@@ -313,8 +314,7 @@ class TwoTowerTeacher(TowerRecommender):
             raise ValueError("train has no interactions")
 
         def mode_of(b: int) -> np.ndarray:
-            r = rng.random(b)
-            return np.where(r < c.id_dropout, 1, np.where(r < c.id_dropout + c.transform_prob, 2, 0))
+            return dropout_modes(rng, b, c.id_dropout, c.transform_prob)
 
         def epoch_fn(epoch: int) -> dict[str, float]:
             self._nets.train()
@@ -343,10 +343,7 @@ class TwoTowerTeacher(TowerRecommender):
                     loss = bpr_loss(logits.diagonal(), logits[:, b:])
                 else:
                     raise ValueError(f"unknown loss {c.loss!r}; choose 'softmax' or 'bpr'")
-                opt.zero_grad()
-                loss.backward()
-                self._sync_gradients(opt)  # data-parallel: mean over ranks
-                opt.step()
+                self._step(opt, loss)  # data-parallel: gradients averaged over ranks
                 total += float(loss.detach())
                 steps += 1
             return {"loss": total / max(steps, 1)}

@@ -430,9 +430,13 @@ class TowerRecommender(EmbeddingRecommender):
         bs = world.local_batch(self.config.batch_size)
         return [perm[s:s + bs] for s in range(0, len(perm), bs)]
 
-    def _sync_gradients(self, optimizer: torch.optim.Optimizer) -> None:
-        """Average the gradients over ranks before ``optimizer.step()`` (nothing in one process)."""
+    def _step(self, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+        """One optimiser step on ``loss``: zero the gradients, backpropagate, average the gradients
+        over ranks (nothing in one process), step. Every tower model's batch ends here."""
+        optimizer.zero_grad()
+        loss.backward()
         self._dp[0].average_gradients(optimizer)
+        optimizer.step()
 
     def _fit_fold_in(self, train: Interactions) -> None:
         """``fold_in="ridge"``: fit the amortised fold-in of new users on the warm users.
@@ -570,6 +574,14 @@ class TowerRecommender(EmbeddingRecommender):
         observed = sp.csr_matrix(observed)
         q = self.embed_users(observed=observed, features=features)
         return self._search(q, k, observed if exclude_observed else None)
+
+
+def dropout_modes(rng: np.random.Generator, n: int, drop_prob: float, transform_prob: float) -> np.ndarray:
+    """DropoutNet-style input modes of ``n`` rows (Volkovs et al. 2017), int64 of shape (n,): 1 = the
+    preference / ID input is dropped (the row trains as a cold one) with probability ``drop_prob``,
+    2 = it is replaced by the mean of its neighbours' ("transform") with ``transform_prob``, 0 = kept."""
+    r = rng.random(n)
+    return np.where(r < drop_prob, 1, np.where(r < drop_prob + transform_prob, 2, 0))
 
 
 def sample_warm(rng: np.random.Generator, warm_idx: np.ndarray, n: int) -> np.ndarray:

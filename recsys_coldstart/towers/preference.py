@@ -12,7 +12,13 @@ import torch
 from recsys_coldstart._utils import torch_generator
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.sparse import take_rows
-from recsys_coldstart.towers.base import TowerRecommender, base_factors, sample_warm, warm_mask
+from recsys_coldstart.towers.base import (
+    TowerRecommender,
+    base_factors,
+    dropout_modes,
+    sample_warm,
+    warm_mask,
+)
 from recsys_coldstart.towers.blocks import drop_entries, fit_dim, row_normalize, to_torch
 
 
@@ -119,8 +125,7 @@ class PreferenceTowerModel(TowerRecommender):
         opt = torch.optim.Adam(list(self._nets.parameters()) + list(extra_params), lr=c.lr)
 
         def mode_of(k: int) -> np.ndarray:
-            r = rng.random(k)
-            return np.where(r < c.dropout_prob, 1, np.where(r < c.dropout_prob + c.transform_prob, 2, 0))
+            return dropout_modes(rng, k, c.dropout_prob, c.transform_prob)
 
         def epoch_fn(epoch: int) -> dict[str, float]:
             self._nets.train()
@@ -134,10 +139,7 @@ class PreferenceTowerModel(TowerRecommender):
                 eu = self._forward_side("user", pu, None if uf is None else uf[u], device, rows=u)
                 ei = self._forward_side("item", pc, None if itf is None else itf[cand], device, rows=cand)
                 loss = self._train_loss(eu, ei, u, cand, pu, pc, device)
-                opt.zero_grad()
-                loss.backward()
-                self._sync_gradients(opt)  # data-parallel: mean over ranks
-                opt.step()
+                self._step(opt, loss)  # data-parallel: gradients averaged over ranks
                 total += float(loss.detach())
                 steps += 1
             return {"loss": total / max(steps, 1)}
