@@ -156,7 +156,7 @@ def register(app: typer.Typer) -> None:
         from recsys_coldstart.cli.registry import model_class
         from recsys_coldstart.evaluate import evaluate, metric_value, to_records, write_json
         from recsys_coldstart.io import config_to_dict, save_model
-        from recsys_coldstart.train.distributed import env_world_size, init_from_env, relaunch
+        from recsys_coldstart.train.distributed import distributed_session, env_world_size, relaunch
 
         if nproc > 1 and env_world_size() == 1:
             import sys
@@ -164,75 +164,75 @@ def register(app: typer.Typer) -> None:
             from recsys_coldstart.cli import _STATE
 
             raise typer.Exit(relaunch(nproc, _STATE.get("argv") or sys.argv[1:]))
-        world = init_from_env(device)  # torchrun's WORLD_SIZE / RANK / LOCAL_RANK; one process otherwise
-        progress = progress and world.is_main  # rank 0 alone shows progress, evaluates and saves
-        doc = read_config_file(config) if config is not None else {}
-        name = (model or doc.get("model") or "").strip().lower()
-        if not name:
-            raise DataError("give --model NAME or a --config file with model = \"...\"")
-        if name not in GRAPH_MODELS:
-            raise DataError(f"unknown graph model {name!r}; choose one of: {', '.join(GRAPH_MODELS)}")
-        if data_opts.dataset is None and data_opts.interactions is None and doc.get("dataset"):
-            data_opts.dataset = doc["dataset"]
-        data_opts.split = data_opts.split or doc.get("split", "warm")
-        seed = data_opts.seed_
-        opts: dict[str, Any] = dict(doc.get("config", {}))
-        for key, val in (("n_epochs", epochs), ("dim", dim), ("n_layers", layers), ("lr", lr),
-                         ("cl_weight", cl_weight), ("batch_size", batch_size), ("patience", patience),
-                         ("eval_every", eval_every)):
-            if val is not None:
-                if key == "cl_weight" and name == "lightgcn":
-                    raise DataError("--cl-weight: lightgcn has no contrastive loss (sgl, simgcl, xsimgcl do)")
-                opts[key] = val
-        opts.update(parse_set(set_, model_class(name).config_class, what=name))
-        opts.update(device=device, random_state=seed, show_progress=progress, resume=resume,
-                    checkpoint_dir=str(checkpoint_dir) if checkpoint_dir is not None else None)
-        if checkpoint_every is not None:
-            opts["checkpoint_every"] = checkpoint_every
-        est = build_model(name, opts)
-        data = data_opts.load()
-        s = data_opts.make_split(data)
-        typer.echo(f"{name} on {s.summary()}")
-        train, val, why = fit_split(s, seed)
-        if why:
-            typer.echo(why)
-        cfg = est.config
-        typer.echo(f"training up to {cfg.n_epochs} epochs, validating every {cfg.eval_every} (stops after "
-                   f"{cfg.patience} evaluations without a better val NDCG@{cfg.eval_k})")
-        t0 = time.perf_counter()
-        est.fit(train, val=val)
-        fit_s = time.perf_counter() - t0
-        if not world.is_main:
-            return
-        n_run = int(len(est.history_["epoch"]))
-        typer.echo(f"trained {n_run} epochs in {fit_s:.1f}s (best epoch {est.best_epoch_})")
-        why_stop = explain_stop(est.history_, int(est.best_epoch_), int(cfg.n_epochs),
-                                key=f"val_{cfg.val_metric}@{cfg.eval_k}")
-        if why_stop:
-            typer.echo(why_stop)
-        import pandas as pd
+        with distributed_session(device) as world:  # torchrun's WORLD_SIZE / RANK / LOCAL_RANK; one process otherwise
+            progress = progress and world.is_main  # rank 0 alone shows progress, evaluates and saves
+            doc = read_config_file(config) if config is not None else {}
+            name = (model or doc.get("model") or "").strip().lower()
+            if not name:
+                raise DataError("give --model NAME or a --config file with model = \"...\"")
+            if name not in GRAPH_MODELS:
+                raise DataError(f"unknown graph model {name!r}; choose one of: {', '.join(GRAPH_MODELS)}")
+            if data_opts.dataset is None and data_opts.interactions is None and doc.get("dataset"):
+                data_opts.dataset = doc["dataset"]
+            data_opts.split = data_opts.split or doc.get("split", "warm")
+            seed = data_opts.seed_
+            opts: dict[str, Any] = dict(doc.get("config", {}))
+            for key, val in (("n_epochs", epochs), ("dim", dim), ("n_layers", layers), ("lr", lr),
+                             ("cl_weight", cl_weight), ("batch_size", batch_size), ("patience", patience),
+                             ("eval_every", eval_every)):
+                if val is not None:
+                    if key == "cl_weight" and name == "lightgcn":
+                        raise DataError("--cl-weight: lightgcn has no contrastive loss (sgl, simgcl, xsimgcl do)")
+                    opts[key] = val
+            opts.update(parse_set(set_, model_class(name).config_class, what=name))
+            opts.update(device=device, random_state=seed, show_progress=progress, resume=resume,
+                        checkpoint_dir=str(checkpoint_dir) if checkpoint_dir is not None else None)
+            if checkpoint_every is not None:
+                opts["checkpoint_every"] = checkpoint_every
+            est = build_model(name, opts)
+            data = data_opts.load()
+            s = data_opts.make_split(data)
+            typer.echo(f"{name} on {s.summary()}")
+            train, val, why = fit_split(s, seed)
+            if why:
+                typer.echo(why)
+            cfg = est.config
+            typer.echo(f"training up to {cfg.n_epochs} epochs, validating every {cfg.eval_every} (stops after "
+                       f"{cfg.patience} evaluations without a better val NDCG@{cfg.eval_k})")
+            t0 = time.perf_counter()
+            est.fit(train, val=val)
+            fit_s = time.perf_counter() - t0
+            if not world.is_main:
+                return
+            n_run = int(len(est.history_["epoch"]))
+            typer.echo(f"trained {n_run} epochs in {fit_s:.1f}s (best epoch {est.best_epoch_})")
+            why_stop = explain_stop(est.history_, int(est.best_epoch_), int(cfg.n_epochs),
+                                    key=f"val_{cfg.val_metric}@{cfg.eval_k}")
+            if why_stop:
+                typer.echo(why_stop)
+            import pandas as pd
 
-        res = pd.concat([evaluate(est, s, which="val", model_name=f"{name} (val)", seed=seed),
-                         evaluate(est, s, which="test", model_name=name, seed=seed)], ignore_index=True)
-        print_results(res)
-        metrics = {}
-        for seg in sorted(set(res.segment)):
-            for which, label in (("val", f"{name} (val)"), ("test", name)):
-                sub = res[res.model == label]
-                for m in ("ndcg", "recall"):
-                    try:
-                        metrics[f"{which}_{seg}_{m}@20"] = metric_value(sub, m, 20, seg)
-                    except KeyError:
-                        pass
-        manifest = data_manifest(data_opts, data, s)
-        meta = {"model": name, "dataset": data.name if data_opts.dataset is not None else None,
-                "interactions": data_opts.interactions, "split": s.kind, "seed": seed,
-                "n_support": s.n_support if s.kind == "user-cold" else 0, "metrics": metrics,
-                "fit_seconds": fit_s, "epochs": n_run, "best_epoch": int(est.best_epoch_),
-                "threshold": manifest["threshold"], "rating_col": manifest["rating_col"], "data": manifest}
-        folder = save_model(est, save, meta=meta)
-        typer.echo(f"model -> {folder}")
-        if output is not None:
-            write_json(to_records(res, config=config_to_dict(est.config), seconds=fit_s, device=str(device),
-                                  extra=record_extra(manifest)), output)
-            typer.echo(f"results -> {output}")
+            res = pd.concat([evaluate(est, s, which="val", model_name=f"{name} (val)", seed=seed),
+                             evaluate(est, s, which="test", model_name=name, seed=seed)], ignore_index=True)
+            print_results(res)
+            metrics = {}
+            for seg in sorted(set(res.segment)):
+                for which, label in (("val", f"{name} (val)"), ("test", name)):
+                    sub = res[res.model == label]
+                    for m in ("ndcg", "recall"):
+                        try:
+                            metrics[f"{which}_{seg}_{m}@20"] = metric_value(sub, m, 20, seg)
+                        except KeyError:
+                            pass
+            manifest = data_manifest(data_opts, data, s)
+            meta = {"model": name, "dataset": data.name if data_opts.dataset is not None else None,
+                    "interactions": data_opts.interactions, "split": s.kind, "seed": seed,
+                    "n_support": s.n_support if s.kind == "user-cold" else 0, "metrics": metrics,
+                    "fit_seconds": fit_s, "epochs": n_run, "best_epoch": int(est.best_epoch_),
+                    "threshold": manifest["threshold"], "rating_col": manifest["rating_col"], "data": manifest}
+            folder = save_model(est, save, meta=meta)
+            typer.echo(f"model -> {folder}")
+            if output is not None:
+                write_json(to_records(res, config=config_to_dict(est.config), seconds=fit_s, device=str(device),
+                                      extra=record_extra(manifest)), output)
+                typer.echo(f"results -> {output}")

@@ -9,7 +9,8 @@
   ranking, logged as ``val_{metric}@{k}``.
 - :class:`Checkpointer` (:mod:`~recsys_coldstart.train.checkpoint`): atomic checkpoints that
   carry a fingerprint of their run and resume only on a match.
-- :func:`current_world` / :func:`init_from_env` / :class:`DistributedWorld`
+- :func:`current_world` / :func:`init_from_env` / :func:`distributed_session` /
+  :func:`shutdown` / :class:`DistributedWorld`
   (:mod:`~recsys_coldstart.train.distributed`): data-parallel training on ``torch.distributed``
   (``torchrun --nproc-per-node N -m recsys_coldstart.cli pretrain ...``).
 
@@ -27,7 +28,13 @@ from recsys_coldstart.train.checkpoint import (
     data_digest,
     run_fingerprint,
 )
-from recsys_coldstart.train.distributed import DistributedWorld, current_world, init_from_env
+from recsys_coldstart.train.distributed import (
+    DistributedWorld,
+    current_world,
+    distributed_session,
+    init_from_env,
+    shutdown,
+)
 from recsys_coldstart.train.loop import LoopResult, World, fit_loop, history_arrays
 from recsys_coldstart.train.validation import (
     VAL_METRICS,
@@ -41,6 +48,6 @@ from recsys_coldstart.train.validation import (
 __all__ = [
     "CHECKPOINT_FILE", "RESUME_MODES", "VAL_METRICS", "Checkpointer", "DistributedWorld", "LoopResult",
     "NumpyGeneratorState", "TorchGeneratorState", "ValidationPlan", "World", "current_world", "data_digest",
-    "fit_loop", "history_arrays", "init_from_env", "log_key", "run_fingerprint", "score_factors", "score_plan",
-    "validation_plan",
+    "distributed_session", "fit_loop", "history_arrays", "init_from_env", "log_key", "run_fingerprint",
+    "score_factors", "score_plan", "shutdown", "validation_plan",
 ]

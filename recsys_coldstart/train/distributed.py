@@ -44,6 +44,8 @@ What each rank does (a :class:`DistributedWorld`):
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import logging
 import os
 import subprocess
@@ -57,8 +59,8 @@ from recsys_coldstart.train.loop import World
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["DistributedWorld", "World", "backend_for", "current_world", "env_world_size", "init_from_env",
-           "local_device", "relaunch"]
+__all__ = ["DistributedWorld", "World", "backend_for", "current_world", "distributed_session", "env_world_size",
+           "init_from_env", "local_device", "relaunch", "shutdown"]
 
 
 def env_world_size() -> int:
@@ -106,8 +108,57 @@ def init_from_env(device: Any = "auto") -> World:
         if backend == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
         dist.init_process_group(backend=backend)
+        # a process that exits with the group alive can abort (SIGABRT) while the interpreter
+        # tears down gloo's worker threads; destroy it while Python is still whole
+        atexit.register(shutdown, wait=False)
         logger.info("process group: backend %s, rank %d of %d", backend, dist.get_rank(), dist.get_world_size())
     return current_world()
+
+
+def shutdown(wait: bool = True) -> None:
+    """End the default process group, if one is running: wait for every rank (``wait``), then
+    ``destroy_process_group``. A no-op without a group, so it is safe to call twice.
+
+    Every rank must call it with the same ``wait``: a rank that leaves first closes its
+    connections while the others may still be sending, which gloo answers with an abort.
+
+    Parameters
+    ----------
+    wait : bool
+        Barrier before destroying (skip it after an error, when the other ranks may never arrive).
+    """
+    try:
+        import torch.distributed as dist
+    except ImportError:  # pragma: no cover - torch without distributed support
+        return
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if wait and dist.get_world_size() > 1:
+        dist.barrier()
+    dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def distributed_session(device: Any = "auto"):
+    """:func:`init_from_env` on entry; on exit, every rank waits for the others and the process
+    group is destroyed (:func:`shutdown`). Yields the :class:`World` (the one-process world
+    without ``torchrun``'s environment).
+
+    On an error the barrier is skipped (the other ranks may never reach it) and the group is
+    still destroyed, so the error propagates instead of hanging.
+
+    Parameters
+    ----------
+    device : str or torch.device
+        The model's device; picks the backend (see :func:`init_from_env`).
+    """
+    world = init_from_env(device)
+    try:
+        yield world
+    except BaseException:
+        shutdown(wait=False)
+        raise
+    shutdown(wait=True)
 
 
 def relaunch(nproc: int, argv: Sequence[str]) -> int:
