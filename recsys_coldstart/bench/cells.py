@@ -42,6 +42,7 @@ from recsys_coldstart.bench.suite import Cell
 from recsys_coldstart.evaluate.protocol import RESULT_COLUMNS, evaluate
 from recsys_coldstart.evaluate.results import peak_rss_mb, to_records
 from recsys_coldstart.exceptions import DataError
+from recsys_coldstart.train.validation import split_fit_kwargs
 from recsys_coldstart.tune.study import make_model
 
 
@@ -73,14 +74,15 @@ def _curve_frame(history: Mapping[str, list[float]], base: Mapping[str, Any]) ->
 
 
 def _fit(model: Any, split, callback, teacher: Any) -> None:
+    extra = split_fit_kwargs(model, split)  # a user-cold split's support, for the models that validate on it
     if teacher is None:
-        model.fit(split.train, val=split.val, callback=callback)
+        model.fit(split.train, val=split.val, callback=callback, **extra)
         return
     # the pretrained model a student / cold-start model starts from: ``init_factors=`` (older
     # signatures called it ``teacher=``)
     params = inspect.signature(model.fit).parameters
     key = "init_factors" if "init_factors" in params else "teacher"
-    model.fit(split.train, val=split.val, callback=callback, **{key: teacher})
+    model.fit(split.train, val=split.val, callback=callback, **{key: teacher}, **extra)
 
 
 def run_model_cell(cell: Cell, split, *, cls: type, ks: Sequence[int], device: str | None,

@@ -37,6 +37,7 @@ from recsys_coldstart.bench.resume import cell_done, cell_path, cell_spec_hash
 from recsys_coldstart.bench.suite import Cell, Suite, check_name, load_suite, suite_cells
 from recsys_coldstart.bench.tuning import tune_cell_config
 from recsys_coldstart.evaluate.results import read_results, write_cell
+from recsys_coldstart.train.validation import split_fit_kwargs
 from recsys_coldstart.tune.study import make_model
 
 logger = logging.getLogger(__name__)
@@ -221,7 +222,7 @@ class _Runner:
             spec = next(m for m in self.suite.models if m.label == label)
             config = self.tuned.get((cell.dataset.name, cell.split.name, label), (dict(spec.config), None))[0]
             model = make_model(lookup(self.models, spec.name), config, seed=cell.seed, device=self.device)
-            model.fit(split.train, val=split.val)
+            model.fit(split.train, val=split.val, **split_fit_kwargs(model, split))
             self.fitted[label] = model
         return self.fitted[label]
 

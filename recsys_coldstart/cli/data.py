@@ -33,6 +33,7 @@ from recsys_coldstart.cli.options import SET_OPT, parse_set
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.data.splits import SPLIT_KINDS, ColdStartSplit, make_split
 from recsys_coldstart.exceptions import DataError
+from recsys_coldstart.train.validation import split_fit_kwargs
 
 logger = logging.getLogger(__name__)
 
@@ -607,7 +608,7 @@ def register(app: typer.Typer) -> None:
                 est = cls(**kwargs)
             except (TypeError, ValueError) as e:
                 raise DataError(f"{model}: {e}") from None
-            est = est.fit(s.train, val=s.val)
+            est = est.fit(s.train, val=s.val, **split_fit_kwargs(est, s))
             name = model
         res = evaluate(est, s, which=which, model_name=name, seed=seed_)
         secs = time.perf_counter() - t0

@@ -88,7 +88,8 @@ def register(app: typer.Typer) -> None:
         temperature: float = typer.Option(1.0, "--temperature", help="Score-distillation temperature T."),
         top_k: int = typer.Option(20, "--top-k", help="K of ranking distillation."),
         item_ids: bool = typer.Option(None, "--item-ids/--no-item-ids",
-                                      help="Hybrid student with item IDs (default: on for user-cold)."),
+                                      help="Hybrid student with item IDs (default: on for user-cold, where every "
+                                           "item is warm, so no item-ID dropout either)."),
         fold_in: str = typer.Option(None, "--fold-in", help="How new users are embedded: ridge (learned fold-in fitted "
                                     "on warm users' first-K reveals; the user-cold default) or tower."),
         epochs: int = typer.Option(None, "--epochs", help="Maximum epochs of the teacher and the student."),
@@ -113,6 +114,7 @@ def register(app: typer.Typer) -> None:
             StudentConfig,
             TwoTowerTeacher,
             TwoTowerTeacherConfig,
+            student_split_defaults,
         )
         from recsys_coldstart.distill.distiller import cold_segment, scoring_latency
         from recsys_coldstart.evaluate import evaluate, metric_value
@@ -161,15 +163,16 @@ def register(app: typer.Typer) -> None:
         else:
             tcfg = TwoTowerTeacherConfig(**{**dict(random_state=seed, device=device, show_progress=progress, **extra),
                                             **t_set})
-            tm = TwoTowerTeacher(tcfg).fit(s.train, val=s.val, init_factors=base)
+            tm = TwoTowerTeacher(tcfg).fit(s.train, val=s.val, init_factors=base, support=s.support)
             typer.echo(f"teacher: trained from {type(base).__name__} in {time.perf_counter() - t0:.1f}s")
+        hybrid = (split == "user-cold") if item_ids is None else item_ids
         scfg = StudentConfig(**{**dict(dim=student_dim, hidden=(student_dim,), lam=lam,
                                        distill=distill_strategy(loss, temperature=temperature, top_k=top_k),
-                                       item_ids=(split == "user-cold") if item_ids is None else item_ids,
-                                       random_state=seed, device=device, show_progress=progress, **extra),
+                                       item_ids=hybrid, random_state=seed, device=device, show_progress=progress,
+                                       **student_split_defaults(split, hybrid), **extra),
                                 **s_set})
         t1 = time.perf_counter()
-        st = Student(scfg).fit(s.train, val=s.val, teacher=tm)
+        st = Student(scfg).fit(s.train, val=s.val, teacher=tm, support=s.support)
         fit_s = time.perf_counter() - t1
         seg = cold_segment(split)
         users = np.resize(np.arange(s.train.n_users), 1000)

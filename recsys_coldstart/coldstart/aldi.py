@@ -199,7 +199,7 @@ class ALDI(TowerRecommender):
         return torch.from_numpy(self._fold_in(prior, observed, self.user_factors_))
 
     def fit(self, train: Interactions, *, val: Interactions | None = None, callback=None,
-            init_factors: Any = None) -> ALDI:
+            init_factors: Any = None, support: Interactions | None = None) -> ALDI:
         """Fit the content generators against the warm teacher ``init_factors``.
 
         Parameters
@@ -212,6 +212,9 @@ class ALDI(TowerRecommender):
             The warm teacher whose vectors warm rows keep and the generators align to (the same
             keyword as every model that starts from pretrained factors); None = a truncated SVD of
             ``train``.
+        support : Interactions, optional
+            A user-cold split's revealed items (``split.support``): cold val users are validated
+            through the new-user path on them, as the test scores them.
 
         Returns
         -------
@@ -303,5 +306,5 @@ class ALDI(TowerRecommender):
 
         rng = self._data_parallel(rng)  # per-rank sampling under torchrun; rng itself in one process
         self._train_loop(train=train, val=val, epoch_fn=epoch_fn, finalize=finalize, callback=callback,
-                         desc="ALDI")
+                         desc="ALDI", support=support)
         return self

@@ -126,7 +126,7 @@ class DropoutNet(PreferenceTowerModel):
         return score_regression_loss(eu @ ei.T, target)
 
     def fit(self, train: Interactions, *, val: Interactions | None = None, callback=None,
-            init_factors: Any = None) -> DropoutNet:
+            init_factors: Any = None, support: Interactions | None = None) -> DropoutNet:
         """Fit on ``train``.
 
         Parameters
@@ -137,6 +137,9 @@ class DropoutNet(PreferenceTowerModel):
         callback : callable, optional
         init_factors : EmbeddingModel, tuple (U, V) or None
             Pretrained preference vectors; None = truncated SVD of ``train``.
+        support : Interactions, optional
+            A user-cold split's revealed items (``split.support``): cold val users are validated
+            through the new-user path on them, as the test scores them.
 
         Returns
         -------
@@ -149,5 +152,5 @@ class DropoutNet(PreferenceTowerModel):
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
             torch.random.manual_seed(int(rng.integers(2**31)))
             self._build()
-        self._fit_loop(train, val, callback, rng, device)
+        self._fit_loop(train, val, callback, rng, device, support=support)
         return self

@@ -176,8 +176,9 @@ class Heater(PreferenceTowerModel):
         return loss
 
     def fit(self, train: Interactions, *, val: Interactions | None = None, callback=None,
-            init_factors: Any = None) -> Heater:
-        """Fit on ``train``; ``init_factors`` gives the pretrained CF vectors (see :class:`DropoutNet`).
+            init_factors: Any = None, support: Interactions | None = None) -> Heater:
+        """Fit on ``train``; ``init_factors`` gives the pretrained CF vectors and ``support`` a
+        user-cold split's revealed items (see :class:`DropoutNet`).
 
         Returns
         -------
@@ -193,7 +194,7 @@ class Heater(PreferenceTowerModel):
             torch.random.manual_seed(int(rng.integers(2**31)))
             self._build()
         try:
-            self._fit_loop(train, val, callback, rng, device)
+            self._fit_loop(train, val, callback, rng, device, support=support)
         finally:
             del self._train_uf, self._train_itf
         return self

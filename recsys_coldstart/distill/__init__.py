@@ -22,7 +22,7 @@ from recsys_coldstart.distill.strategies import (
     RankingDistillation,
     ScoreDistillation,
 )
-from recsys_coldstart.distill.student import Student, StudentConfig
+from recsys_coldstart.distill.student import Student, StudentConfig, student_split_defaults
 from recsys_coldstart.distill.teacher import TwoTowerTeacher, TwoTowerTeacherConfig
 from recsys_coldstart.towers.losses import (
     embedding_alignment_loss,
@@ -37,5 +37,5 @@ __all__ = [
     "ScoreDistillation", "Student", "StudentConfig", "TwoTowerTeacher", "TwoTowerTeacherConfig",
     "bpr_loss", "distill_demo", "embedding_alignment_loss", "pairwise_alignment_loss", "rank_position_weights",
     "ranking_distillation_loss", "sampled_softmax_loss", "score_distillation_loss", "score_regression_loss",
-    "scoring_latency",
+    "scoring_latency", "student_split_defaults",
 ]

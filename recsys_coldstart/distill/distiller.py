@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsys_coldstart.data.splits import ColdStartSplit
-from recsys_coldstart.distill.student import Student, StudentConfig
+from recsys_coldstart.distill.student import Student, StudentConfig, student_split_defaults
 from recsys_coldstart.distill.teacher import TwoTowerTeacher, TwoTowerTeacherConfig
 
 logger = logging.getLogger(__name__)
@@ -144,12 +144,13 @@ def distill_demo(split: ColdStartSplit, base_model: Any = None, *, random_state:
     from recsys_coldstart.evaluate.protocol import evaluate, metric_value
 
     tc = dataclasses.replace(teacher_config or TwoTowerTeacherConfig(), random_state=random_state)
-    sc = student_config or StudentConfig(item_ids=split.kind == "user-cold")
+    sc = student_config or StudentConfig(item_ids=split.kind == "user-cold",
+                                         **student_split_defaults(split.kind, split.kind == "user-cold"))
     sc = dataclasses.replace(sc, random_state=random_state)
     seg = cold_segment(split.kind)
-    teacher = TwoTowerTeacher(tc).fit(split.train, val=split.val, init_factors=base_model)
-    student = Student(sc).fit(split.train, val=split.val, teacher=teacher)
-    plain = Student(sc).fit(split.train, val=split.val)
+    teacher = TwoTowerTeacher(tc).fit(split.train, val=split.val, init_factors=base_model, support=split.support)
+    student = Student(sc).fit(split.train, val=split.val, teacher=teacher, support=split.support)
+    plain = Student(sc).fit(split.train, val=split.val, support=split.support)
     users = _latency_users(split)
     obs = _latency_observed(split, users)
     feats = None if split.train.user_features is None else split.train.user_features.take(users)

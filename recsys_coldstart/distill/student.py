@@ -130,6 +130,29 @@ class StudentConfig(TowerConfig):
                              f"got {self.distill!r}")
 
 
+def student_split_defaults(split_kind: str, item_ids: bool) -> dict[str, Any]:
+    """The :class:`StudentConfig` fields a split kind changes from the config defaults.
+
+    On a ``user-cold`` split every item is warm, so a hybrid student (``item_ids=True``) has no
+    reason to drop item IDs: ``id_dropout=0`` (the 0.3 default trains the item tower for cold
+    items that never come). Measured on the own-data walk-through (ml-100k ratings >= 4,
+    user-cold K=3, seed 0, cold-user NDCG@20): 0.2888 with ``id_dropout=0.3``, 0.3206 with 0
+    (popularity 0.3161). Other kinds: nothing changes.
+
+    Parameters
+    ----------
+    split_kind : str
+        ``ColdStartSplit.kind``.
+    item_ids : bool
+        Whether the student is hybrid.
+
+    Returns
+    -------
+    dict
+    """
+    return {"id_dropout": 0.0} if split_kind == "user-cold" and item_ids else {}
+
+
 class Student(TowerRecommender):
     """Small two-tower student with no per-user parameters.
 
@@ -276,7 +299,7 @@ class Student(TowerRecommender):
 
     # ------------------------------------------------------------------ fit
     def fit(self, train: Interactions, *, val: Interactions | None = None, callback=None,
-            teacher: Any = None) -> Student:
+            teacher: Any = None, support: Interactions | None = None) -> Student:
         """Train the student, distilling from ``teacher`` with ``config.distill`` when given.
 
         Steps: build the towers (seeded), :meth:`_teacher_targets` (the teacher's factors and
@@ -292,6 +315,9 @@ class Student(TowerRecommender):
         teacher : EmbeddingModel or tuple (U, V), optional
             A fitted model with ``user_factors_`` (n_users, D) and ``item_factors_`` (n_items, D);
             only its rows for warm users / items are used as targets.
+        support : Interactions, optional
+            A user-cold split's revealed items (``split.support``): cold val users are validated
+            through the new-user path on them, as the test scores them.
 
         Returns
         -------
@@ -351,7 +377,7 @@ class Student(TowerRecommender):
 
         rng = self._data_parallel(rng)  # per-rank sampling under torchrun; rng itself in one process
         self._train_loop(train=train, val=val, epoch_fn=epoch_fn, finalize=lambda: self._finalize(train, uf, itf),
-                         callback=callback, desc="student")
+                         callback=callback, desc="student", support=support)
         return self
 
     @staticmethod

@@ -257,7 +257,7 @@ class TwoTowerTeacher(TowerRecommender):
 
     # ------------------------------------------------------------------ fit
     def fit(self, train: Interactions, *, val: Interactions | None = None, callback=None,
-            init_factors: Any = None) -> TwoTowerTeacher:
+            init_factors: Any = None, support: Interactions | None = None) -> TwoTowerTeacher:
         """Train both towers on ``train``'s positives.
 
         Parameters
@@ -270,6 +270,9 @@ class TwoTowerTeacher(TowerRecommender):
             ``callback(epoch, logs) -> stop?``.
         init_factors : EmbeddingModel, tuple (U, V) or None
             Pretrained factors for the ID embeddings; None = truncated SVD of ``train``.
+        support : Interactions, optional
+            A user-cold split's revealed items (``split.support``): cold val users are validated
+            through the new-user path on them, as the test scores them.
 
         Returns
         -------
@@ -349,8 +352,8 @@ class TwoTowerTeacher(TowerRecommender):
             return {"loss": total / max(steps, 1)}
 
         rng = self._data_parallel(rng)  # per-rank sampling under torchrun; rng itself in one process
-        self._train_loop(train=train, val=val, epoch_fn=epoch_fn, finalize=lambda: self._finalize(train, uf, itf), callback=callback,
-                         desc="teacher")
+        self._train_loop(train=train, val=val, epoch_fn=epoch_fn, finalize=lambda: self._finalize(train, uf, itf),
+                         callback=callback, desc="teacher", support=support)
         return self
 
     def _finalize(self, train: Interactions, uf, itf) -> None:

@@ -129,6 +129,32 @@ def tower_validation_plan(train: Interactions, val: Interactions | None, k: int 
                            sample_seed=None)
 
 
+def support_rows(train: Interactions, val: Interactions | None, support: Interactions | None) -> sp.csr_matrix | None:
+    """``support``'s positives as a CSR on ``train``'s vocabulary, restricted to users without training
+    positives (the cold users: a warm user is embedded from its training row); None when there
+    is nothing to use (no val, no support, or no cold val user revealed anything).
+
+    Raises
+    ------
+    ValueError
+        When ``support`` is on another vocabulary than ``train``.
+    """
+    if support is None or val is None or not getattr(support, "nnz", 0):
+        return None
+    rev = sp.csr_matrix(support.user_items, dtype=np.float32)
+    if rev.shape != train.user_items.shape:
+        raise ValueError(f"support has shape {rev.shape}, train {train.user_items.shape}: use one split's parts")
+    cold = np.diff(train.user_items.tocsr().indptr) == 0
+    rev = sp.diags(cold.astype(np.float32)) @ rev
+    rev.eliminate_zeros()
+    return rev.tocsr() if rev.nnz else None
+
+
+def _plus(train: Interactions, reveal: sp.csr_matrix) -> sp.csr_matrix:
+    """Train positives plus the revealed ones: what a validation ranking leaves out."""
+    return (sp.csr_matrix(train.user_items, dtype=np.float32) + reveal).tocsr()
+
+
 CONTENT_INIT_MODES: tuple[str, ...] = ("map", "random")
 
 
@@ -365,7 +391,7 @@ class TowerRecommender(EmbeddingRecommender):
 
     def _train_loop(self, *, train: Interactions, val: Interactions | None,
                     epoch_fn: Callable[[int], dict[str, float]], finalize: Callable[[], None],
-                    callback: Callable | None, desc: str) -> None:
+                    callback: Callable | None, desc: str, support: Interactions | None = None) -> None:
         """The shared fit tail of every tower model.
 
         Runs :func:`recsys_coldstart.train.fit_loop` (one evaluation per epoch when ``val`` has
@@ -374,15 +400,32 @@ class TowerRecommender(EmbeddingRecommender):
         ``best_epoch_`` (0: the start state was kept), ``val_start_`` / ``val_best_`` (the val logs
         of the start and of the kept state: how far training moved val) and ``kept_start_``, moves the nets to the CPU and calls
         ``finalize()`` once more so ``user_factors_`` / ``item_factors_`` come from the best weights.
+
+        With ``support`` (the revealed items of a user-cold split's cold users, val users among
+        them), validation embeds each cold val user the way the test path does
+        (:meth:`embed_users` on their support and features: the ridge fold-in, refitted on the
+        current warm vectors, or the user tower) and leaves their support out of the ranking;
+        without it a cold val user is embedded from features alone, which is not the path a
+        revealing user is served by.
         """
         c = self.config
-        plan = tower_validation_plan(train, val, c.eval_k)
+        reveal = support_rows(train, val, support)
+        plan = tower_validation_plan(train if reveal is None else _plus(train, reveal), val, c.eval_k)
+        if plan is not None and reveal is not None:
+            cold_val = plan.users[np.diff(reveal[plan.users].indptr) > 0]
+            reveal = reveal if len(cold_val) else None
+        uf_all = train.user_features.values if train.user_features is not None else None
 
         calls: list[dict[str, float]] = []
 
         def validate() -> dict[str, float]:
             finalize()
-            logs = score_factors(plan, self.user_factors_, self.item_factors_)
+            users = self.user_factors_
+            if reveal is not None:  # cold val users: the new-user path on what they revealed
+                self._fit_fold_in(train)
+                users = users.copy()
+                users[cold_val] = self.embed_users(reveal[cold_val], None if uf_all is None else uf_all[cold_val])
+            logs = score_factors(plan, users, self.item_factors_)
             calls.append(logs)
             return logs
 

@@ -111,7 +111,8 @@ class PreferenceTowerModel(TowerRecommender):
     def _train_loss(self, eu, ei, u, cand, pu, pc, device) -> torch.Tensor:
         raise NotImplementedError
 
-    def _fit_loop(self, train: Interactions, val, callback, rng, device, extra_params=()) -> None:
+    def _fit_loop(self, train: Interactions, val, callback, rng, device, extra_params=(),
+                  support: Interactions | None = None) -> None:
         c = self.config
         self._nets.to(device)
         gen = torch_generator(rng, device)
@@ -146,4 +147,4 @@ class PreferenceTowerModel(TowerRecommender):
 
         rng = self._data_parallel(rng)  # per-rank sampling under torchrun; rng itself in one process
         self._train_loop(train=train, val=val, epoch_fn=epoch_fn, finalize=lambda: self._finalize(uf, itf),
-                         callback=callback, desc=type(self).__name__)
+                         callback=callback, desc=type(self).__name__, support=support)

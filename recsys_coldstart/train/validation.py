@@ -19,6 +19,7 @@ package, which ``tune`` and the bench runner read.
 
 from __future__ import annotations
 
+import inspect
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -141,6 +142,29 @@ def validation_plan(train: Any, val: Any, *, ks: Sequence[int] = (20,), metrics:
 ScoreUsers = Callable[[np.ndarray, np.ndarray | None], Any]
 """``score_fn(user_idx, item_idx) -> scores`` of shape (len(user_idx), n_items or len(item_idx)),
 numpy or torch; ``item_idx`` None means all items."""
+
+
+def split_fit_kwargs(model: Any, split: Any) -> dict[str, Any]:
+    """What ``model.fit`` takes from ``split`` beyond ``train`` and ``val``: ``{"support":
+    split.support}`` when the split's cold users revealed items and the model's ``fit`` has a
+    ``support`` parameter (the tower models validate cold val users on them, the way the test
+    scores them), else ``{}``.
+
+    Parameters
+    ----------
+    model : recommender
+    split : ColdStartSplit
+
+    Returns
+    -------
+    dict
+    """
+    support = getattr(split, "support", None)
+    if support is None or not getattr(support, "nnz", 0):
+        return {}
+    if "support" not in inspect.signature(model.fit).parameters:
+        return {}
+    return {"support": support}
 
 
 def score_plan(plan: ValidationPlan, score_fn: ScoreUsers) -> dict[str, float]:

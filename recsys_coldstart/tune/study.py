@@ -31,6 +31,7 @@ from typing import Any
 
 from recsys_coldstart.evaluate.protocol import default_segments, evaluate, metric_value
 from recsys_coldstart.exceptions import DataError
+from recsys_coldstart.train.validation import split_fit_kwargs
 
 logger = logging.getLogger(__name__)
 
@@ -141,7 +142,7 @@ def make_model(cls: type, overrides: Mapping[str, Any], *, seed: int | None, dev
 def _fit(model_cls: type, kwargs: Mapping[str, Any], split, *, random_state: int | None, device: str | None,
          callback=None, fit_kwargs: Mapping[str, Any] | None = None):
     model = make_model(model_cls, kwargs, seed=random_state, device=device)
-    model.fit(split.train, val=split.val, callback=callback, **dict(fit_kwargs or {}))
+    model.fit(split.train, val=split.val, callback=callback, **{**split_fit_kwargs(model, split), **dict(fit_kwargs or {})})
     return model
 
 
