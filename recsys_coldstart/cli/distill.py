@@ -83,7 +83,8 @@ def register(app: typer.Typer) -> None:
                                      "or a saved TwoTowerTeacher used as is. It must have been trained on this "
                                      "split (same kind and seed), else the command refuses before training."),
         student_dim: int = typer.Option(32, "--student-dim", help="Student embedding size."),
-        lam: float = typer.Option(0.5, "--lambda", help="Weight of the distillation loss (0..1)."),
+        lam: float = typer.Option(None, "--lambda", help="Weight of the distillation loss (0..1; default 0.5, "
+                                  "1 for a hybrid student on user-cold)."),
         loss: str = typer.Option("score", "--loss", help="Distillation loss: score, rank or embed."),
         temperature: float = typer.Option(1.0, "--temperature", help="Score-distillation temperature T."),
         top_k: int = typer.Option(20, "--top-k", help="K of ranking distillation."),
@@ -127,7 +128,7 @@ def register(app: typer.Typer) -> None:
             raise DataError(f"unknown --split {split!r}; choose one of: {', '.join(DISTILL_SPLITS)}")
         if loss not in DISTILL_STRATEGIES:
             raise DataError(f"unknown --loss {loss!r}; choose one of: {', '.join(DISTILL_STRATEGIES)}")
-        if not 0.0 <= lam <= 1.0:
+        if lam is not None and not 0.0 <= lam <= 1.0:
             raise DataError("--lambda must be in [0, 1]")
         fold_in = fold_in or fold_in_for(split)
         if fold_in not in TOWER_FOLD_IN_MODES:
@@ -166,11 +167,12 @@ def register(app: typer.Typer) -> None:
             tm = TwoTowerTeacher(tcfg).fit(s.train, val=s.val, init_factors=base, support=s.support)
             typer.echo(f"teacher: trained from {type(base).__name__} in {time.perf_counter() - t0:.1f}s")
         hybrid = (split == "user-cold") if item_ids is None else item_ids
-        scfg = StudentConfig(**{**dict(dim=student_dim, hidden=(student_dim,), lam=lam,
+        chosen = {"lam": lam} if lam is not None else {}
+        scfg = StudentConfig(**{**dict(dim=student_dim, hidden=(student_dim,),
                                        distill=distill_strategy(loss, temperature=temperature, top_k=top_k),
                                        item_ids=hybrid, random_state=seed, device=device, show_progress=progress,
                                        **student_split_defaults(split, hybrid), **extra),
-                                **s_set})
+                                **chosen, **s_set})
         t1 = time.perf_counter()
         st = Student(scfg).fit(s.train, val=s.val, teacher=tm, support=s.support)
         fit_s = time.perf_counter() - t1

@@ -286,6 +286,13 @@ def test_own_data_walkthrough_scaled_down(own, tmp_path, capsys, monkeypatch):
     assert main(["distill", "--teacher", "runs/g", "--split", "user-cold", "--epochs", "1", "--student-dim", "8",
                  "--no-progress", "--save", "runs/st"]) == 0
     assert main(["evaluate", "--model-path", "runs/st"]) == 0
+    # on user-cold every item is warm: a hybrid student that keeps its item IDs and learns from the
+    # teacher's scores alone (student_split_defaults), unless the command line says otherwise
+    cfg = json.loads((tmp_path / "runs/st/config.json").read_text())
+    assert cfg["config"]["item_ids"] is True and cfg["config"]["id_dropout"] == 0.0 and cfg["config"]["lam"] == 1.0
+    assert main(["distill", "--teacher", "runs/g", "--split", "user-cold", "--epochs", "1", "--student-dim", "8",
+                 "--lambda", "0.3", "--no-progress", "--save", "runs/st2"]) == 0
+    assert json.loads((tmp_path / "runs/st2/config.json").read_text())["config"]["lam"] == 0.3
     assert main(["elicit", *d, "--policy", "popularity", "--policy", "linucb", "--budget", "2",
                  "--output", "elicit.json"]) == 0
     suite = tmp_path / "own.toml"
