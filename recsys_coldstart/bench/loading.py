@@ -33,6 +33,32 @@ def load_data(name: str, data_dir: str | Path | None = None, **options: Any):
     return load_dataset(name, None if data_dir is None else str(data_dir), **options)
 
 
+def data_rule(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """What every record of a cell says about which pairs are positives: ``threshold`` (the suite's
+    ``threshold`` option, a registered explicit dataset's default 4, else None) and
+    ``rating_col`` (own tables), and the table file for own data.
+
+    Parameters
+    ----------
+    name : str
+        The suite's dataset name.
+    options : mapping
+        Its loader options.
+
+    Returns
+    -------
+    dict
+    """
+    own = "interactions" in options
+    thr = options.get("threshold")
+    if thr is None and not own and name != "synthetic":
+        from recsys_coldstart.data.datasets import default_threshold
+
+        thr = default_threshold(name)
+    return {"threshold": None if thr is None else float(thr), "rating_col": options.get("rating_col"),
+            "interactions": options.get("interactions") if own else None}
+
+
 def load_split(dataset: str, spec: SplitSpec | str, seed: int, *, data_dir: str | Path | None = None,
                data=None, options: Mapping[str, Any] | None = None):
     """Cut (or load) the split ``spec`` of ``dataset`` with ``seed``.

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from recsys_coldstart.bench.cells import error_record, lookup, run_elicitation_cell, run_model_cell
-from recsys_coldstart.bench.loading import SplitCache
+from recsys_coldstart.bench.loading import SplitCache, data_rule
 from recsys_coldstart.bench.provenance import run_provenance
 from recsys_coldstart.bench.resume import cell_done, cell_path, cell_spec_hash
 from recsys_coldstart.bench.suite import Cell, Suite, check_name, load_suite, suite_cells
@@ -170,7 +170,8 @@ class _Runner:
             self.current = key
         t0 = time.perf_counter()
         extra = {"status": "ok", "cell": cell.id, "suite": self.suite.name, **self.run_meta,
-                 "spec_hash": cell_spec_hash(cell, self.suite)}
+                 "spec_hash": cell_spec_hash(cell, self.suite),
+                 **data_rule(cell.dataset.name, cell.dataset.options)}  # the positive rule, as every command keeps it
         try:
             split = self.splits.get(cell)
             if cell.kind == "model":

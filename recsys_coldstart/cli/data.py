@@ -245,11 +245,9 @@ def _effective_threshold(opts: DataOptions) -> float | None:
     if opts.threshold is not None:
         return float(opts.threshold)
     if opts.dataset is not None and opts.dataset != "synthetic":
-        from recsys_coldstart.data.datasets import DATASETS
+        from recsys_coldstart.data.datasets import default_threshold
 
-        info = DATASETS.get(opts.dataset)
-        if info is not None and "explicit" in info.feedback:
-            return 4.0
+        return default_threshold(opts.dataset)
     return None
 
 

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from recsys_coldstart.cli import main
+from recsys_coldstart.evaluate.results import read_cell_records
 from recsys_coldstart.io import read_model_meta
 
 TINY_GRAPH = ["--set", "n_epochs=2", "--set", "eval_every=1", "--dim", "8", "--layers", "1", "--no-progress"]
@@ -316,6 +317,9 @@ name = "popularity"
 name = "feature-popularity"
 """)
     assert main(["bench", str(suite), "--out", "results/own", "--no-progress"]) == 0
+    for cell in (tmp_path / "results/own/cells").glob("*.json"):  # the positive rule is kept in bench records too
+        recs = read_cell_records(cell)
+        assert recs and all(r["threshold"] == 4.0 and r["rating_col"] == "rating" for r in recs), cell.name
     assert main(["report", "results/own", "--out", "report"]) == 0
     out = capsys.readouterr().out
     assert "ratings >= 4 are positives (--threshold 4)" in out

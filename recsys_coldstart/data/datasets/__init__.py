@@ -135,6 +135,13 @@ def dataset_status(data_dir: str | os.PathLike | None = None) -> list[tuple[str,
     return out
 
 
+def default_threshold(name: str) -> float | None:
+    """The positive threshold a registered dataset is loaded with by default: 4 (ratings >= 4) for
+    explicit-feedback sets (MovieLens), None for implicit ones and unknown names."""
+    info = DATASETS.get(name)
+    return 4.0 if info is not None and "explicit" in info.feedback else None
+
+
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, *, threshold: float = 4.0,
                  **options: Any) -> Interactions:
     """Load a registered public dataset as :class:`Interactions`.
@@ -222,6 +229,6 @@ def load_predefined_split(name: str, kind: str, data_dir: str | os.PathLike | No
 
 
 __all__ = [
-    "DATA_ENV", "DATASETS", "DatasetInfo", "resolve_data_dir", "dataset_folder", "dataset_status", "load_dataset",
+    "DATA_ENV", "DATASETS", "DatasetInfo", "default_threshold", "resolve_data_dir", "dataset_folder", "dataset_status", "load_dataset",
     "load_predefined_split", "load_table", "make_synthetic",
 ]
