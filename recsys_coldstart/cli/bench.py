@@ -8,7 +8,7 @@ from pathlib import Path
 
 import typer
 
-from recsys_coldstart.cli.data import DataOptions, data_options
+from recsys_coldstart.cli.data import DataOptions, data_options, own_table_options
 from recsys_coldstart.cli.registry import MODELS
 from recsys_coldstart.exceptions import DataError
 
@@ -85,6 +85,9 @@ def tune(model: str = typer.Option(..., "--model", "-m", help="Model to tune: " 
          timeout: float = typer.Option(None, "--timeout", help="Stop starting trials after this many seconds."),
          config_json: str = typer.Option("{}", "--config", help="Fixed config overrides as JSON, e.g. "
                                          "'{\"n_epochs\": 30}'."),
+         set_: list[str] = typer.Option([], "--set", help="A fixed config field of every trial, key=value "
+                                        "(repeatable; a searched field set here is not searched), e.g. --set "
+                                        "n_epochs=30; an unknown key lists the valid ones."),
          device: str = typer.Option(None, "--device", help="Model device (auto, cpu, cuda)."),
          prune: bool = typer.Option(True, "--prune/--no-prune", help="Median pruning from per-epoch val logs."),
          out: Path = typer.Option(Path("best.toml"), "--out", "-o", help="Write the best config here, as a suite "
@@ -113,6 +116,13 @@ def tune(model: str = typer.Option(..., "--model", "-m", help="Model to tune: " 
         raise DataError(f"--config is not valid JSON ({e})") from None
     if not isinstance(base, dict):
         raise DataError("--config must be a JSON object")
+    from recsys_coldstart.cli.options import parse_set
+
+    if set_:
+        cfg_cls = getattr(model_class(model), "config_class", None)
+        if cfg_cls is None:
+            raise DataError(f"{model} has no config: --set does not apply")
+        base.update(parse_set(set_, cfg_cls, what=model))
     # the shared data option group (cli.data): a dataset name or the user's own table
     data_dir, split, n_support, seed = data_opts.data_dir, data_opts.split or "warm", data_opts.k_support or 0, \
         data_opts.seed_
@@ -138,12 +148,18 @@ def tune(model: str = typer.Option(..., "--model", "-m", help="Model to tune: " 
         raise typer.Exit(130) from None
     cmd = current_command(data_dir=data_dir)
     path = write_best_toml(res, out, model=model, dataset=dataset, split_kind=split, n_support=n_support,
-                           command=cmd)
+                           command=cmd, dataset_options=own_table_options(data_opts))
     if predefined:
         text = path.read_text().replace(f'kind = "{split}"', f'kind = "{split}"\npredefined = true', 1)
         path.write_text(text)
     dev = resolved_device(make_model(cls, base, seed=seed, device=device))
     recs = tune_records(res, model=f"{model}", dataset=dataset, split=spec.name, seed=seed, command=cmd, device=dev)
+    from recsys_coldstart.bench.loading import data_rule
+
+    rule = data_rule(dataset, own_table_options(data_opts) or
+                     ({"threshold": data_opts.threshold} if data_opts.threshold is not None else {}))
+    for r in recs:  # the positive rule, as every record keeps it
+        r.update(rule)
     from recsys_coldstart.evaluate.results import write_json
 
     rpath = write_json(recs, results or out.with_name(out.stem + "_tune.json"))

@@ -322,6 +322,17 @@ def data_manifest(opts: DataOptions, data: Interactions, split: ColdStartSplit) 
     }
 
 
+def own_table_options(opts: DataOptions) -> dict[str, Any] | None:
+    """The loader options of the user's own table (``interactions``, feature files, columns,
+    separator, encoding, threshold) as a suite's ``[[datasets]] options`` table, so a written
+    suite (``tune``'s best.toml) reads the same data; None for a named dataset."""
+    if opts.interactions is None:
+        return None
+    keys = ("interactions", "user_features", "item_features", "user_col", "item_col", "rating_col",
+            "timestamp_col", "sep", "encoding", "threshold")
+    return {k: getattr(opts, k) for k in keys if getattr(opts, k) is not None}
+
+
 def record_extra(manifest: dict[str, Any]) -> dict[str, Any]:
     """What every result record carries about its data (threshold, rating column, rule, source)."""
     return {"threshold": manifest.get("threshold"), "rating_col": manifest.get("rating_col"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
@@ -238,3 +239,30 @@ def test_a_base_config_field_fixes_that_parameter(split):
                evaluate_test=False)
     assert all(t.params == {} for t in res.study.trials)  # nothing left to search
     assert all(t.user_attrs["config"] == {"noise": 0.5} for t in res.study.trials)
+
+
+def test_cli_tune_on_an_own_table_fixes_set_fields_and_writes_a_suite_that_reads_the_same_table(tmp_path,
+                                                                                               monkeypatch):
+    import tomllib
+
+    from recsys_coldstart.cli import main
+    from recsys_coldstart.evaluate.results import read_cell_records
+
+    rng = np.random.default_rng(0)
+    rows = [(u, i, int(rng.integers(1, 6))) for u in range(80) for i in rng.choice(60, 12, replace=False)]
+    (tmp_path / "r.csv").write_text("user,item,rating\n" + "".join(f"u{u},i{i},{r}\n" for u, i, r in rows))
+    monkeypatch.chdir(tmp_path)
+    rc = main(["tune", "--model", "als", "--interactions", "r.csv", "--rating-col", "rating", "--threshold", "3",
+               "--trials", "2", "--set", "n_epochs=3", "--no-progress", "--out", "best.toml"])
+    assert rc == 0
+    suite = tomllib.loads((tmp_path / "best.toml").read_text())
+    options = suite["datasets"][0]["options"]
+    assert options["interactions"] == "r.csv" and options["threshold"] == 3  # the same table, the same rule
+    assert suite["models"][0]["config"]["n_epochs"] == 3  # a --set field is fixed in every trial
+    recs = json.loads((tmp_path / "best_tune.json").read_text())
+    assert recs and all(r["threshold"] == 3.0 and r["rating_col"] == "rating" for r in recs)
+    assert main(["bench", "best.toml", "--out", "res", "--no-progress"]) == 0
+    recs = [r for f in (tmp_path / "res/cells").glob("*.json") for r in read_cell_records(f)]
+    assert recs and all(r["threshold"] == 3.0 for r in recs)
+    # an unknown field is refused with the valid ones named
+    assert main(["tune", "--model", "als", "--interactions", "r.csv", "--set", "nope=1", "--trials", "1"]) == 2
