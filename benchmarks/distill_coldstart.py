@@ -468,16 +468,18 @@ def feature_variant(split, variant: str, seed: int):
     return dataclasses.replace(split, **parts)
 
 
-def run_hold(cell: str, seed: int, data_dir: str, epochs: int, n_support: int, min_df: int = 1) -> list[dict]:
+def run_hold(cell: str, seed: int, data_dir: str, epochs: int, n_support: int, min_df: int = 1,
+             base_dim: int = 64) -> list[dict]:
     """One issue-15 cell: teacher vs its init model, learned cold-start models vs the map they start
-    from and the floor; per model the val of the start, of the kept state, and whether the start was kept."""
+    from and the floor; per model the val of the start, of the kept state, and whether the start was kept.
+    Every model starts from one ALS(``base_dim``) (the teacher is ``base_dim`` wide too)."""
     from recsys_coldstart.baselines.content_knn import ContentKNN
     from recsys_coldstart.baselines.feature_popularity import FeaturePopularity
     from recsys_coldstart.baselines.implicit_mf import ALS
     from recsys_coldstart.cli.data import get_split
     from recsys_coldstart.coldstart import ALDI, DropoutNet, Heater
     from recsys_coldstart.data.datasets import load_dataset
-    from recsys_coldstart.distill import Student, TwoTowerTeacher
+    from recsys_coldstart.distill import Student, TwoTowerTeacher, student_split_defaults
     from recsys_coldstart.evaluate.protocol import evaluate, metric_value
 
     name_var, kind = cell.split(":")
@@ -494,7 +496,7 @@ def run_hold(cell: str, seed: int, data_dir: str, epochs: int, n_support: int, m
     common = dict(n_epochs=epochs, patience=2, random_state=seed, device="cpu", fold_in=fold_in_for(kind))
     out: list[dict] = []
     t_all = time.perf_counter()
-    als = ALS(dim=64, random_state=seed, num_threads=1).fit(train)
+    als = ALS(dim=base_dim, random_state=seed, num_threads=1).fit(train)
     models: dict[str, object] = {}
     secs: dict[str, float] = {}
 
@@ -504,14 +506,19 @@ def run_hold(cell: str, seed: int, data_dir: str, epochs: int, n_support: int, m
         secs[name] = time.perf_counter() - t0
         print(f"  {cell} seed {seed}: {name} fitted in {secs[name]:.1f}s", flush=True)
 
+    # user-cold: cold val users are validated on the items they revealed, as the test scores them
+    sup = {"support": split.support} if kind == "user-cold" else {}
+    hybrid = kind != "item-cold"
     # the teacher's init model on the teacher's path: ALS(64) + the content map on its vectors
-    fit("content-map", lambda: DropoutNet(**{**common, "n_epochs": 0}, pref_dim=None).fit(train, val=val, init_factors=als))
-    fit("teacher", lambda: TwoTowerTeacher(**common, dim=64, hidden=(128,) if heavy else (256, 256)).fit(
-        train, val=val, init_factors=als))
-    fit("student-score", lambda: Student(item_ids=kind != "item-cold", **common).fit(
-        train, val=val, teacher=models["teacher"]))
-    fit("dropoutnet", lambda: DropoutNet(**common, pref_dim=None).fit(train, val=val, init_factors=als))
-    fit("heater", lambda: Heater(**common, pref_dim=None, n_experts=2 if heavy else 5).fit(train, val=val, init_factors=als))
+    fit("content-map", lambda: DropoutNet(**{**common, "n_epochs": 0}, pref_dim=None).fit(
+        train, val=val, init_factors=als, **sup))
+    fit("teacher", lambda: TwoTowerTeacher(**common, dim=base_dim, hidden=(128,) if heavy else (256, 256)).fit(
+        train, val=val, init_factors=als, **sup))
+    fit("student-score", lambda: Student(item_ids=hybrid, **{**common, **student_split_defaults(kind, hybrid)}).fit(
+        train, val=val, teacher=models["teacher"], **sup))
+    fit("dropoutnet", lambda: DropoutNet(**common, pref_dim=None).fit(train, val=val, init_factors=als, **sup))
+    fit("heater", lambda: Heater(**common, pref_dim=None, n_experts=2 if heavy else 5).fit(
+        train, val=val, init_factors=als, **sup))
     if kind == "item-cold":
         fit("aldi", lambda: ALDI(**common).fit(train, val=val, init_factors=als))
         fit("content-knn", lambda: ContentKNN().fit(train))
@@ -527,7 +534,7 @@ def run_hold(cell: str, seed: int, data_dir: str, epochs: int, n_support: int, m
                "kept_start": bool(getattr(m, "kept_start_", False)) if hasattr(m, "kept_start_") else None,
                "best_epoch": int(getattr(m, "best_epoch_", -1)),
                "map_option": str(getattr(m, f"{'item' if kind == 'item-cold' else 'user'}_cmap_val_", "")),
-               "fit_seconds": secs[name], "epochs": epochs, "command": current_command()}
+               "fit_seconds": secs[name], "epochs": epochs, "base_dim": base_dim, "command": current_command()}
         if name == "student-score":  # student vs its floor's val, from the history
             h = getattr(m, "history_", {})
             row["val_recall@20_best"] = float(np.nanmax(h["val_recall@20"])) if "val_recall@20" in h else np.nan
@@ -546,14 +553,18 @@ def hold_report(df: pd.DataFrame) -> str:
              "Test NDCG@20 / Recall@20 on the cold segment (`cold-item`: ranked among the cold items; "
              "`cold-user`: K=3 support), mean ± std over the seeds run. `val start -> best`: val Recall@20 of "
              "the state before training and of the kept state (early stopping counts the start as a candidate). "
-             "`content-map` is ALS(64) + the closed-form content map (ridge / k-NN / content-KNN-style history, "
+             "`content-map` is ALS(d) + the closed-form content map (ridge / k-NN / content-KNN-style history, "
              "chosen on val) = the teacher's init model on the teacher's new-user / new-item path, and the start "
-             "of DropoutNet / Heater / ALDI. A row whose training never beat its start on val on any seed is "
-             "labelled `= content map (training did not improve val)`.", ""]
+             "of DropoutNet / Heater / ALDI; d (the `base` of each cell's heading) is the width of the one ALS "
+             "every model of the cell starts from (the teacher is d wide too). A row whose training never beat "
+             "its start on val on any seed is labelled `= content map (training did not improve val)`. On "
+             "user-cold the tower models validate the cold val users on the K items they revealed (the test's "
+             "path) and the student is the hybrid one with the user-cold defaults (no ID dropout, lambda 1).", ""]
     checks = []
     for cell, g in df.groupby("cell", sort=False):
         seeds = sorted(int(x) for x in g.seed.unique())
-        lines += [f"## {cell} (seeds {seeds})", "",
+        base = sorted(int(x) for x in g["base_dim"].dropna().unique()) if "base_dim" in g else []
+        lines += [f"## {cell} (seeds {seeds}{', base ALS(' + '/'.join(map(str, base)) + ')' if base else ''})", "",
                   "| model | NDCG@20 | Recall@20 | val R@20 start -> best | kept start (seeds) | map options on val R@20 (first seed) |",
                   "| --- | --- | --- | --- | --- | --- |"]
         nd = {}
@@ -616,7 +627,9 @@ def hold_main(args) -> None:
     rows = json.loads(path.read_text()) if (args.append and path.is_file()) else []
     for seed in args.seeds:
         for cell in args.hold:
-            rows += run_hold(cell, seed, args.data_dir, args.epochs, args.n_support, args.min_df)
+            dataset = cell.split(":")[0].partition("/")[0]
+            rows += run_hold(cell, seed, args.data_dir, args.epochs, args.n_support, args.min_df,
+                             base_dim=args.base_dims.get(dataset, 64))
             write_json(rows, path)
             (RESULTS / f"{args.out}.md").write_text(hold_report(pd.DataFrame(rows)))
 
@@ -671,6 +684,7 @@ def main() -> None:
     path = OUT.with_suffix(".json")
     lat_path = RESULTS / "distill_coldstart_latency.json"
     warm_path = RESULTS / "distill_coldstart_warm.json"
+    args.base_dims = {k: int(v) for k, v in (x.split("=") for x in args.base_factors)}
     if args.hold is not None:
         hold_main(args)
         return

@@ -17,6 +17,7 @@ place names become classes).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -230,6 +231,25 @@ class EmbeddingAlignment(DistillStrategy):
 
 STRATEGIES: tuple[type[DistillStrategy], ...] = (ScoreDistillation, RankingDistillation, EmbeddingAlignment)
 """The built-in strategies (the members of ``StudentConfig.distill``'s annotation)."""
+
+
+def strategy_from_dict(data: Mapping[str, Any]) -> DistillStrategy:
+    """The strategy a ``{"kind": ..., <fields>}`` table describes (the form ``config.json``, a suite
+    TOML or ``tune``'s best.toml stores), e.g. ``{"kind": "score", "temperature": 2.0}``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown ``kind`` (naming the known ones) or an unknown field.
+    """
+    kinds = {cls.__dataclass_fields__["kind"].default: cls for cls in STRATEGIES}
+    kind = data.get("kind", "score")
+    if kind not in kinds:
+        raise ValueError(f"unknown distillation kind {kind!r}; choose one of: {', '.join(kinds)}")
+    try:
+        return kinds[kind](**dict(data))
+    except TypeError as e:
+        raise ValueError(f"distill {{kind = {kind!r}}}: {e}") from None
 
 
 def teacher_topk(Ut: np.ndarray, Vt: np.ndarray, observed: sp.csr_matrix, warm_items: np.ndarray,

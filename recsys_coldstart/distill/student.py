@@ -11,6 +11,7 @@ References
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,7 @@ from recsys_coldstart.distill.strategies import (
     ScoreDistillation,
     StudentBatch,
     TeacherTargets,
+    strategy_from_dict,
 )
 from recsys_coldstart.towers.base import (
     TowerConfig,
@@ -121,6 +123,11 @@ class StudentConfig(TowerConfig):
     few_shot_max: int = field(default=10, metadata=at_least(1, integer=True))
     lr: float = field(default=3e-3, metadata=greater_than(0))
     weight_decay: float = field(default=0.0, metadata=at_least(0))
+
+    def __post_init__(self) -> None:
+        if isinstance(self.distill, Mapping):  # the stored / TOML form {kind = "score", temperature = 2.0}
+            object.__setattr__(self, "distill", strategy_from_dict(self.distill))
+        super().__post_init__()
 
     def _check(self) -> None:
         super()._check()

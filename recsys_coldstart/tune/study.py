@@ -472,6 +472,8 @@ def _toml_value(v: Any) -> str:
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     if isinstance(v, Mapping):
         return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):  # a nested config, e.g. a distillation strategy
+        return _toml_value({f.name: getattr(v, f.name) for f in dataclasses.fields(v) if f.init})
     if v is None:
         raise DataError("TOML has no null: drop None-valued config fields")
     raise DataError(f"cannot write {type(v).__name__} to TOML")

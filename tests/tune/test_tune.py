@@ -266,3 +266,22 @@ def test_cli_tune_on_an_own_table_fixes_set_fields_and_writes_a_suite_that_reads
     assert recs and all(r["threshold"] == 3.0 for r in recs)
     # an unknown field is refused with the valid ones named
     assert main(["tune", "--model", "als", "--interactions", "r.csv", "--set", "nope=1", "--trials", "1"]) == 2
+
+
+@pytest.mark.parametrize("strategy", ["score", "rank"])
+def test_a_tuned_student_strategy_round_trips_through_best_toml(strategy, tmp_path):
+    # the student's search space returns a strategy object; the written suite stores it as a
+    # {kind = ..., <fields>} table and bench rebuilds the same object from it
+    from recsys_coldstart.cli.registry import distill_strategy, model_class
+    from recsys_coldstart.tune.study import make_model, suite_toml
+
+    strat = distill_strategy(strategy, temperature=2.5, top_k=10)
+    text = suite_toml(model="student", dataset="synthetic", split_kind="item-cold",
+                      config={"lam": 0.3, "distill": strat})
+    assert f'kind = "{strategy}"' in text
+    (tmp_path / "best.toml").write_text(text)
+    config = load_suite(tmp_path / "best.toml").models[0].config
+    model = make_model(model_class("student"), config, seed=0)
+    assert model.config.distill == strat and model.config.lam == 0.3
+    with pytest.raises(ValueError, match="unknown distillation kind 'nope'"):
+        make_model(model_class("student"), {"distill": {"kind": "nope"}}, seed=0)
