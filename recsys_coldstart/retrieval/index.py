@@ -431,8 +431,10 @@ class EmbeddingIndex:
 
 
 def exact_topk_ids(vectors: np.ndarray, query: np.ndarray, k: int, metric: str = "ip",
-                   block: int = 256) -> np.ndarray:
-    """Exact top-``k`` item ids (torch matmul + ``torch.topk``, ``block`` queries at a time).
+                   block: int = 256, max_block_bytes: int = 1 << 29) -> np.ndarray:
+    """Exact top-``k`` item ids (torch matmul + ``torch.topk``, ``block`` queries at a time, fewer
+    when a block's ``(block, n_items)`` float32 scores would exceed ``max_block_bytes``: 256
+    queries against 10^7 items would be 10 GB).
 
     Parameters
     ----------
@@ -442,6 +444,8 @@ def exact_topk_ids(vectors: np.ndarray, query: np.ndarray, k: int, metric: str =
     metric : {"ip", "cosine", "l2"}
         ``"cosine"`` expects both already normalised (it ranks by inner product).
     block : int
+    max_block_bytes : int
+        Memory bound of one block's score matrix (default 512 MiB).
 
     Returns
     -------
@@ -449,6 +453,7 @@ def exact_topk_ids(vectors: np.ndarray, query: np.ndarray, k: int, metric: str =
     """
     import torch
 
+    block = int(max(1, min(block, max_block_bytes // max(4 * len(vectors), 1))))
     items = torch.from_numpy(np.ascontiguousarray(vectors, dtype=np.float32))
     sq = (items * items).sum(1) if metric == "l2" else None
     out = np.empty((len(query), k), np.int64)

@@ -117,3 +117,10 @@ def test_rank_and_score_blocks_users_never_a_users_by_items_matrix():
     assert max(shapes) <= batch and sum(shapes) == n_eval
     assert peak < n_eval * n_items * 4 / 4, peak  # far below one full score matrix
     assert res[("recall", 20)].shape == (n_eval,)
+
+
+def test_exact_topk_blocks_are_bounded_in_memory_and_give_the_same_ids(mixture):
+    # a small byte budget forces one query per block: the ids are those of the default blocks
+    items, queries = mixture
+    np.testing.assert_array_equal(exact_topk_ids(items, queries, K, max_block_bytes=4 * len(items)),
+                                  exact_topk_ids(items, queries, K))
