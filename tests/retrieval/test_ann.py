@@ -120,7 +120,10 @@ def test_rank_and_score_blocks_users_never_a_users_by_items_matrix():
 
 
 def test_exact_topk_blocks_are_bounded_in_memory_and_give_the_same_ids(mixture):
-    # a small byte budget forces one query per block: the ids are those of the default blocks
+    # a small byte budget forces one query per block: the same top-k as the default blocks (up to
+    # the order of float near-ties: compare the scores at the returned ids)
     items, queries = mixture
-    np.testing.assert_array_equal(exact_topk_ids(items, queries, K, max_block_bytes=4 * len(items)),
-                                  exact_topk_ids(items, queries, K))
+    one = exact_topk_ids(items, queries, K, max_block_bytes=4 * len(items))
+    ref = exact_topk_ids(items, queries, K)
+    np.testing.assert_allclose(np.einsum("bkd,bd->bk", items[one], queries),
+                               np.einsum("bkd,bd->bk", items[ref], queries), rtol=1e-5, atol=1e-5)
