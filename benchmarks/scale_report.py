@@ -175,17 +175,18 @@ def ann_section(anns: list[dict]) -> tuple[list[str], dict]:
         md.append(f"Command: `nice -n 10 {a['command']}`")
     md += ["", f"Versions: {anns[0]['versions']}", "",
            "Item vectors: Gaussian mixture in d = 64 (1000 centres, per-centre scales), queries from the same "
-           "mixture; exact = torch float32 matmul + top-k in blocks of 256 queries (the ground truth and the "
-           "baseline throughput); IVF-PQ = `EmbeddingIndex(backend=\"ivfpq\", refine=10)`: 16 x 8-bit PQ codes "
-           "(16 B per item), nlist cells trained on 32 vectors per cell, `tune()` picks the smallest nprobe with "
+           "mixture; exact = torch float32 matmul + top-k in blocks of up to 256 queries and 512 MiB of scores "
+           "(the ground truth and the baseline throughput); IVF-PQ = `EmbeddingIndex(backend=\"ivfpq\", "
+           "refine=r)`: 16 x 8-bit PQ codes (16 B per item), the best r x k PQ candidates re-ranked exactly, "
+           "nlist cells trained on 32 vectors per cell, `tune()` picks the smallest nprobe with "
            "Recall@100 >= 0.95 on 300 tuning queries, then 500 other queries are measured. Same process, same "
            "threads, back to back.", "",
-           "| items | nlist | nprobe (tuned) | Recall@100 vs exact | exact q/s | IVF-PQ q/s | speed-up | codes MB | ids MB | centroids MB | refine store MB | index total MB | float vectors MB | build s | peak RSS MB |",
-           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+           "| items | nlist | refine r | nprobe (tuned) | Recall@100 vs exact | exact q/s | IVF-PQ q/s | speed-up | codes MB | ids MB | centroids MB | refine store MB | index total MB | float vectors MB | build s | peak RSS MB |",
+           "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     rows = [r for a in anns for r in a["rows"]]
     for r in rows:
         mem = r["index_memory_bytes"]
-        md.append(f"| {r['n_items']:,} | {r['nlist']} | {r['nprobe']} | {r['recall@100']:.4f} | {r['exact_qps']:,.0f} | "
+        md.append(f"| {r['n_items']:,} | {r['nlist']} | {r['refine']} | {r['nprobe']} | {r['recall@100']:.4f} | {r['exact_qps']:,.0f} | "
                   f"{r['ivfpq_qps']:,.0f} | {r['speedup']:.1f}x | {mb(mem['codes'])} | {mb(mem['ids'])} | "
                   f"{mb(mem['centroids'])} | {mb(mem['refine'])} | {mb(mem['total'])} | "
                   f"{mb(r['float_vectors_bytes'])} | {r['seconds_build']:.0f} | {r['peak_rss_mb']:,.0f} |")
