@@ -397,7 +397,7 @@ def tune(model_cls: type, split, *, metric: str = "ndcg@20", segment: str | None
             if pruned_at:
                 raise optuna.TrialPruned(f"pruned at epoch {pruned_at[0]}")
             value = score_split(model, split, metric=metric, segment=segment, which="val")
-            trial.set_user_attr("config", {**base, **params})
+            trial.set_user_attr("config", _storable({**base, **params}))
             trial.set_user_attr("n_reports", len(reported))
             return value
         except KeyboardInterrupt:
@@ -455,6 +455,14 @@ def tune(model_cls: type, split, *, metric: str = "ndcg@20", segment: str | None
 # ---------------------------------------------------------------------------------------------
 # outputs: a bench-ready TOML file and report records
 # ---------------------------------------------------------------------------------------------
+def _storable(config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` with nested config objects (e.g. a student's distillation strategy) as their
+    ``{field: value}`` tables: what optuna's storage can hold as JSON, and what the configs rebuild
+    the objects from."""
+    return {k: ({f.name: getattr(v, f.name) for f in dataclasses.fields(v) if f.init}
+                if dataclasses.is_dataclass(v) and not isinstance(v, type) else v) for k, v in config.items()}
+
+
 def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"

@@ -285,3 +285,18 @@ def test_a_tuned_student_strategy_round_trips_through_best_toml(strategy, tmp_pa
     assert model.config.distill == strat and model.config.lam == 0.3
     with pytest.raises(ValueError, match="unknown distillation kind 'nope'"):
         make_model(model_class("student"), {"distill": {"kind": "nope"}}, seed=0)
+
+
+def test_student_study_in_sqlite_storage_keeps_every_trial(tmp_path):
+    # the student's space draws a strategy object: a trial's stored config must be JSON, or every
+    # non-default trial fails in a persistent (suite) study
+    from recsys_coldstart.cli.registry import model_class
+
+    s = make_split(make_synthetic(n_users=120, n_items=90, mean_ratings=12, random_state=0), "item-cold",
+                   random_state=0)
+    res = tune(model_class("student"), s, n_trials=3, storage=f"sqlite:///{tmp_path / 'st.db'}", random_state=0,
+               base_config={"n_epochs": 1, "dim": 8, "hidden": (8,)}, evaluate_test=False, prune=False)
+    assert res.n_failed == 0 and res.n_complete == 3
+    from recsys_coldstart.tune.study import make_model
+
+    make_model(model_class("student"), res.best_config, seed=0)  # the stored config rebuilds the model
