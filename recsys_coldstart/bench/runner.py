@@ -221,8 +221,11 @@ class _Runner:
         label = cell.model.teacher
         if label not in self.fitted:
             spec = next(m for m in self.suite.models if m.label == label)
-            config = self.tuned.get((cell.dataset.name, cell.split.name, label), (dict(spec.config), None))[0]
-            model = make_model(lookup(self.models, spec.name), config, seed=cell.seed, device=self.device)
+            # the teacher's own config: its tuned one when its suite entry is tuned (read back from its
+            # finished study when the teacher's cell was skipped on resume), never silently the default
+            cls = lookup(self.models, spec.name)
+            config = self._config(dataclasses.replace(cell, model=spec), split, cls, None)[0]
+            model = make_model(cls, config, seed=cell.seed, device=self.device)
             model.fit(split.train, val=split.val, **split_fit_kwargs(model, split))
             self.fitted[label] = model
         return self.fitted[label]

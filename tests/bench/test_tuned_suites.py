@@ -76,3 +76,32 @@ def test_tune_table_errors():
         parse_suite(_doc(tune={"trials": 0}), models=models)
     with pytest.raises(DataError, match="metric must look like"):
         parse_suite(_doc(tune={"trials": 2, "metric": "ndcg"}), models=models)
+
+
+def test_a_resumed_student_cell_distils_from_the_tuned_teacher(tmp_path, monkeypatch):
+    # the teacher's cell is skipped on resume: the student's teacher is refitted with the teacher's
+    # tuned config read back from its finished study, not silently with the suite's default
+    import recsys_coldstart.bench.runner as runner
+
+    models = model_classes()
+    tower = {"n_epochs": 1, "dim": 8, "hidden": [8], "batch_size": 512}
+    doc = _doc(seeds=[0], tune={"trials": 3, "timeout_s": 120},
+               datasets=[{"name": "synthetic", "splits": ["item-cold"], "options": SYN}],
+               models=[{"name": "teacher", "config": tower},
+                       {"name": "student", "teacher": "teacher", "config": tower}])
+    suite = parse_suite(doc, models=models)
+    out = tmp_path / "res"
+    assert not run_suite(suite, out, models=models).failed
+    best = json.loads(next((out / "tune").glob("*teacher.best.json")).read_text())["best_config"]
+    next((out / "cells").glob("*student*")).unlink()
+    made = []
+    real = runner.make_model
+
+    def recording(cls, config, **kw):
+        made.append((cls.__name__, dict(config)))
+        return real(cls, config, **kw)
+
+    monkeypatch.setattr(runner, "make_model", recording)
+    assert not run_suite(suite, out, models=models).failed
+    teacher_configs = [c for name, c in made if name == "TwoTowerTeacher"]
+    assert teacher_configs and all(c[k] == v for c in teacher_configs for k, v in best.items())
