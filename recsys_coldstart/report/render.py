@@ -347,7 +347,7 @@ def _tradeoff_section(df: pd.DataFrame, figs: list) -> Section | None:
             continue
         best = pts.accuracy.max()
         tab = Table(["model", "role", label, "params", "latency ms / 1k users"],
-                    [[str(r.model), str(r.role or "—"), _fmt(r.accuracy, r.acc_std, r.n_seeds),
+                    [[str(r.model), "—" if r.role is None or pd.isna(r.role) else str(r.role), _fmt(r.accuracy, r.acc_std, r.n_seeds),
                       "—" if pd.isna(r.n_params) else f"{int(r.n_params):,}",
                       "—" if pd.isna(r.latency_ms_per_1k_users) else f"{r.latency_ms_per_1k_users:.2f}"]
                      for r in pts.itertuples()],

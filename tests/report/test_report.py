@@ -55,6 +55,11 @@ def _teacher_student_and_tune_records(path: Path) -> None:
     for r, (variant, which) in zip(trecs, [("default", "val"), ("tuned", "val"), ("default", "test"),
                                            ("tuned", "test")], strict=True):
         r.update(variant=variant, which=which)
+    # a model without a role in the same trade-off table: its role cell reads "—", never "nan"
+    base = pd.DataFrame([("base", "toy", "warm", "warm", "ndcg", 20, 0.25, 0)],
+                        columns=["model", "dataset", "split", "segment", "metric", "k", "value", "seed"])
+    recs += to_records(base, device="cpu", extra={"status": "ok", "record_type": "metric", "cell": "ts-base",
+                                                  "latency_ms_per_1k_users": 2.0, "n_params": 10**5})
     write_json(recs + trecs, path)
 
 
@@ -93,6 +98,7 @@ def test_report_markdown_and_html(results_dir, tmp_path):
     best = means["mean"].idxmax()
     best_cell = f"{means.loc[best, 'mean']:.4f} ± {means.loc[best, 'std']:.4f}"
     assert f"**{best_cell}**" in md
+    assert "| base | — |" in md and "| base | nan |" not in md  # a model without a role in the trade-off table
     assert f"<b>{best_cell}</b>" in page
     worst = means["mean"].idxmin()
     assert f"**{means.loc[worst, 'mean']:.4f}" not in md
