@@ -455,12 +455,20 @@ def tune(model_cls: type, split, *, metric: str = "ndcg@20", segment: str | None
 # ---------------------------------------------------------------------------------------------
 # outputs: a bench-ready TOML file and report records
 # ---------------------------------------------------------------------------------------------
+def _as_table(v: Any) -> Any:
+    """A nested config object (e.g. a student's distillation strategy) as its ``{field: value}``
+    table (:func:`recsys_coldstart.io.config_to_dict`, the form ``config.json`` stores and the
+    configs rebuild the object from); any other value unchanged."""
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        from recsys_coldstart.io import config_to_dict
+
+        return config_to_dict(v)
+    return v
+
+
 def _storable(config: Mapping[str, Any]) -> dict[str, Any]:
-    """``config`` with nested config objects (e.g. a student's distillation strategy) as their
-    ``{field: value}`` tables: what optuna's storage can hold as JSON, and what the configs rebuild
-    the objects from."""
-    return {k: ({f.name: getattr(v, f.name) for f in dataclasses.fields(v) if f.init}
-                if dataclasses.is_dataclass(v) and not isinstance(v, type) else v) for k, v in config.items()}
+    """``config`` as optuna's storage can hold it (JSON): nested config objects as tables."""
+    return {k: _as_table(v) for k, v in config.items()}
 
 
 def _toml_value(v: Any) -> str:
@@ -481,7 +489,7 @@ def _toml_value(v: Any) -> str:
     if isinstance(v, Mapping):
         return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + " }"
     if dataclasses.is_dataclass(v) and not isinstance(v, type):  # a nested config, e.g. a distillation strategy
-        return _toml_value({f.name: getattr(v, f.name) for f in dataclasses.fields(v) if f.init})
+        return _toml_value(_as_table(v))
     if v is None:
         raise DataError("TOML has no null: drop None-valued config fields")
     raise DataError(f"cannot write {type(v).__name__} to TOML")
