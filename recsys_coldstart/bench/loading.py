@@ -49,14 +49,11 @@ def data_rule(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
     -------
     dict
     """
-    own = "interactions" in options
-    thr = options.get("threshold")
-    if thr is None and not own and name != "synthetic":
-        from recsys_coldstart.data.datasets import default_threshold
+    from recsys_coldstart.data.datasets import positive_threshold
 
-        thr = default_threshold(name)
-    return {"threshold": None if thr is None else float(thr), "rating_col": options.get("rating_col"),
-            "interactions": options.get("interactions") if own else None}
+    own = "interactions" in options
+    return {"threshold": positive_threshold(None if own else name, options.get("threshold")),
+            "rating_col": options.get("rating_col"), "interactions": options.get("interactions")}
 
 
 def load_split(dataset: str, spec: SplitSpec | str, seed: int, *, data_dir: str | Path | None = None,

@@ -116,9 +116,9 @@ def tune(model: str = typer.Option(..., "--model", "-m", help="Model to tune: " 
         raise DataError(f"--config is not valid JSON ({e})") from None
     if not isinstance(base, dict):
         raise DataError("--config must be a JSON object")
-    from recsys_coldstart.cli.options import parse_set
-
     if set_:
+        from recsys_coldstart.cli.options import parse_set
+
         cfg_cls = getattr(model_class(model), "config_class", None)
         if cfg_cls is None:
             raise DataError(f"{model} has no config: --set does not apply")
@@ -156,8 +156,7 @@ def tune(model: str = typer.Option(..., "--model", "-m", help="Model to tune: " 
     recs = tune_records(res, model=f"{model}", dataset=dataset, split=spec.name, seed=seed, command=cmd, device=dev)
     from recsys_coldstart.bench.loading import data_rule
 
-    rule = data_rule(dataset, own_table_options(data_opts) or
-                     ({"threshold": data_opts.threshold} if data_opts.threshold is not None else {}))
+    rule = data_rule(dataset, own_table_options(data_opts) or {"threshold": data_opts.threshold})
     for r in recs:  # the positive rule, as every record keeps it
         r.update(rule)
     from recsys_coldstart.evaluate.results import write_json

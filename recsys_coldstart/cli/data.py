@@ -242,13 +242,9 @@ def _rating_column(opts: DataOptions) -> str | None:
 
 def _effective_threshold(opts: DataOptions) -> float | None:
     """The positive threshold in force: ``--threshold``, a known explicit dataset's default (4), or None."""
-    if opts.threshold is not None:
-        return float(opts.threshold)
-    if opts.dataset is not None and opts.dataset != "synthetic":
-        from recsys_coldstart.data.datasets import default_threshold
+    from recsys_coldstart.data.datasets import positive_threshold
 
-        return default_threshold(opts.dataset)
-    return None
+    return positive_threshold(opts.dataset, opts.threshold)
 
 
 def positive_rule(opts: DataOptions, data: Interactions) -> str | None:

@@ -135,10 +135,14 @@ def dataset_status(data_dir: str | os.PathLike | None = None) -> list[tuple[str,
     return out
 
 
-def default_threshold(name: str) -> float | None:
-    """The positive threshold a registered dataset is loaded with by default: 4 (ratings >= 4) for
-    explicit-feedback sets (MovieLens), None for implicit ones and unknown names."""
-    info = DATASETS.get(name)
+def positive_threshold(name: str | None, threshold: float | None = None) -> float | None:
+    """The positive threshold in force: ``threshold`` when given, else the one a registered
+    dataset ``name`` is loaded with by default: 4 (ratings >= 4) for explicit-feedback sets
+    (MovieLens); None for implicit sets, unknown names, ``"synthetic"`` and own tables
+    (``name=None``: every rated pair is a positive unless a threshold is given)."""
+    if threshold is not None:
+        return float(threshold)
+    info = DATASETS.get(name) if name is not None else None
     return 4.0 if info is not None and "explicit" in info.feedback else None
 
 
@@ -229,6 +233,6 @@ def load_predefined_split(name: str, kind: str, data_dir: str | os.PathLike | No
 
 
 __all__ = [
-    "DATA_ENV", "DATASETS", "DatasetInfo", "default_threshold", "resolve_data_dir", "dataset_folder", "dataset_status", "load_dataset",
-    "load_predefined_split", "load_table", "make_synthetic",
+    "DATA_ENV", "DATASETS", "DatasetInfo", "dataset_folder", "dataset_status", "load_dataset",
+    "load_predefined_split", "load_table", "make_synthetic", "positive_threshold", "resolve_data_dir",
 ]
