@@ -696,7 +696,7 @@ def main() -> None:
             rows += run_warm_teacher(seed, args.data_dir, args.epochs)
             warm_path.write_text(json.dumps(rows, indent=1))
         args.report_only = True
-    base_factors = {k: int(v) for k, v in (x.split("=") for x in args.base_factors)}
+    base_factors = args.base_dims
     student_tie = set(args.student_tie)
     if args.latency_only:
         import json

@@ -144,8 +144,8 @@ def distill_demo(split: ColdStartSplit, base_model: Any = None, *, random_state:
     from recsys_coldstart.evaluate.protocol import evaluate, metric_value
 
     tc = dataclasses.replace(teacher_config or TwoTowerTeacherConfig(), random_state=random_state)
-    sc = student_config or StudentConfig(item_ids=split.kind == "user-cold",
-                                         **student_split_defaults(split.kind, split.kind == "user-cold"))
+    hybrid = split.kind == "user-cold"  # every item warm: the student keeps item IDs
+    sc = student_config or StudentConfig(item_ids=hybrid, **student_split_defaults(split.kind, hybrid))
     sc = dataclasses.replace(sc, random_state=random_state)
     seg = cold_segment(split.kind)
     teacher = TwoTowerTeacher(tc).fit(split.train, val=split.val, init_factors=base_model, support=split.support)

@@ -134,6 +134,16 @@ def support_rows(train: Interactions, val: Interactions | None, support: Interac
     positives (the cold users: a warm user is embedded from its training row); None when there
     is nothing to use (no val, no support, or no cold val user revealed anything).
 
+    Parameters
+    ----------
+    train, val, support : Interactions
+        One split's parts (``val`` and ``support`` may be None), shape (n_users, n_items).
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix of float32, shape (n_users, n_items), or None
+        Rows of warm users are empty.
+
     Raises
     ------
     ValueError
@@ -151,7 +161,8 @@ def support_rows(train: Interactions, val: Interactions | None, support: Interac
 
 
 def _plus(train: Interactions, reveal: sp.csr_matrix) -> sp.csr_matrix:
-    """Train positives plus the revealed ones: what a validation ranking leaves out."""
+    """Train positives plus the revealed ones, CSR (n_users, n_items): what a validation ranking
+    leaves out."""
     return (sp.csr_matrix(train.user_items, dtype=np.float32) + reveal).tocsr()
 
 
