@@ -366,10 +366,10 @@ def main() -> None:
                       "command": " ".join(c.argv) if c.argv[0] != sys.executable else "python -c <API snippet>",
                       **c.result, "note": c.note} for c in table], "kill_loop": kills}
     RESULTS.mkdir(exist_ok=True)
-    text = json.dumps(doc, indent=1)
-    if args.data_dir:  # results name the data as $RECSYS_COLDSTART_DATA, never this machine's folder
-        text = text.replace(str(args.data_dir), "$RECSYS_COLDSTART_DATA")
-    (RESULTS / "reliability.json").write_text(text)
+    from recsys_coldstart.evaluate.results import portable_text
+
+    # results name the data as $RECSYS_COLDSTART_DATA and the repository relatively, never this machine's folders
+    (RESULTS / "reliability.json").write_text(portable_text(json.dumps(doc, indent=1), data_dirs=[args.data_dir]))
     bad = [c for c in table if (c.expect == "error") == (c.result["exit"] == 0) or not c.result["one_line"]]
     lines = ["# Reliability: bad inputs, corrupt files, interrupted saves", "",
              f"Command: `{command}` ({platform.platform()}, Python {platform.python_version()}).", "",
@@ -391,9 +391,7 @@ def main() -> None:
               "default, 200 per mode under `-m slow`), against both the atomic exchange (renameat2) and the "
               "two-rename fallback; with the old in-place writer 9 of 10 and 30 of 30 folders were left "
               "corrupt.", ""]
-    md = "\n".join(lines)
-    (RESULTS / "reliability.md").write_text(md.replace(str(args.data_dir), "$RECSYS_COLDSTART_DATA")
-                                            if args.data_dir else md)
+    (RESULTS / "reliability.md").write_text(portable_text("\n".join(lines), data_dirs=[args.data_dir]))
     print(f"wrote {RESULTS / 'reliability.md'}; unexpected outcomes: {len(bad)}")
 
 
