@@ -559,7 +559,9 @@ def hold_report(df: pd.DataFrame) -> str:
              "every model of the cell starts from (the teacher is d wide too). A row whose training never beat "
              "its start on val on any seed is labelled `= content map (training did not improve val)`. On "
              "user-cold the tower models validate the cold val users on the K items they revealed (the test's "
-             "path) and the student is the hybrid one with the user-cold defaults (no ID dropout, lambda 1).", ""]
+             "path) and the student is the hybrid one with the user-cold defaults (no ID dropout, lambda 1). "
+             "No row is tuned: every model runs with its library defaults, and every learned one trains for "
+             "at most the same number of epochs (`epochs` in the JSON, patience 2; no time cap).", ""]
     checks = []
     for cell, g in df.groupby("cell", sort=False):
         seeds = sorted(int(x) for x in g.seed.unique())
