@@ -145,12 +145,13 @@ def student_split_defaults(split_kind: str, item_ids: bool) -> dict[str, Any]:
     items that never come); and its items are the teacher's items, so it learns from the
     teacher's scores alone: ``lam=1``. Measured on the own-data walk-through (ml-100k ratings
     >= 4, user-cold K=3, cold-user test NDCG@20, teacher from LightGCN, validation on the val
-    users' support), seeds 0 / 1 / 2:
+    users' support; ``benchmarks/student_user_cold.py``, results in
+    ``benchmarks/results/student_user_cold.md``), seeds 0 / 1 / 2:
 
     ==========================  ======  ======  ======
     student (32-d)              0       1       2
     ==========================  ======  ======  ======
-    id_dropout 0.3, lam 0.5     0.2888  -       -
+    id_dropout 0.3, lam 0.5     0.2888  0.3068  0.3530
     id_dropout 0, lam 0.5       0.3206  0.3233  0.3936
     id_dropout 0, lam 1         0.3207  0.3487  0.4049
     teacher                     0.3330  0.3510  0.4101
