@@ -68,9 +68,11 @@ from recsys_coldstart.types import EpochCallback
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["CHECKPOINT_FILE", "FOLD_IN_MODES", "SAMPLERS", "GraphRecommender", "GraphTrainConfig", "TrainContext"]
+__all__ = ["CHECKPOINT_FILE", "FOLD_IN_MODES", "OPTIMIZERS", "SAMPLERS", "TABLES", "GraphRecommender", "GraphTrainConfig", "TrainContext"]
 
 SAMPLERS: tuple[str, ...] = ("full", "neighbor")
+OPTIMIZERS: tuple[str, ...] = ("adam", "adagrad", "sgd")
+TABLES: tuple[str, ...] = ("dense", "sharded")
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,11 @@ class GraphTrainConfig(Config):
     n_layers : int
         Propagation layers ``L``.
     lr : float
-        Adam learning rate (1e-2: ml-100k-sized tables; the papers use 1e-3 on big graphs).
+        Learning rate (Adam: 1e-2 for ml-100k-sized tables; the papers use 1e-3 on big graphs).
+    optimizer : {"adam", "adagrad", "sgd"}
+        ``torch.optim.Adam`` (default, the papers'), ``Adagrad`` or ``SGD`` over the embedding
+        tables; with ``tables="sharded"`` fbgemm's fused kernels of the same rule (``"adam"`` there
+        needs CUDA, see :mod:`recsys_coldstart.train.sharded`).
     batch_size : int
         Positives per mini-batch (one sampled negative each).
     reg : float
@@ -145,6 +151,14 @@ class GraphTrainConfig(Config):
     fan_out : tuple of int or None
         ``sampler="neighbor"``: neighbours sampled per node at hop 1..``n_layers`` (``-1`` = all);
         None = 10 per hop.
+    tables : {"dense", "sharded"}
+        ``"dense"`` (default): every process holds both embedding tables. ``"sharded"``: under a
+        ``torch.distributed`` group, the tables are row-wise sharded over the ranks with TorchRec
+        (:mod:`recsys_coldstart.train.sharded`; optional install) and trained by a fused optimiser
+        that keeps gradients and optimiser state on each row's owner only. Needs
+        ``sampler="neighbor"`` (a batch looks up only its sampled subgraph's rows). Validation
+        and the fitted factors gather the whole tables once per epoch (one float copy per rank,
+        no gradient or optimiser state); checkpoints are not written in this mode.
     device : str
         ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
     random_state : int or None
@@ -170,6 +184,8 @@ class GraphTrainConfig(Config):
     show_progress: bool = False
     sampler: str = field(default="full", metadata=one_of(*SAMPLERS))
     fan_out: tuple[int, ...] | None = None
+    optimizer: str = field(default="adam", metadata=one_of(*OPTIMIZERS))
+    tables: str = field(default="dense", metadata=one_of(*TABLES))
     device: str = "auto"
     random_state: int | None = 0
 
@@ -179,6 +195,12 @@ class GraphTrainConfig(Config):
                                          or any(int(f) == 0 or int(f) < -1 for f in self.fan_out)):
             raise ValueError(f"fan_out must have n_layers={self.n_layers} entries, each >= 1 or -1 (all "
                              f"neighbours), got {self.fan_out!r}")
+        if self.tables == "sharded" and self.sampler != "neighbor":
+            raise ValueError("tables='sharded' needs sampler='neighbor': full-graph propagation reads every row of "
+                             "both tables at every step, which sharded tables exist to avoid")
+        if self.tables == "sharded" and self.checkpoint_dir:
+            raise ValueError("tables='sharded' does not write checkpoints (the fused optimiser's state lives in "
+                             "the shards); drop checkpoint_dir or use tables='dense'")
         if self.checkpoint_dir and self.checkpoint_every == 0:
             raise ValueError("checkpoint_every=0 with a checkpoint_dir would write nothing: give checkpoint_every "
                              ">= 1, or None to checkpoint after every evaluation")
@@ -197,7 +219,8 @@ class TrainContext:
     generator : torch.Generator
     device : torch.device
     state : dict
-        Per-epoch model state (e.g. SGL's augmented graphs).
+        Per-epoch model state (e.g. SGL's augmented graphs; ``"tables"``: the
+        :class:`~recsys_coldstart.train.sharded.ShardedTables` of ``tables="sharded"``).
     """
 
     graph: BipartiteGraph
@@ -206,6 +229,14 @@ class TrainContext:
     generator: torch.Generator
     device: torch.device
     state: dict
+
+    def layer0(self, blocks: SampledBlocks) -> torch.Tensor:
+        """Differentiable layer-0 rows of a sampled subgraph's nodes, shape (n_sampled, dim): from
+        the sharded tables when training with ``tables="sharded"``, else from the encoder's."""
+        tables = self.state.get("tables")
+        if tables is not None:
+            return tables.lookup(blocks.node, self.graph.n_users)
+        return blocks.gather(self.encoder.user_emb, self.encoder.item_emb, self.graph.n_users)
 
 
 class GraphRecommender(EmbeddingRecommender):
@@ -327,7 +358,16 @@ class GraphRecommender(EmbeddingRecommender):
             fan_out = cfg.fan_out if cfg.fan_out is not None else (10,) * cfg.n_layers
             ctx.state["sampler"] = BipartiteNeighborSampler(graph, fan_out, generator=sample_gen)
             batch_loss = self._neighbor_loss
-        opt = torch.optim.Adam(encoder.parameters(), lr=cfg.lr)
+        tables = None
+        if cfg.tables == "sharded":  # TorchRec row-wise shards + fused optimiser; encoder = a gathered mirror
+            from recsys_coldstart.train.sharded import ShardedTables
+
+            tables = ShardedTables(encoder.user_emb.detach(), encoder.item_emb.detach(), lr=cfg.lr,
+                                   optimizer=cfg.optimizer, device=device)
+            ctx.state["tables"] = tables
+            opt = None
+        else:
+            opt = _optimizer(cfg.optimizer, encoder.parameters(), cfg.lr)
         pos_keys = graph.edge_user * graph.n_items + graph.edge_item  # sorted: CSR is row-major, sorted
         local_batch = world.local_batch(cfg.batch_size)  # batch_size is the global batch
         n_batches = math.ceil(math.ceil(graph.n_edges / world.world_size) / local_batch)
@@ -352,6 +392,15 @@ class GraphRecommender(EmbeddingRecommender):
                 users, pos = graph.edge_user[idx], graph.edge_item[idx]
                 neg = _sample_negatives(users, graph.n_items, pos_keys, sample_gen)
                 loss, _ = batch_loss(ctx, users, pos, neg)
+                if opt is None:  # sharded: backward sends row gradients to their owners, which step
+                    loss.backward()
+                    loss = world.average_gradients(_NO_PARAMS, loss)
+                    total += loss.detach()
+                    if not torch.isfinite(loss):
+                        raise TrainingDivergedError(
+                            f"{name}: the training loss became {loss.item()} at epoch {epoch}, "
+                            f"batch {b + 1}/{n_batches} (lr={cfg.lr}); lower the learning rate or check the data")
+                    continue
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 loss = world.average_gradients(opt, loss)  # DDP: mean grads (and loss) over ranks
@@ -361,6 +410,11 @@ class GraphRecommender(EmbeddingRecommender):
                         f"batch {b + 1}/{n_batches} (lr={cfg.lr}); lower the learning rate or check the data")
                 opt.step()
                 total += loss.detach()
+            if tables is not None:  # every rank: the mirror that validation, early stopping and the factors read
+                with torch.no_grad():
+                    users_t, items_t = tables.full()
+                    encoder.user_emb.copy_(users_t)
+                    encoder.item_emb.copy_(items_t)
             return {"loss": float(total.item()) / n_batches}
 
         def validate() -> dict[str, float]:
@@ -377,7 +431,8 @@ class GraphRecommender(EmbeddingRecommender):
             epoch_fn, n_epochs=cfg.n_epochs, validate=validate if plan is not None else None,
             monitor=log_key(cfg.val_metric, cfg.eval_k), eval_every=cfg.eval_every, patience=cfg.patience,
             module=encoder, callback=callback, checkpoint=checkpoint,
-            resumable={"encoder": encoder, "optimizer": opt, "generator": TorchGeneratorState(gen)},
+            resumable={"encoder": encoder, "generator": TorchGeneratorState(gen),
+                       **({"optimizer": opt} if opt is not None else {})},
             on_epoch_start=reseed, world=world, show_progress=cfg.show_progress, desc=name, diverged_hint=f" (lr={cfg.lr}); lower the learning rate")
         self.history_ = result.history
         self.best_epoch_ = int(result.best_epoch)
@@ -501,6 +556,24 @@ class GraphRecommender(EmbeddingRecommender):
     def config_dict(self) -> dict[str, Any]:
         """The config as a plain dict (for result records)."""
         return dataclasses.asdict(self.config)
+
+
+class _NoParams:
+    """An optimiser-shaped object without parameters: averages only the loss over ranks."""
+
+    param_groups: list = []
+
+
+_NO_PARAMS = _NoParams()
+
+
+def _optimizer(kind: str, params, lr: float) -> torch.optim.Optimizer:
+    """``torch.optim`` optimiser ``kind`` (``"adam"``, ``"adagrad"``, ``"sgd"``) with learning rate ``lr``."""
+    if kind == "adagrad":
+        return torch.optim.Adagrad(params, lr=lr)
+    if kind == "sgd":
+        return torch.optim.SGD(params, lr=lr)
+    return torch.optim.Adam(params, lr=lr)
 
 
 def _sample_negatives(users: torch.Tensor, n_items: int, pos_keys: torch.Tensor, gen: torch.Generator,

@@ -72,7 +72,7 @@ class LightGCN(GraphRecommender):
 
     def _sampled_batch_loss(self, ctx: TrainContext, blocks: SampledBlocks, users: torch.Tensor, pos: torch.Tensor,
                             neg: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        x0 = blocks.gather(ctx.encoder.user_emb, ctx.encoder.item_emb, ctx.graph.n_users)
+        x0 = ctx.layer0(blocks)
         layers = sampled_layers(blocks, x0)
         final = layer_mean([x[: blocks.n_seeds] for x in layers], include_input=True)
         bpr, reg = self._local_rec_loss(x0, final, users, pos, neg)

@@ -116,7 +116,7 @@ class SimGCL(GraphRecommender):
                             neg: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         # the same loss on the batch's sampled subgraph (local seed rows); noise offsets on its blocks
         cfg = self.config
-        x0 = blocks.gather(ctx.encoder.user_emb, ctx.encoder.item_emb, ctx.graph.n_users)
+        x0 = ctx.layer0(blocks)
         layers = sampled_layers(blocks, x0)
         final = layer_mean([x[: blocks.n_seeds] for x in layers], include_input=cfg.n_layers == 0)
         bpr, reg = self._local_rec_loss(x0, final, users, pos, neg)

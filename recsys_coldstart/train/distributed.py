@@ -303,9 +303,11 @@ class DistributedWorld(World):
         import torch.distributed as dist
 
         params = [p for g in optimizer.param_groups for p in g["params"]]
-        has = torch.tensor([p.grad is not None for p in params], dtype=torch.uint8, device=self._device)
-        dist.all_reduce(has, op=dist.ReduceOp.MAX)
-        live = [p for p, h in zip(params, has.tolist(), strict=True) if h]
+        live = []
+        if params:  # (none: only the loss is averaged, e.g. tables trained by a fused optimiser)
+            has = torch.tensor([p.grad is not None for p in params], dtype=torch.uint8, device=self._device)
+            dist.all_reduce(has, op=dist.ReduceOp.MAX)
+            live = [p for p, h in zip(params, has.tolist(), strict=True) if h]
         for p in live:
             if p.grad is None:
                 p.grad = torch.zeros_like(p)

@@ -270,3 +270,130 @@ def test_cli_nproc_2_trains_and_rank0_saves(tmp_path):
     assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
     assert p.stdout.count("model -> ") == 1  # rank 0 alone evaluates and saves
     assert (tmp_path / "model" / "weights.pt").is_file() and (tmp_path / "res.json").is_file()
+
+
+# ---------------------------------------------------------------- sharded tables (TorchRec)
+def _torchrec_or_skip() -> None:
+    from recsys_coldstart.train.sharded import INSTALL_HINT, torchrec_available
+
+    if not torchrec_available():
+        pytest.skip(f"TorchRec is an optional install ({INSTALL_HINT})")
+
+
+_SHARD_NODES = ([1, 7, 30, 50, 52, 79], [2, 7, 49, 55, 60, 52, 52])  # rank 0's, rank 1's global node ids
+
+
+def _tables_init():
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(50, 8, generator=g), torch.randn(30, 8, generator=g)
+
+
+def _shard_loss(x: torch.Tensor) -> torch.Tensor:
+    return x.pow(3).sum(1).mean()
+
+
+def _sharded_steps(rank: int, optimizer: str, steps: int) -> dict:
+    from recsys_coldstart.train.sharded import ShardedTables
+
+    users, items = _tables_init()
+    tables = ShardedTables(users, items, lr=0.1, optimizer=optimizer)
+    for _ in range(steps):
+        _shard_loss(tables.lookup(torch.tensor(_SHARD_NODES[rank]))).backward()
+    u, i = tables.full()
+    return {"U": u, "I": i, "rows": tables.local_rows()}
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adagrad"])
+def test_sharded_tables_steps_equal_dense_steps_on_the_concatenated_batch(optimizer):
+    """Each rank owns half the rows; 3 steps of 2 ranks == 3 dense torch.optim steps whose loss is
+    the mean of the two ranks' losses (rows looked up on both ranks and twice on one included)."""
+    _torchrec_or_skip()
+    r0, r1 = run_ranks("_sharded_steps", optimizer, 3)
+    assert r0["rows"] == {"user": [(0, 25)], "item": [(0, 15)]}
+    assert r1["rows"] == {"user": [(25, 25)], "item": [(15, 15)]}
+    users, items = _tables_init()
+    w = torch.cat([users, items]).requires_grad_()
+    opt = torch.optim.SGD([w], lr=0.1) if optimizer == "sgd" else torch.optim.Adagrad([w], lr=0.1)
+    for _ in range(3):
+        opt.zero_grad()
+        ((_shard_loss(w[_SHARD_NODES[0]]) + _shard_loss(w[_SHARD_NODES[1]])) / 2).backward()
+        opt.step()
+    got = torch.cat([r0["U"], r0["I"]])
+    torch.testing.assert_close(got, w.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(torch.cat([r1["U"], r1["I"]]), got)
+    moved = (w.detach() - torch.cat(_tables_init())).abs().amax(1)
+    assert int((moved > 0).sum()) == len(set(_SHARD_NODES[0]) | set(_SHARD_NODES[1]))  # only the looked-up rows
+
+
+def _fit_sampled(rank: int, name: str, tables: str, optimizer: str) -> dict:
+    from recsys_coldstart.cli.registry import model_class
+
+    split = _data()
+    m = model_class(name)(dim=8, n_layers=2, batch_size=128, n_epochs=3, eval_every=1, patience=50, lr=0.05,
+                          sampler="neighbor", fan_out=(5, 5), tables=tables, optimizer=optimizer, device="cpu",
+                          random_state=3)
+    m.fit(split.train, val=split.val)
+    return {"U": m.user_factors_, "V": m.item_factors_, "U0": m.user_emb0_, "loss": m.history_["loss"],
+            "val": m.history_["val_ndcg@20"]}
+
+
+@pytest.mark.parametrize("name,optimizer", [("lightgcn", "sgd"), ("lightgcn", "adagrad"), ("simgcl", "adagrad")])
+def test_sharded_fit_equals_dense_fit_on_two_ranks(name, optimizer):
+    """Neighbour-sampled training with TorchRec row-wise sharded tables on 2 gloo ranks gives the
+    same model as the same 2-rank run with whole tables on every rank (same batches, samples and
+    negatives; the tables' rule differs only in where a row's gradient and optimiser state live)."""
+    _torchrec_or_skip()
+    sharded = run_ranks("_fit_sampled", name, "sharded", optimizer)
+    dense = run_ranks("_fit_sampled", name, "dense", optimizer)
+    np.testing.assert_array_equal(sharded[0]["U"], sharded[1]["U"])  # every rank ends with the same model
+    np.testing.assert_allclose(sharded[0]["U0"], dense[0]["U0"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(sharded[0]["V"], dense[0]["V"], rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(sharded[0]["loss"], dense[0]["loss"], rtol=1e-5)
+    np.testing.assert_allclose(sharded[0]["val"], dense[0]["val"], atol=1e-6)
+    assert not np.allclose(sharded[0]["U0"], _fit_sampled_init_emb0())  # it trained
+
+
+def _fit_sampled_init_emb0() -> np.ndarray:
+    from recsys_coldstart.pretrain import LightGCN
+
+    m = LightGCN(dim=8, n_layers=2, n_epochs=0, device="cpu", random_state=3).fit(_data().train)
+    return m.user_emb0_
+
+
+def test_sharded_tables_refuse_what_they_cannot_do(monkeypatch):
+    from recsys_coldstart.pretrain import LightGCN
+    from recsys_coldstart.train import sharded
+
+    with pytest.raises(ValueError, match="needs sampler='neighbor'"):
+        LightGCN(tables="sharded")
+    with pytest.raises(ValueError, match="does not write checkpoints"):
+        LightGCN(tables="sharded", sampler="neighbor", checkpoint_dir="ck")
+    monkeypatch.setitem(sys.modules, "torchrec", None)  # as if TorchRec were not installed
+    assert not sharded.torchrec_available()
+    m = LightGCN(tables="sharded", sampler="neighbor", optimizer="sgd", n_epochs=1, device="cpu")
+    with pytest.raises(ImportError, match="pip install --no-deps torchrec==1.8.0 fbgemm-gpu-cpu==1.8.0"):
+        m.fit(_data().train)
+
+
+def test_sharded_tables_need_a_process_group_and_adam_needs_cuda():
+    _torchrec_or_skip()
+    from recsys_coldstart.train.sharded import ShardedTables
+
+    users, items = _tables_init()
+    with pytest.raises(ValueError, match="needs CUDA"):
+        ShardedTables(users, items, lr=0.1, optimizer="adam", device="cpu")
+    with pytest.raises(RuntimeError, match="torchrun --nproc-per-node"):
+        ShardedTables(users, items, lr=0.1, optimizer="sgd", device="cpu")
+
+
+@pytest.mark.parametrize("optimizer", ["adagrad", "sgd"])
+def test_dense_optimizer_choice_trains(optimizer):
+    from recsys_coldstart.pretrain import LightGCN
+
+    split = _data()
+    base = LightGCN(dim=8, n_layers=2, n_epochs=2, batch_size=128, device="cpu", random_state=3).fit(split.train)
+    m = LightGCN(dim=8, n_layers=2, n_epochs=2, batch_size=128, lr=0.05, optimizer=optimizer, device="cpu",
+                 random_state=3).fit(split.train)
+    assert np.isfinite(m.history_["loss"]).all()
+    assert m.history_["loss"][1] < m.history_["loss"][0]
+    assert not np.allclose(m.user_emb0_, base.user_emb0_)
