@@ -34,6 +34,8 @@ Used by :class:`recsys_coldstart.pretrain.GraphRecommender` with ``tables="shard
 
 from __future__ import annotations
 
+import logging
+import warnings
 from typing import Any
 
 import torch
@@ -91,13 +93,22 @@ class ShardedTables:
                  device: Any = "cpu") -> None:
         _require_torchrec()
         import torch.distributed as dist
-        from fbgemm_gpu.split_embedding_configs import EmbOptimType
-        from torchrec import EmbeddingCollection, EmbeddingConfig
-        from torchrec.distributed.embedding import EmbeddingCollectionSharder
-        from torchrec.distributed.model_parallel import DistributedModelParallel
-        from torchrec.distributed.planner import EmbeddingShardingPlanner, Topology
-        from torchrec.distributed.planner.types import ParameterConstraints
-        from torchrec.distributed.types import ShardingType
+
+        with warnings.catch_warnings():  # fbgemm announces deprecated modules of its own on import
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from fbgemm_gpu.split_embedding_configs import EmbOptimType
+            from torchrec import EmbeddingCollection, EmbeddingConfig
+            from torchrec.distributed.embedding import EmbeddingCollectionSharder
+            from torchrec.distributed.model_parallel import DistributedModelParallel
+            from torchrec.distributed.planner import EmbeddingShardingPlanner
+            from torchrec.distributed.planner.storage_reservations import FixedPercentageStorageReservation
+            from torchrec.distributed.planner.types import (
+                KernelConfig,
+                ParameterConstraints,
+                TopologyFactory,
+                TrainerConfig,
+            )
+            from torchrec.distributed.types import ShardingType
 
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
@@ -124,9 +135,17 @@ class ShardedTables:
             fused.update(eps=ADAGRAD_EPS)
         sharder = EmbeddingCollectionSharder(fused_params=fused)
         constraints = {t.name: ParameterConstraints(sharding_types=[ShardingType.ROW_WISE.value]) for t in tables}
-        planner = EmbeddingShardingPlanner(
-            topology=Topology(world_size=world, compute_device=self.device.type), constraints=constraints)
-        self.plan = planner.collective_plan(collection, [sharder], dist.GroupMember.WORLD)
+        topology = TopologyFactory.create_topology(TrainerConfig(world_size=world),
+                                                   kernel_config=KernelConfig(compute_device=self.device.type))
+        planner = EmbeddingShardingPlanner(topology=topology, constraints=constraints,
+                                           storage_reservation=FixedPercentageStorageReservation(0.15))
+        quiet = logging.getLogger("torchrec.distributed.planner")
+        level = quiet.level
+        quiet.setLevel(logging.ERROR)  # its storage estimate warns about un-materialised (meta) tables: ours are
+        try:
+            self.plan = planner.collective_plan(collection, [sharder], dist.GroupMember.WORLD)
+        finally:
+            quiet.setLevel(level)
         self.module = DistributedModelParallel(collection, device=self.device, plan=self.plan, sharders=[sharder])
         init = {"user": user_init, "item": item_init}
         for name, shard in self._local_shards():
