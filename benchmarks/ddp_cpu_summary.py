@@ -19,7 +19,7 @@ def _sd(a: np.ndarray, j: int) -> str:
 def main(out: str) -> None:
     rows = defaultdict(list)
     for cfg in sorted(Path(out, "models").glob("*/config.json")):
-        m = re.match(r"(.+)_(\w+)_np(\d+)_s(\d+)$", cfg.parent.name)
+        m = re.match(r"(.+)_([^_]+)_np(\d+)_s(\d+)$", cfg.parent.name)
         if not m:
             continue
         dataset, model, n, seed = m.group(1), m.group(2), int(m.group(3)), int(m.group(4))
@@ -27,14 +27,18 @@ def main(out: str) -> None:
         met = meta.get("metrics", {})
         ndcg = next(v for k, v in met.items() if k.startswith("test_") and k.endswith("ndcg@20"))
         rec = next(v for k, v in met.items() if k.startswith("test_") and k.endswith("recall@20"))
+        timing = Path(out, cfg.parent.name + ".time")  # GNU time -v, where ddp_cpu.sh found it
+        rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", timing.read_text()) if timing.exists() else None
         rows[(dataset, model, n)].append((seed, ndcg, rec, meta["fit_seconds"] / max(meta["epochs"], 1),
-                                          meta["epochs"]))
-    print("| dataset | model | processes | seeds | test NDCG@20 | test Recall@20 | s/epoch (incl. val) | epochs |")
-    print("|---|---|---|---|---|---|---|---|")
+                                          meta["epochs"], int(rss.group(1)) / 1024 if rss else float("nan")))
+    print("| dataset | model | processes | seeds | test NDCG@20 | test Recall@20 | s/epoch (incl. val) | epochs "
+          "| peak RSS MB (largest process) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for (dataset, model, n), rs in sorted(rows.items()):
         a = np.array([r[1:] for r in rs], float)
         print(f"| {dataset} | {model} | {n} | {','.join(str(r[0]) for r in rs)} | {a[:, 0].mean():.4f}{_sd(a, 0)} | "
-              f"{a[:, 1].mean():.4f}{_sd(a, 1)} | {a[:, 2].mean():.2f} | {','.join(str(int(r[4])) for r in rs)} |")
+              f"{a[:, 1].mean():.4f}{_sd(a, 1)} | {a[:, 2].mean():.2f} | {','.join(str(int(r[4])) for r in rs)} | "
+              f"{np.nanmax(a[:, 4]) if np.isfinite(a[:, 4]).any() else float('nan'):.0f} |")
 
 
 if __name__ == "__main__":

@@ -74,7 +74,8 @@ def _projection(graph: dict) -> tuple[list[str], dict]:
                      f"x 2 (forward + backward) = {_fmt(bw_edges * 1e3)} ms, plus the dense Adam update of all "
                      f"{n_nodes * 64 / 1e9:.1f}·10^9 embedding parameters ({_fmt(adam_s * 1e3)} ms): "
                      f"**{_fmt((bw_edges + adam_s) * steps / 60)} min per epoch** on 8 H200s; with a row-sparse "
-                     f"optimiser (only the sampled rows updated, not built here) the bound is "
+                     f"optimiser (only the sampled rows updated: the fused optimiser of `tables=\"sharded\"`, "
+                     f"TorchRec + fbgemm, which also spreads the tables over the GPUs) the bound is "
                      f"{_fmt(bw_edges * steps / 60)} min. At the measured CPU cost ({per_edge * 1e6:.2f} µs per "
                      f"sampled edge, one CPU process) one GPU-equivalent would need "
                      f"{_fmt(per_edge * m * steps / 3600)} h per epoch: the projection rests on the bandwidth bound, "
@@ -87,6 +88,18 @@ def _projection(graph: dict) -> tuple[list[str], dict]:
                  f"{n_nodes * 64 * 4 / 450e9 * 1e3:.0f} ms per step unless the gradients are sparse), sampling cost "
                  "ignored.")
     return lines, out
+
+
+def _load_note(load: list[float] | None) -> str:
+    """How far to trust wall times, from the load average recorded when the run started."""
+    if not load:
+        return "The machine's load was not recorded: trust CPU seconds over wall time."
+    shown = ", ".join(f"{x:.1f}" for x in load)
+    if max(load) < 3:
+        return (f"The machine was otherwise idle (load average {shown} at the start, 2 cores), so wall time is "
+                "meaningful too; CPU time exceeds it where torch's two threads both worked.")
+    return (f"The machine was shared (load average {shown} at the start, 2 cores), so wall time is inflated by other "
+            "jobs: trust CPU seconds.")
 
 
 def full_layers(graph: dict) -> int:
@@ -110,7 +123,8 @@ def graph_sections(graph: dict | None, yelp: dict | None) -> tuple[list[str], di
         md += [f"Command: `{yelp['command']}` (data: `$RECSYS_COLDSTART_DATA`)", "",
                "yelp2018, LightGCN train/test split (train part minus a 10% validation share, as the package's "
                "predefined warm split), test Recall@20 / NDCG@20 over all items after the same wall-clock budget, "
-               "run back to back in one process on the shared 2-core machine:", "",
+               "run back to back in one process on the 2-core machine (its load average after each arm is in the "
+               "last column: above 2, other jobs shared the cores):", "",
                "| sampler | fan-out | budget min | train s | batches | Recall@20 | NDCG@20 | load avg after |",
                "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in yelp["rows"]:
@@ -128,10 +142,10 @@ def graph_sections(graph: dict | None, yelp: dict | None) -> tuple[list[str], di
                "LightGCN (d = 64, 3 layers, batch 2048, dense Adam), synthetic graphs from `make_synthetic_graph` "
                "(power-law degrees, 16 planted groups; users = n/50, items = n/100). Each point is a fresh process "
                "timing one epoch capped at the first few batches (first batch included); seconds per epoch are "
-               "extrapolated as s/batch x ceil(nnz / 2048). `cpu s/batch` is process CPU time (all threads) and is "
-               "the robust number: the machine was shared (load average 12-25 on 2 cores during the run), so wall "
-               "time is inflated 2-15x by other agents. Peak RSS is the process's `ru_maxrss` (graph, training, the "
-               "final full propagation and the fold-in fit).", "",
+               "extrapolated as s/batch x ceil(nnz / 2048). `cpu s/batch` is process CPU time (all threads). "
+               + _load_note(graph["machine"].get("load_avg_at_start"))
+               + " Peak RSS is the process's `ru_maxrss` (graph, training, the final full propagation and the "
+               "fold-in fit).", "",
                "| interactions | sampler | batches timed | wall s/batch | cpu s/batch | est. epoch (cpu) s | sampled edges/batch | peak RSS MB |",
                "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for r in graph["rows"]:

@@ -3,6 +3,7 @@
 #   1. the GPU tests:                  pytest -m gpu tests/gpu
 #   2. single-GPU LightGCN / SimGCL on yelp2018 (coldstart pretrain --device cuda)
 #   3. multi-GPU data-parallel (NCCL): torchrun --nproc-per-node $(nvidia-smi -L | wc -l), same global batch
+#   4. if TorchRec is installed: neighbour-sampled LightGCN on all GPUs, dense vs row-wise sharded tables
 # Timings and result JSON go to $OUT (if set) or benchmarks/results/gpu/; a summary table to summary.md.
 # Needs torch (CUDA build) only; faiss-gpu is optional. Data: $RECSYS_COLDSTART_DATA/yelp2018.
 #
@@ -59,6 +60,18 @@ else
   run $PY -m pytest -q -m gpu tests/gpu -p no:cacheprovider 2>&1 | tee "$OUTDIR/pytest_gpu.txt"
 fi
 
+summarize() {  # summarize TAG LABEL NPROC: one row of summary.md from the saved model's manifest
+  [ -f "$OUTDIR/models/$1/config.json" ] || return 0
+  $PY - "$OUTDIR" "$1" "$2" "$3" <<'PYEOF' >> "$OUTDIR/summary.md"
+import json, sys
+out, tag, model, n = sys.argv[1:]
+meta = json.load(open(f"{out}/models/{tag}/config.json")).get("meta", {})
+m, ep, s = meta.get("metrics", {}), meta.get("epochs", 0), meta.get("fit_seconds", float("nan"))
+get = lambda k: next((v for kk, v in m.items() if kk.startswith("test_") and kk.endswith(k)), float("nan"))
+print(f"| {model} | {n} | {ep} | {s:.1f} | {s / max(ep, 1):.2f} | {get('recall@20'):.4f} | {get('ndcg@20'):.4f} |")
+PYEOF
+}
+
 # 2 + 3. single device, then data-parallel on all devices, same global batch
 echo "| model | processes | epochs | fit s | s/epoch | test recall@20 | test ndcg@20 |" > "$OUTDIR/summary.md"
 echo "|---|---|---|---|---|---|---|" >> "$OUTDIR/summary.md"
@@ -73,16 +86,24 @@ for model in $MODELS; do
       run $PY -m torch.distributed.run --standalone --nproc-per-node "$n" -m recsys_coldstart.cli "${common[@]}" \
         2>&1 | tee "$OUTDIR/$tag.log"
     fi
-    if [ -f "$OUTDIR/models/$tag/config.json" ]; then
-      $PY - "$OUTDIR" "$tag" "$model" "$n" <<'PYEOF' >> "$OUTDIR/summary.md"
-import json, sys
-out, tag, model, n = sys.argv[1:]
-meta = json.load(open(f"{out}/models/{tag}/config.json")).get("meta", {})
-m, ep, s = meta.get("metrics", {}), meta.get("epochs", 0), meta.get("fit_seconds", float("nan"))
-get = lambda k: next((v for kk, v in m.items() if kk.startswith("test_") and kk.endswith(k)), float("nan"))
-print(f"| {model} | {n} | {ep} | {s:.1f} | {s / max(ep, 1):.2f} | {get('recall@20'):.4f} | {get('ndcg@20'):.4f} |")
-PYEOF
-    fi
+    summarize "$tag" "$model" "$n"
   done
 done
+
+# 4. neighbour-sampled LightGCN on all devices, whole tables per rank vs TorchRec row-wise sharded tables
+#    (optional: needs torchrec + the fbgemm wheel built for this torch; recsys_coldstart/train/sharded.py)
+if $PY -c "from recsys_coldstart.train.sharded import torchrec_available as a; raise SystemExit(0 if a() else 1)"; then
+  OPT=adam; [ "$DEVICE" = cpu ] && OPT=adagrad   # fbgemm's CPU kernels: SGD / Adagrad only
+  LR=1e-3; [ "$OPT" = adagrad ] && LR=0.1
+  for tables in dense sharded; do
+    tag="${DATASET}_lightgcn-sampled-${tables}_np${NGPU}"
+    run $PY -m torch.distributed.run --standalone --nproc-per-node "$NGPU" -m recsys_coldstart.cli pretrain -m lightgcn \
+      --dataset "$DATASET" --device "$DEVICE" --epochs "$EPOCHS" --eval-every "$EPOCHS" --patience 1000 \
+      --batch-size "$BATCH" --no-progress --set sampler=neighbor --set tables="$tables" --set optimizer="$OPT" \
+      --set lr="$LR" --save "$OUTDIR/models/$tag" -o "$OUTDIR/$tag.json" 2>&1 | tee "$OUTDIR/$tag.log"
+    summarize "$tag" "lightgcn sampled, $tables tables ($OPT)" "$NGPU"
+  done
+else
+  echo "TorchRec not installed: the sharded-table step is skipped (see recsys_coldstart/train/sharded.py)"
+fi
 cat "$OUTDIR/summary.md"
