@@ -3,7 +3,8 @@
 Two sub-commands:
 
 ``scaling``: for each synthetic graph size (``make_synthetic_graph``, cached as a CSR ``.npz``)
-and each sampler, a fresh subprocess fits LightGCN for one epoch capped at ``--batches``
+and each sampler (``full``, ``neighbor``; ``neighbor-sharded``: neighbour sampling with TorchRec
+tables and fbgemm's fused row-sparse Adagrad on a one-rank process group, optional install), a fresh subprocess fits LightGCN for one epoch capped at ``--batches``
 batches and reports seconds per batch (the capped epoch's wall time / batches, first batch
 included), the extrapolated seconds per full epoch (``s/batch * ceil(nnz / batch_size)``),
 sampled edges per batch, and the process's peak RSS (``ru_maxrss``, includes the loaded graph, the
@@ -119,9 +120,16 @@ def _worker(n: int, sampler: str, batches: int, batch_size: int, fan_out: list[i
         marks["cpu1"] = time.process_time()
         return False
 
-    kw = {"fan_out": tuple(fan_out)} if sampler == "neighbor" else {}
-    model = LightGCN(sampler=sampler, n_epochs=1, max_batches=batches, batch_size=batch_size, device="cpu",
-                     random_state=0, **kw)
+    kw = {"fan_out": tuple(fan_out)} if sampler.startswith("neighbor") else {}
+    if sampler == "neighbor-sharded":  # row-sparse: TorchRec tables + fbgemm's fused Adagrad, on a 1-rank group
+        import tempfile
+
+        import torch.distributed as dist
+
+        dist.init_process_group("gloo", init_method=f"file://{tempfile.mkdtemp()}/init", rank=0, world_size=1)
+        kw.update(tables="sharded", optimizer="adagrad", lr=0.1)
+    model = LightGCN(sampler=sampler.split("-")[0], n_epochs=1, max_batches=batches, batch_size=batch_size,
+                     device="cpu", random_state=0, **kw)
     t0 = time.perf_counter()
     model.fit(data, callback=cb)
     fit_s = time.perf_counter() - t0
@@ -131,7 +139,7 @@ def _worker(n: int, sampler: str, batches: int, batch_size: int, fan_out: list[i
     full_batches = math.ceil(data.nnz / batch_size)
     out = {"size": n, "sampler": sampler, "nnz": int(data.nnz), "n_users": int(data.n_users),
            "n_items": int(data.n_items), "batches_timed": n_b, "batch_size": batch_size,
-           "fan_out": fan_out if sampler == "neighbor" else None, "seconds_per_batch": per_batch,
+           "fan_out": fan_out if sampler.startswith("neighbor") else None, "seconds_per_batch": per_batch,
            "batches_per_epoch": full_batches, "est_seconds_per_epoch": per_batch * full_batches,
            "cpu_seconds_per_batch": (marks["cpu1"] - marks["cpu0"]) / n_b,
            "fit_seconds_total": fit_s, "rss_after_load_mb": rss_load, "peak_rss_mb": _rss_mb(),
@@ -226,6 +234,7 @@ def main(argv: list[str] | None = None) -> None:
     s = sub.add_parser("scaling")
     s.add_argument("--sizes", type=int, nargs="+", default=[1_000_000, 10_000_000, 50_000_000])
     s.add_argument("--batches", type=int, default=3)
+    s.add_argument("--append", action="store_true", help="add the rows to an existing --out file (its runs are kept)")
     y = sub.add_parser("yelp")
     y.add_argument("--data-dir", default=os.environ.get("RECSYS_COLDSTART_DATA"))
     y.add_argument("--minutes", type=float, default=10.0)
@@ -241,6 +250,15 @@ def main(argv: list[str] | None = None) -> None:
     result = cmd_scaling(args) if args.cmd == "scaling" else cmd_yelp(args)
     result.update({"command": "python benchmarks/scale_graph.py " + " ".join(argv), "machine": _machine(),
                    "versions": _versions(), "wall_seconds": time.perf_counter() - t0})
+    if getattr(args, "append", False) and Path(args.out).exists():  # add these rows to an earlier run's file
+        old = json.loads(Path(args.out).read_text())
+        runs = old.get("runs") or [{k: old[k] for k in ("command", "machine", "versions", "wall_seconds") if k in old}]
+        runs.append({k: result[k] for k in ("command", "machine", "versions", "wall_seconds")})
+        rows = old["rows"] + result["rows"]
+        fits = {mode: {"time_exponent": _slope([r["nnz"] for r in ok], [r["est_seconds_per_epoch"] for r in ok])}
+                for mode in dict.fromkeys(r["sampler"] for r in rows)
+                for ok in [[r for r in rows if r["sampler"] == mode and "error" not in r]]}
+        result = {**old, "rows": rows, "fits": fits, "runs": runs}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
 

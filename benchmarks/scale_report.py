@@ -137,13 +137,18 @@ def graph_sections(graph: dict | None, yelp: dict | None) -> tuple[list[str], di
     md += ["## Scaling curve", ""]
     if graph:
         js["scaling"] = graph
-        md += [f"Command: `nice -n 10 {graph['command']}`", "",
-               f"Machine: {graph['machine']}", "", f"Versions: {graph['versions']}", "",
-               "LightGCN (d = 64, 3 layers, batch 2048, dense Adam), synthetic graphs from `make_synthetic_graph` "
+        for run in graph.get("runs") or [graph]:  # one entry per command that added rows (scale_graph.py --append)
+            md += [f"Command: `nice -n 10 {run['command']}`", "",
+                   f"Machine: {run['machine']}", "", f"Versions: {run['versions']}", ""]
+        md += [
+               "LightGCN (d = 64, 3 layers, batch 2048, dense Adam; `neighbor-sharded`: TorchRec tables trained "
+               "by fbgemm's fused row-sparse Adagrad on a one-rank group), synthetic graphs from `make_synthetic_graph` "
                "(power-law degrees, 16 planted groups; users = n/50, items = n/100). Each point is a fresh process "
                "timing one epoch capped at the first few batches (first batch included); seconds per epoch are "
                "extrapolated as s/batch x ceil(nnz / 2048). `cpu s/batch` is process CPU time (all threads). "
-               + _load_note(graph["machine"].get("load_avg_at_start"))
+               + " ".join(f"Run {i + 1}: " * (len(graph.get("runs") or []) > 1)
+                          + _load_note(run["machine"].get("load_avg_at_start"))
+                          for i, run in enumerate(graph.get("runs") or [graph]))
                + " Peak RSS is the process's `ru_maxrss` (graph, training, the final full propagation and the "
                "fold-in fit).", "",
                "| interactions | sampler | batches timed | wall s/batch | cpu s/batch | est. epoch (cpu) s | sampled edges/batch | peak RSS MB |",
@@ -161,7 +166,7 @@ def graph_sections(graph: dict | None, yelp: dict | None) -> tuple[list[str], di
         import numpy as np
 
         fits = {}
-        for mode in ("full", "neighbor"):
+        for mode in dict.fromkeys(r.get("sampler") for r in graph["rows"]):  # full, neighbor[, neighbor-sharded]
             ok = [r for r in graph["rows"] if r.get("sampler") == mode and "error" not in r]
             if len(ok) < 2:
                 continue
