@@ -58,3 +58,30 @@ def test_nccl_data_parallel_cli(tmp_path):
     p = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ), timeout=600)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     assert (tmp_path / "m" / "weights.pt").is_file()
+
+
+def test_sharded_tables_adam_on_cuda_match_torch_adam_on_the_first_step(tmp_path):
+    """fbgemm's fused (row-sparse) Adam on a one-rank NCCL group: its first step equals
+    ``torch.optim.Adam``'s on the looked-up rows and leaves the others alone (it diverges from
+    dense Adam later, by design: untouched rows keep their moments)."""
+    from recsys_coldstart.train.sharded import ShardedTables, torchrec_available
+
+    if not torchrec_available():
+        pytest.skip("TorchRec with the CUDA fbgemm-gpu wheel is not installed")
+    import torch.distributed as dist
+
+    dist.init_process_group("nccl", init_method=f"file://{tmp_path}/init", rank=0, world_size=1)
+    try:
+        g = torch.Generator().manual_seed(0)
+        users, items = torch.randn(40, 8, generator=g), torch.randn(20, 8, generator=g)
+        tables = ShardedTables(users, items, lr=0.01, optimizer="adam", device="cuda")
+        node = torch.tensor([0, 3, 3, 41, 59])  # users 0, 3 (twice); items 1, 19
+        tables.lookup(node).pow(3).sum(1).mean().backward()
+        got = torch.cat(tables.full()).cpu()
+    finally:
+        dist.destroy_process_group()
+    w = torch.cat([users, items]).requires_grad_()
+    opt = torch.optim.Adam([w], lr=0.01)
+    w[node].pow(3).sum(1).mean().backward()
+    opt.step()
+    torch.testing.assert_close(got, w.detach(), rtol=1e-4, atol=1e-5)
