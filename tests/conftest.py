@@ -60,6 +60,21 @@ def citeulike_dir(data_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def need_dataset(data_dir: Path):
+    """``need_dataset(name) -> data_dir`` once every file of known dataset ``name`` is there (a
+    failure under CI, a skip with the missing folder elsewhere)."""
+    from recsys_coldstart.data.datasets import DATASETS
+
+    def need(name: str) -> Path:
+        folder = data_dir / DATASETS[name].folder
+        if not all((folder / f).is_file() for f in DATASETS[name].files):
+            _missing(f"{folder}: files of {name} not found")
+        return data_dir
+
+    return need
+
+
+@pytest.fixture(scope="session")
 def synthetic():
     """A small synthetic dataset with planted clusters and side features (seed 0)."""
     return make_synthetic(n_users=400, n_items=300, mean_ratings=30, random_state=0)

@@ -20,10 +20,8 @@ def dl():
     return mod
 
 
-def test_checksums_match_staged_files(dl, data_dir):
-    report = dict(dl.verify(data_dir, "ml-100k"))
-    if "missing" in report.values():
-        pytest.skip("ml-100k not staged")
+def test_checksums_match_staged_files(dl, need_dataset):
+    report = dict(dl.verify(need_dataset("ml-100k"), "ml-100k"))
     assert set(report.values()) == {"ok"}
 
 

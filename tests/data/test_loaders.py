@@ -6,7 +6,6 @@ their exact formats.
 """
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -23,15 +22,6 @@ from recsys_coldstart.data.datasets import (
     resolve_data_dir,
 )
 from recsys_coldstart.exceptions import DataError
-
-
-def _need(data_dir: Path, name: str) -> Path:
-    folder = data_dir / DATASETS[name].folder
-    if not all((folder / f).is_file() for f in DATASETS[name].files):
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"{folder} not found (CI=true: dataset tests must not skip)")
-        pytest.skip(f"{folder} not found")
-    return data_dir
 
 
 # ---------------------------------------------------------------- registry and folders
@@ -237,8 +227,8 @@ def test_lightgcn_bad_token_named(tmp_path):
         load_dataset("gowalla", tmp_path)
 
 
-def test_gowalla_real(data_dir):
-    _need(data_dir, "gowalla")
+def test_gowalla_real(need_dataset):
+    data_dir = need_dataset("gowalla")
     d = load_dataset("gowalla", data_dir)
     assert d.shape == (29_858, 40_981) and d.nnz == 1_027_370
     s = load_predefined_split("gowalla", "warm", data_dir, random_state=0)
@@ -247,8 +237,8 @@ def test_gowalla_real(data_dir):
 
 
 @pytest.mark.slow
-def test_yelp2018_real(data_dir):
-    _need(data_dir, "yelp2018")
+def test_yelp2018_real(need_dataset):
+    data_dir = need_dataset("yelp2018")
     d = load_dataset("yelp2018", data_dir)
     assert d.shape == (31_668, 38_048) and d.nnz == 1_561_406
     s = load_predefined_split("yelp2018", "warm", data_dir)
@@ -257,8 +247,8 @@ def test_yelp2018_real(data_dir):
 
 
 # ---------------------------------------------------------------- CiteULike-a
-def test_citeulike_counts_and_tags(data_dir):
-    _need(data_dir, "citeulike-a")
+def test_citeulike_counts_and_tags(need_dataset):
+    data_dir = need_dataset("citeulike-a")
     d = load_dataset("citeulike-a", data_dir)
     assert d.shape == (5_551, 16_980) and d.nnz == 204_986
     f = d.item_features
@@ -269,8 +259,8 @@ def test_citeulike_counts_and_tags(data_dir):
     assert np.isfinite(f.values.data).all()
 
 
-def test_citeulike_cold_split(data_dir):
-    _need(data_dir, "citeulike-a")
+def test_citeulike_cold_split(need_dataset):
+    data_dir = need_dataset("citeulike-a")
     s = load_predefined_split("citeulike-a", "item-cold", data_dir, random_state=0)
     check_no_leakage(s)
     assert s.kind == "item-cold" and len(s.test_items) == 3_396 and s.test.nnz == 40_776
@@ -283,8 +273,8 @@ def test_citeulike_cold_split(data_dir):
     assert np.array_equal(s1.test_items, s.test_items) and not np.array_equal(s1.val_items, s.val_items)
 
 
-def test_citeulike_warm_split(data_dir):
-    _need(data_dir, "citeulike-a")
+def test_citeulike_warm_split(need_dataset):
+    data_dir = need_dataset("citeulike-a")
     s = load_predefined_split("citeulike-a", "warm", data_dir)
     check_no_leakage(s)
     assert s.test.nnz == 33_998 and s.train.nnz + s.val.nnz == 170_988

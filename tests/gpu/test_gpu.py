@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 
+from recsys_coldstart.train.sharded import torchrec_available
+
 pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
@@ -60,15 +62,14 @@ def test_nccl_data_parallel_cli(tmp_path):
     assert (tmp_path / "m" / "weights.pt").is_file()
 
 
+@pytest.mark.skipif(not torchrec_available(), reason="TorchRec with the CUDA fbgemm-gpu wheel is not installed")
 def test_sharded_tables_adam_on_cuda_match_torch_adam_on_the_first_step(tmp_path):
     """fbgemm's fused (row-sparse) Adam on a one-rank NCCL group: its first step equals
     ``torch.optim.Adam``'s on the looked-up rows and leaves the others alone (it diverges from
     dense Adam later, by design: untouched rows keep their moments)."""
-    from recsys_coldstart.train.sharded import ShardedTables, torchrec_available
-
-    if not torchrec_available():
-        pytest.skip("TorchRec with the CUDA fbgemm-gpu wheel is not installed")
     import torch.distributed as dist
+
+    from recsys_coldstart.train.sharded import ShardedTables
 
     dist.init_process_group("nccl", init_method=f"file://{tmp_path}/init", rank=0, world_size=1)
     try:

@@ -129,9 +129,9 @@ def test_cli_report(results_dir, tmp_path):
 
 
 @pytest.mark.browser
+@pytest.mark.skipif(not any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")),
+                    reason="no chromium on PATH (apt-get install chromium)")
 def test_report_in_headless_chromium(results_dir, tmp_path):
-    if not any(shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")):
-        pytest.skip("no chromium on PATH (apt-get install chromium)")
     _, html_path = render_report(results_dir, tmp_path / "rep")
     png = tmp_path / "shot.png"
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "screenshot_report.py"), str(html_path), str(png),

@@ -14,15 +14,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.distributed as dist
 
 from recsys_coldstart.data import make_synthetic, warm_split
 from recsys_coldstart.exceptions import DataError
 from recsys_coldstart.train import World, current_world
 from recsys_coldstart.train.checkpoint import fingerprint_diff
+from recsys_coldstart.train.sharded import INSTALL_HINT, torchrec_available
 
-dist = pytest.importorskip("torch.distributed")
-if not dist.is_available():  # pragma: no cover
-    pytest.skip("torch.distributed is not available", allow_module_level=True)
+pytestmark = pytest.mark.skipif(not dist.is_available(), reason="torch.distributed is not available")
+needs_torchrec = pytest.mark.skipif(not torchrec_available(), reason=f"TorchRec is an optional install ({INSTALL_HINT})")
 
 
 def _data():
@@ -273,13 +274,6 @@ def test_cli_nproc_2_trains_and_rank0_saves(tmp_path):
 
 
 # ---------------------------------------------------------------- sharded tables (TorchRec)
-def _torchrec_or_skip() -> None:
-    from recsys_coldstart.train.sharded import INSTALL_HINT, torchrec_available
-
-    if not torchrec_available():
-        pytest.skip(f"TorchRec is an optional install ({INSTALL_HINT})")
-
-
 _SHARD_NODES = ([1, 7, 30, 50, 52, 79], [2, 7, 49, 55, 60, 52, 52])  # rank 0's, rank 1's global node ids
 
 
@@ -303,11 +297,11 @@ def _sharded_steps(rank: int, optimizer: str, steps: int) -> dict:
     return {"U": u, "I": i, "rows": tables.local_rows()}
 
 
+@needs_torchrec
 @pytest.mark.parametrize("optimizer", ["sgd", "adagrad"])
 def test_sharded_tables_steps_equal_dense_steps_on_the_concatenated_batch(optimizer):
     """Each rank owns half the rows; 3 steps of 2 ranks == 3 dense torch.optim steps whose loss is
     the mean of the two ranks' losses (rows looked up on both ranks and twice on one included)."""
-    _torchrec_or_skip()
     r0, r1 = run_ranks("_sharded_steps", optimizer, 3)
     assert r0["rows"] == {"user": [(0, 25)], "item": [(0, 15)]}
     assert r1["rows"] == {"user": [(25, 25)], "item": [(15, 15)]}
@@ -337,12 +331,12 @@ def _fit_sampled(rank: int, name: str, tables: str, optimizer: str) -> dict:
             "val": m.history_["val_ndcg@20"]}
 
 
+@needs_torchrec
 @pytest.mark.parametrize("name,optimizer", [("lightgcn", "sgd"), ("lightgcn", "adagrad"), ("simgcl", "adagrad")])
 def test_sharded_fit_equals_dense_fit_on_two_ranks(name, optimizer):
     """Neighbour-sampled training with TorchRec row-wise sharded tables on 2 gloo ranks gives the
     same model as the same 2-rank run with whole tables on every rank (same batches, samples and
     negatives; the tables' rule differs only in where a row's gradient and optimiser state live)."""
-    _torchrec_or_skip()
     sharded = run_ranks("_fit_sampled", name, "sharded", optimizer)
     dense = run_ranks("_fit_sampled", name, "dense", optimizer)
     np.testing.assert_array_equal(sharded[0]["U"], sharded[1]["U"])  # every rank ends with the same model
@@ -375,8 +369,8 @@ def test_sharded_tables_refuse_what_they_cannot_do(monkeypatch):
         m.fit(_data().train)
 
 
+@needs_torchrec
 def test_sharded_tables_need_a_process_group_and_adam_needs_cuda():
-    _torchrec_or_skip()
     from recsys_coldstart.train.sharded import ShardedTables
 
     users, items = _tables_init()
