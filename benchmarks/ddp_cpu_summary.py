@@ -33,12 +33,13 @@ def main(out: str, json_out: str | None = None) -> None:
         ndcg = next(v for k, v in met.items() if k.startswith("test_") and k.endswith("ndcg@20"))
         rec = next(v for k, v in met.items() if k.startswith("test_") and k.endswith("recall@20"))
         timing = Path(out, cfg.parent.name + ".time")  # GNU time -v, where ddp_cpu.sh found it
-        rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", timing.read_text()) if timing.exists() else None
+        found = re.search(r"Maximum resident set size \(kbytes\): (\d+)", timing.read_text()) if timing.exists() else None
+        rss = int(found.group(1)) / 1024 if found else None
         rows[(dataset, model, n)].append((seed, ndcg, rec, meta["fit_seconds"] / max(meta["epochs"], 1),
-                                          meta["epochs"], int(rss.group(1)) / 1024 if rss else float("nan")))
+                                          meta["epochs"], float("nan") if rss is None else rss))
         runs.append({"run": cfg.parent.name, "dataset": dataset, "model": model, "processes": n, "seed": seed,
                      "test_ndcg@20": ndcg, "test_recall@20": rec, "epochs": meta["epochs"],
-                     "fit_seconds": meta["fit_seconds"], "peak_rss_mb": int(rss.group(1)) / 1024 if rss else None,
+                     "fit_seconds": meta["fit_seconds"], "peak_rss_mb": rss,
                      "config": json.loads(cfg.read_text()).get("config")})
     print("| dataset | model | processes | seeds | test NDCG@20 | test Recall@20 | s/epoch (incl. val) | epochs "
           "| peak RSS MB (largest process) |")
@@ -48,8 +49,6 @@ def main(out: str, json_out: str | None = None) -> None:
         print(f"| {dataset} | {model} | {n} | {','.join(str(r[0]) for r in rs)} | {a[:, 0].mean():.4f}{_sd(a, 0)} | "
               f"{a[:, 1].mean():.4f}{_sd(a, 1)} | {a[:, 2].mean():.2f} | {','.join(str(int(r[4])) for r in rs)} | "
               f"{np.nanmax(a[:, 4]) if np.isfinite(a[:, 4]).any() else float('nan'):.0f} |")
-
-
     if json_out:
         import platform
 

@@ -4,8 +4,8 @@ Two sub-commands:
 
 ``scaling``: for each synthetic graph size (``make_synthetic_graph``, cached as a CSR ``.npz``)
 and each sampler (``full``, ``neighbor``; ``neighbor-sharded``: neighbour sampling with TorchRec
-tables and fbgemm's fused row-sparse Adagrad on a one-rank process group, optional install), a fresh subprocess fits LightGCN for one epoch capped at ``--batches``
-batches and reports seconds per batch (the capped epoch's wall time / batches, first batch
+tables and fbgemm's fused row-sparse Adagrad on a one-rank process group, optional install), a
+fresh subprocess fits LightGCN for one epoch capped at ``--batches`` batches and reports seconds per batch (the capped epoch's wall time / batches, first batch
 included), the extrapolated seconds per full epoch (``s/batch * ceil(nnz / batch_size)``),
 sampled edges per batch, and the process's peak RSS (``ru_maxrss``, includes the loaded graph, the
 final full propagation and the fold-in fit). The growth exponent is the least-squares slope of
@@ -178,13 +178,18 @@ def cmd_scaling(args: argparse.Namespace) -> dict:
                 row = json.loads(proc.stdout.strip().splitlines()[-1])
             rows.append(row)
             print(json.dumps(row), flush=True)
+    return {"generate": gens, "rows": rows, "fits": _fits(rows)}
+
+
+def _fits(rows: list[dict]) -> dict:
+    """Growth exponents per sampler over the rows that ran (log-log slopes on nnz)."""
     fits = {}
-    for mode in args.samplers:
+    for mode in dict.fromkeys(r["sampler"] for r in rows):
         ok = [r for r in rows if r["sampler"] == mode and "error" not in r]
         fits[mode] = {"time_exponent": _slope([r["nnz"] for r in ok], [r["est_seconds_per_epoch"] for r in ok]),
                       "rss_exponent": _slope([r["nnz"] for r in ok], [r["peak_rss_mb"] for r in ok]),
                       "batch_time_exponent": _slope([r["nnz"] for r in ok], [r["seconds_per_batch"] for r in ok])}
-    return {"generate": gens, "rows": rows, "fits": fits}
+    return fits
 
 
 def cmd_yelp(args: argparse.Namespace) -> dict:
@@ -255,10 +260,7 @@ def main(argv: list[str] | None = None) -> None:
         runs = old.get("runs") or [{k: old[k] for k in ("command", "machine", "versions", "wall_seconds") if k in old}]
         runs.append({k: result[k] for k in ("command", "machine", "versions", "wall_seconds")})
         rows = old["rows"] + result["rows"]
-        fits = {mode: {"time_exponent": _slope([r["nnz"] for r in ok], [r["est_seconds_per_epoch"] for r in ok])}
-                for mode in dict.fromkeys(r["sampler"] for r in rows)
-                for ok in [[r for r in rows if r["sampler"] == mode and "error" not in r]]}
-        result = {**old, "rows": rows, "fits": fits, "runs": runs}
+        result = {**old, "rows": rows, "fits": _fits(rows), "runs": runs}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
 

@@ -62,7 +62,8 @@ from torch_geometric.sampler.neighbor_sampler import edge_sample, node_sample
 from recsys_coldstart.graph.augment import noise_from_uniform
 from recsys_coldstart.graph.convert import BipartiteGraph
 
-__all__ = ["BipartiteNeighborSampler", "SampledBlocks", "sampled_layers", "sampled_noise_offsets"]
+__all__ = ["BipartiteNeighborSampler", "SampledBlocks", "merge_rows", "sampled_layers", "sampled_noise_offsets",
+           "split_node_ids"]
 
 
 class BipartiteNeighborSampler(BaseSampler):
@@ -271,11 +272,39 @@ class SampledBlocks:
 
         Reads only the sampled rows of the two tables (never concatenates the full tables).
         """
-        is_item = self.node >= n_users
-        u_pos, i_pos = (~is_item).nonzero().squeeze(1), is_item.nonzero().squeeze(1)
-        x = user_emb.new_zeros((len(self.node), user_emb.shape[1]))
-        x = x.index_put((u_pos,), user_emb[self.node[u_pos]])
-        return x.index_put((i_pos,), item_emb[self.node[i_pos] - n_users])
+        (u_pos, users), (i_pos, items) = split_node_ids(self.node, n_users)
+        return merge_rows(u_pos, user_emb[users], i_pos, item_emb[items])
+
+
+def split_node_ids(node: torch.Tensor, n_users: int) -> tuple[tuple[torch.Tensor, torch.Tensor],
+                                                                   tuple[torch.Tensor, torch.Tensor]]:
+    """Split global node ids (users ``< n_users``, items offset by ``n_users``) by table.
+
+    Parameters
+    ----------
+    node : torch.Tensor of int64, shape (n,)
+    n_users : int
+
+    Returns
+    -------
+    ((u_pos, users), (i_pos, items)) : tensors of int64
+        ``u_pos`` (n_u,): positions in ``node`` of the users, ``users`` (n_u,): their user-table rows;
+        ``i_pos``, ``items`` (n_i,): the same for items (item-table rows).
+    """
+    is_item = node >= n_users
+    u_pos, i_pos = (~is_item).nonzero().squeeze(1), is_item.nonzero().squeeze(1)
+    return (u_pos, node[u_pos]), (i_pos, node[i_pos] - n_users)
+
+
+def merge_rows(u_pos: torch.Tensor, user_rows: torch.Tensor, i_pos: torch.Tensor,
+               item_rows: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`split_node_ids`: rows back in node order, shape (n_u + n_i, dim); differentiable.
+
+    ``user_rows`` (n_u, dim) and ``item_rows`` (n_i, dim) are the rows at positions ``u_pos`` / ``i_pos``.
+    """
+    x = user_rows.new_zeros((len(u_pos) + len(i_pos), user_rows.shape[1]))
+    x = x.index_put((u_pos,), user_rows)
+    return x.index_put((i_pos,), item_rows)
 
 
 def sampled_layers(blocks: SampledBlocks, x0: torch.Tensor) -> list[torch.Tensor]:

@@ -392,23 +392,16 @@ class GraphRecommender(EmbeddingRecommender):
                 users, pos = graph.edge_user[idx], graph.edge_item[idx]
                 neg = _sample_negatives(users, graph.n_items, pos_keys, sample_gen)
                 loss, _ = batch_loss(ctx, users, pos, neg)
-                if opt is None:  # sharded: backward sends row gradients to their owners, which step
-                    loss.backward()
-                    loss = world.average_gradients(_NO_PARAMS, loss)
-                    total += loss.detach()
-                    if not torch.isfinite(loss):
-                        raise TrainingDivergedError(
-                            f"{name}: the training loss became {loss.item()} at epoch {epoch}, "
-                            f"batch {b + 1}/{n_batches} (lr={cfg.lr}); lower the learning rate or check the data")
-                    continue
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
+                if opt is not None:
+                    opt.zero_grad(set_to_none=True)
+                loss.backward()  # sharded tables: row gradients go to their owners, whose fused optimiser steps
                 loss = world.average_gradients(opt, loss)  # DDP: mean grads (and loss) over ranks
                 if not torch.isfinite(loss):  # every rank sees the averaged loss: all stop together
                     raise TrainingDivergedError(
                         f"{name}: the training loss became {loss.item()} at epoch {epoch}, "
                         f"batch {b + 1}/{n_batches} (lr={cfg.lr}); lower the learning rate or check the data")
-                opt.step()
+                if opt is not None:
+                    opt.step()
                 total += loss.detach()
             if tables is not None:  # every rank: the mirror that validation, early stopping and the factors read
                 with torch.no_grad():
@@ -556,15 +549,6 @@ class GraphRecommender(EmbeddingRecommender):
     def config_dict(self) -> dict[str, Any]:
         """The config as a plain dict (for result records)."""
         return dataclasses.asdict(self.config)
-
-
-class _NoParams:
-    """An optimiser-shaped object without parameters: averages only the loss over ranks."""
-
-    param_groups: list = []
-
-
-_NO_PARAMS = _NoParams()
 
 
 def _optimizer(kind: str, params, lr: float) -> torch.optim.Optimizer:

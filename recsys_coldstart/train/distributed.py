@@ -298,13 +298,14 @@ class DistributedWorld(World):
     def average_gradients(self, optimizer: Any, loss: Any = None) -> Any:
         """Mean over ranks of the gradients of ``optimizer``'s parameters (and of ``loss``); returns the
         rank-averaged loss (None without ``loss``). A parameter without a gradient on every rank keeps
-        None; one with a gradient on some ranks only gets zeros on the others."""
+        None; one with a gradient on some ranks only gets zeros on the others. ``optimizer=None``
+        averages only ``loss`` (parameters stepped elsewhere, e.g. by a fused optimiser in backward)."""
         import torch
         import torch.distributed as dist
 
-        params = [p for g in optimizer.param_groups for p in g["params"]]
+        params = [p for g in optimizer.param_groups for p in g["params"]] if optimizer is not None else []
         live = []
-        if params:  # (none: only the loss is averaged, e.g. tables trained by a fused optimiser)
+        if params:
             has = torch.tensor([p.grad is not None for p in params], dtype=torch.uint8, device=self._device)
             dist.all_reduce(has, op=dist.ReduceOp.MAX)
             live = [p for p, h in zip(params, has.tolist(), strict=True) if h]

@@ -105,8 +105,8 @@ class World:
         return perm
 
     def average_gradients(self, optimizer: Any, loss: Any = None) -> Any:
-        """Average the gradients of ``optimizer``'s parameters over ranks; returns ``loss`` averaged
-        too (one process: nothing to do, ``loss`` is returned as is)."""
+        """Average the gradients of ``optimizer``'s parameters over ranks (``None``: no parameters, only
+        ``loss``); returns ``loss`` averaged too (one process: nothing to do, ``loss`` is returned as is)."""
         return loss
 
     def sampling_streams(self, torch_gen: Any = None, numpy_rng: Any = None) -> tuple[Any, Any, Any]:

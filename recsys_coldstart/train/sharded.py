@@ -180,18 +180,15 @@ class ShardedTables:
         """
         from torchrec import KeyedJaggedTensor
 
+        from recsys_coldstart.graph.sampling import merge_rows, split_node_ids
+
         nu = self.n_users if n_users is None else int(n_users)
-        node = node.to(self.device)
-        is_item = node >= nu
-        u_pos, i_pos = (~is_item).nonzero().squeeze(1), is_item.nonzero().squeeze(1)
-        users, items = node[u_pos], node[i_pos] - nu
+        (u_pos, users), (i_pos, items) = split_node_ids(node.to(self.device), nu)
         kjt = KeyedJaggedTensor.from_lengths_sync(
             keys=["user", "item"], values=torch.cat([users, items]),
             lengths=torch.tensor([len(users), len(items)], dtype=torch.int32, device=self.device))
         out = self.module(kjt)
-        x = out["user"].values().new_zeros((len(node), self.dim))
-        x = x.index_put((u_pos,), out["user"].values())
-        return x.index_put((i_pos,), out["item"].values())
+        return merge_rows(u_pos, out["user"].values(), i_pos, out["item"].values())
 
     def full(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Both whole tables on every rank (collective; no autograd): ``(users, items)``."""
