@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from recsys_coldstart._utils import check_random_state, resolve_device, torch_generator
-from recsys_coldstart.config import at_least, between, greater_than
+from recsys_coldstart.config import at_least, between, greater_than, one_of
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.distill.strategies import (
     STRATEGIES,
@@ -34,6 +34,7 @@ from recsys_coldstart.distill.strategies import (
     strategy_from_dict,
 )
 from recsys_coldstart.towers.base import (
+    CONTENT_INIT_MODES,
     TowerConfig,
     TowerRecommender,
     duplicate_mask,
@@ -45,6 +46,8 @@ from recsys_coldstart.towers.blocks import (
     Tower,
     drop_entries,
     few_shot_keep_prob,
+    principal_basis,
+    ridge_map,
     row_normalize,
     to_torch,
 )
@@ -105,6 +108,20 @@ class StudentConfig(TowerConfig):
         Adam's weight decay on every trained parameter (towers and ID embeddings). Named apart from
         the graph models' ``reg`` on purpose: that is an L2 term on the batch's embeddings inside
         the loss, this is the optimiser's decay of all weights.
+    content_init : {"random", "map"}
+        ``"map"`` (feature-only students with a teacher): start at the teacher distilled in closed
+        form (see :meth:`Student._map_start`): each tower gains a linear path, items
+        ``x_i W`` with ``W`` the ridge map from item features to the teacher's item vectors
+        (projected on their top-``dim`` principal directions when the student is narrower),
+        users the ridge fold-in ``A mean_{j in H_u} x_j W`` of their history over those item
+        vectors; the MLPs' output layers start at zero, so training starts there and early
+        stopping (the start is a candidate) never returns the student worse on val than that
+        start. ``"random"``: randomly initialised towers.
+    content_ridge : float
+        Ridge strength of the item map ``W`` on the scaled features (> 0).
+    fold_in_prior : float
+        Ridge strength of the user fold-in ``A = (V^T V + fold_in_prior * tr(V^T V) / dim I)^-1``
+        over the warm items' start vectors ``V`` (> 0).
     """
 
     dim: int = field(default=32, metadata=at_least(1, integer=True))
@@ -123,6 +140,9 @@ class StudentConfig(TowerConfig):
     few_shot_max: int = field(default=10, metadata=at_least(1, integer=True))
     lr: float = field(default=3e-3, metadata=greater_than(0))
     weight_decay: float = field(default=0.0, metadata=at_least(0))
+    content_init: str = field(default="random", metadata=one_of(*CONTENT_INIT_MODES))
+    content_ridge: float = field(default=5.0, metadata=greater_than(0))
+    fold_in_prior: float = field(default=0.1, metadata=greater_than(0))
 
     def __post_init__(self) -> None:
         if isinstance(self.distill, Mapping):  # the stored / TOML form {kind = "score", temperature = 2.0}
@@ -135,6 +155,10 @@ class StudentConfig(TowerConfig):
             names = ", ".join(f"{cls.__name__}()" for cls in STRATEGIES)
             raise ValueError(f"{type(self).__name__}.distill must be a distillation strategy object ({names}), "
                              f"got {self.distill!r}")
+        if self.content_init == "map" and self.item_ids:
+            raise ValueError(f"{type(self).__name__}(content_init='map') starts a feature-only student at the "
+                             "teacher's closed-form item map; a hybrid student (item_ids=True) has item IDs "
+                             "to learn instead: use content_init='random' or item_ids=False")
 
 
 def student_split_defaults(split_kind: str, item_ids: bool) -> dict[str, Any]:
@@ -233,7 +257,46 @@ class Student(TowerRecommender):
             nn.init.zeros_(nets["item_bias"].weight)
         if c.tie_item_inputs and d_if:
             nets["user_tower"].inputs[0] = nets["item_tower"].inputs[1]  # one (d_item, h1) matrix
+        if c.content_init == "map":  # linear paths set by _map_start; the MLPs learn corrections
+            nets["item_map"] = nn.Linear(d_if, c.dim, bias=False)
+            nets["user_map"] = nn.Linear(c.dim, c.dim, bias=False)
+            nets["item_tower"].zero_output_layer()
+            nets["user_tower"].zero_output_layer()
         self._nets = nn.ModuleDict(nets)
+
+    def _map_start(self, factors: tuple[np.ndarray, np.ndarray], itf, warm_items: np.ndarray) -> None:
+        """``content_init="map"``: set the linear paths to the teacher distilled in closed form.
+
+        - The teacher's item vectors ``V`` (warm rows) are brought to the student's width: their
+          top-``dim`` principal directions ``P`` when the student is narrower (the best rank-``dim``
+          approximation of their layout), zero columns when it is wider.
+        - Items: ``W = argmin ||X_warm W - V_warm P||^2 + content_ridge ||W||^2``
+          (:func:`~recsys_coldstart.towers.blocks.ridge_map`; Gantner et al., ICDM 2010), so a
+          cold item's start vector is its features mapped into the teacher's item space.
+        - Users: the ALS-style fold-in over the start vectors ``E = X W`` of the warm items,
+          ``e_u = (E^T E + r I)^{-1} mean_{j in H_u} e_j`` with ``r = fold_in_prior * tr(E^T E) / dim``
+          (Hu, Koren & Volinsky, ICDM 2008, the user step), linear in the history bag, so it needs no
+          per-user parameter and serves new users as it serves warm ones.
+        """
+        c = self.config
+        _, vt = factors
+        v = np.asarray(vt[warm_items], np.float64)
+        target = v @ principal_basis(v, c.dim)  # (n_warm, dim)
+        w = ridge_map(itf[warm_items], target, c.content_ridge)  # (d_if, dim)
+        e = np.asarray(itf[warm_items] @ w, np.float64)
+        gram = e.T @ e
+        gram[np.diag_indices_from(gram)] += c.fold_in_prior * max(float(np.trace(gram)) / c.dim, 1e-12)
+        a = np.linalg.inv(gram)
+        with torch.no_grad():
+            self._nets["item_map"].weight.copy_(torch.from_numpy(np.ascontiguousarray(w.T, np.float32)))
+            self._nets["user_map"].weight.copy_(torch.from_numpy(a.astype(np.float32)))
+
+    def _map_items(self, feats: torch.Tensor | None) -> torch.Tensor | None:
+        """The item map's part ``x W`` (b, dim) of scaled item features (dense or sparse), or None."""
+        if self.config.content_init != "map" or feats is None:
+            return None
+        w = self._nets["item_map"].weight  # (dim, d_if)
+        return torch.sparse.mm(feats, w.T) if feats.is_sparse else feats @ w.T
 
     # ------------------------------------------------------------------ forward helpers
     def _dev(self):
@@ -248,15 +311,19 @@ class Student(TowerRecommender):
                 x_id = self._nets["item_emb"](torch.from_numpy(idx).to(device))
                 if keep_id is not None:
                     x_id = x_id * torch.from_numpy(keep_id).to(device)[:, None].float()
-        return self._nets["item_tower"]([x_id, to_torch(feats, device)])
+        f = to_torch(feats, device)
+        out = self._nets["item_tower"]([x_id, f])
+        mapped = self._map_items(f)
+        return out if mapped is None else out + mapped
 
     def _bag_projection(self) -> np.ndarray:
-        """Per item, its contribution to the user tower's first layer, float32 (n_items, h1).
+        """Per item, its contribution to the user tower's first layer, float32 (n_items, h1), and
+        with ``content_init="map"`` to the user's mapped history, (n_items, h1 + dim).
 
-        The user tower's first map is linear in the bag means, so
-        ``mean_j(x_j) @ W = mean_j(x_j @ W)``: projecting every item once turns online user
-        embedding into one sparse (b, n_items) x (n_items, h1) product instead of averaging
-        wide feature rows. Cached, and recomputed whenever the weights change.
+        Both maps are linear in the bag means, so ``mean_j(x_j) @ W = mean_j(x_j @ W)``:
+        projecting every item once turns online user embedding into one sparse (b, n_items) x
+        (n_items, h1) product instead of averaging wide feature rows. Cached, and recomputed
+        whenever the weights change.
         """
         tower = self._nets["user_tower"]
         key = tuple((p.data_ptr(), p._version) for p in self._nets.parameters())
@@ -270,6 +337,9 @@ class Student(TowerRecommender):
             if self.config.item_ids:
                 w = self._nets["item_emb"].weight.detach().cpu().numpy() * self.warm_items_mask_[:, None]
                 proj += w @ tower.inputs[1].detach().cpu().numpy()
+            if self.config.content_init == "map":
+                mapped = self.item_features_ @ self._nets["item_map"].weight.detach().cpu().numpy().T
+                proj = np.hstack([proj, np.asarray(mapped, np.float32)])
         self._bag_proj_cache = (key, proj)
         return proj
 
@@ -279,11 +349,14 @@ class Student(TowerRecommender):
         bn = row_normalize(bag)
         if not torch.is_grad_enabled() and device.type == "cpu":  # serving: precomputed item projections
             tower = self._nets["user_tower"]
-            h = torch.from_numpy(np.asarray(bn @ self._bag_projection(), np.float32))
+            h1 = tower.bias0.shape[0]
+            hm = torch.from_numpy(np.asarray(bn @ self._bag_projection(), np.float32))
+            h = hm[:, :h1]
             f = to_torch(feats, device)
             if f is not None and self.d_user_features_:
                 h = h + (torch.sparse.mm(f, tower.inputs[2]) if f.is_sparse else f @ tower.inputs[2])
-            return tower.head(h)
+            out = tower.head(h)
+            return out + self._nets["user_map"](hm[:, h1:]) if self.config.content_init == "map" else out
         bag_f = bag_id = None
         if self.d_item_features_:
             prod = bn @ self.item_features_
@@ -295,7 +368,9 @@ class Student(TowerRecommender):
                 bag_id = torch.sparse.mm(to_torch(bn, device), w)
             else:  # serving on CPU: a scipy sparse x dense product avoids building a torch COO tensor
                 bag_id = torch.from_numpy(np.asarray(bn @ w.numpy(), np.float32))
-        return self._nets["user_tower"]([bag_f, bag_id, to_torch(feats, device)])
+        out = self._nets["user_tower"]([bag_f, bag_id, to_torch(feats, device)])
+        mapped = self._map_items(bag_f)  # mean_j x_j W = the mean mapped history
+        return out if mapped is None else out + self._nets["user_map"](mapped)
 
     def _bias(self, idx: np.ndarray, keep: np.ndarray | None, device) -> torch.Tensor:
         """(b,) item biases, zero where ``keep`` is False."""
@@ -361,6 +436,11 @@ class Student(TowerRecommender):
             if teacher is not None:
                 factors = self._teacher_factors(teacher, train)
                 heads = c.distill.heads(c.dim + int(c.item_bias), factors[0].shape[1], factors[1].shape[1])
+        if c.content_init == "map":
+            if factors is None:
+                raise ValueError("Student(content_init='map') needs fit(..., teacher=...): its start is the "
+                                 "teacher's item vectors mapped from features")
+            self._map_start(factors, itf, np.flatnonzero(self.warm_items_mask_))
         if c.item_bias:  # log-popularity prior: b_i = tau * (log n_i - mean log n), 0 for cold items
             with torch.no_grad():
                 self._nets["item_bias"].weight.copy_(torch.from_numpy(

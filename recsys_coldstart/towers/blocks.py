@@ -230,6 +230,21 @@ def few_shot_keep_prob(keep_prob: np.ndarray, degrees: np.ndarray, prob: float, 
     return np.where(rng.random(b) < prob, np.minimum(k / np.maximum(degrees, 1), 1.0), keep_prob)
 
 
+def principal_basis(vectors: np.ndarray, dim: int) -> np.ndarray:
+    """A (d0, dim) map onto the top-``dim`` principal directions of ``vectors`` (n, d0).
+
+    The right singular vectors of the centred rows; when ``dim >= d0`` the identity padded with
+    zero columns, which keeps every dot product of the vectors. In the vectors' float dtype.
+    """
+    v = np.asarray(vectors)
+    v = v if np.issubdtype(v.dtype, np.floating) else v.astype(np.float64)
+    d0 = v.shape[1]
+    if dim >= d0:
+        return np.eye(d0, dim, dtype=v.dtype)
+    _, _, vt = np.linalg.svd(v - v.mean(0), full_matrices=False)
+    return vt[:dim].T
+
+
 def fit_dim(vectors: np.ndarray, dim: int, rng: np.random.Generator, pad_noise: float = 0.01) -> np.ndarray:
     """Bring pretrained vectors (n, d0) to width ``dim`` and unit mean row norm.
 
@@ -241,8 +256,7 @@ def fit_dim(vectors: np.ndarray, dim: int, rng: np.random.Generator, pad_noise: 
     v = np.asarray(vectors, np.float32)
     n, d0 = v.shape
     if d0 > dim:
-        _, _, vt = np.linalg.svd(v - v.mean(0), full_matrices=False)
-        v = v @ vt[:dim].T
+        v = v @ principal_basis(v, dim)
     elif d0 < dim:
         norm = float(np.linalg.norm(v, axis=1).mean()) or 1.0
         pad = (rng.normal(0, pad_noise * norm / np.sqrt(dim), (n, dim - d0)) if pad_noise > 0
