@@ -53,13 +53,10 @@ class LightGCN(GraphRecommender):
         1e-3, dim 64, searches the L2 weight in {1e-6, ..., 1e-2} (best 1e-4) and 1-4 layers
         (best 3); the SELFRec leaderboard grid uses the same lr / reg / dim. dim goes to 256
         (larger embeddings help on small sets: the issue-12 ALS grid picked 128-256 on ml-100k).
+        The optimiser (Adam or Adagrad, each with its lr range) and the batch sampler (full graph
+        or neighbour-sampled) are drawn too: :meth:`GraphRecommender.backbone_space`.
         """
-        return {
-            "lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
-            "reg": trial.suggest_float("reg", 1e-6, 1e-2, log=True),
-            "dim": trial.suggest_categorical("dim", [32, 64, 128, 256]),
-            "n_layers": trial.suggest_int("n_layers", 1, 4),
-        }
+        return cls.backbone_space(trial)
     include_input = True
     samplers = ("full", "neighbor")
 

@@ -67,17 +67,14 @@ class SGL(GraphRecommender):
     def search_space(cls, trial) -> dict:
         """Optuna search space: config keyword arguments drawn from ``trial``.
 
-        LightGCN's ranges (lr, L2 weight 1e-6..1e-2, dim up to 256, 1-4 layers; see
-        :meth:`LightGCN.search_space`) plus SGL's own (Wu et al., SIGIR 2021, Sec. 4.3-4.4):
+        The shared graph ranges (optimiser and lr, L2 weight 1e-6..1e-2, dim up to 256, 1-4 layers,
+        sampler where the model has two; :meth:`GraphRecommender.backbone_space`) plus SGL's own (Wu et al., SIGIR 2021, Sec. 4.3-4.4):
         dropout ratio ρ in {0, 0.1, ..., 0.5} (best 0.1), temperature τ in {0.1, 0.2, 0.5, 1.0}
         (best 0.2), SSL weight λ in {0.005, 0.01, 0.05, 0.1, 0.5, 1.0} (best 0.1 on yelp2018,
         0.5 on amazon-book), augmentation ED / ND / RW (SGL-ED best overall).
         """
         return {
-            "lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
-            "reg": trial.suggest_float("reg", 1e-6, 1e-2, log=True),
-            "dim": trial.suggest_categorical("dim", [32, 64, 128, 256]),
-            "n_layers": trial.suggest_int("n_layers", 1, 4),
+            **cls.backbone_space(trial),
             "aug_type": trial.suggest_categorical("aug_type", ["ed", "nd", "rw"]),
             "drop_rate": trial.suggest_float("drop_rate", 0.05, 0.5),
             "cl_temp": trial.suggest_float("cl_temp", 0.1, 1.0, log=True),

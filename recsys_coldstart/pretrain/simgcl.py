@@ -76,17 +76,15 @@ class SimGCL(GraphRecommender):
     def search_space(cls, trial) -> dict:
         """Optuna search space: config keyword arguments drawn from ``trial``.
 
-        LightGCN's ranges (lr, L2 weight 1e-6..1e-2, dim up to 256, 1-4 layers) plus SimGCL's
+        The shared graph ranges (optimiser and lr, L2 weight 1e-6..1e-2, dim up to 256, 1-4 layers,
+        sampler where the model has two; :meth:`GraphRecommender.backbone_space`) plus SimGCL's
         own (Yu et al., SIGIR 2022, Sec. 4.3 and the SELFRec configs): noise magnitude ε in
         {0.01, 0.05, 0.1, 0.2, 0.5, 1.0} (best 0.1 on yelp2018 / amazon-book, 0.2 elsewhere),
         contrastive weight λ in {0.01, ..., 5} (best 0.5 on yelp2018, 2 on amazon-book, 0.2 on
         iFashion), temperature τ 0.2.
         """
         return {
-            "lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
-            "reg": trial.suggest_float("reg", 1e-6, 1e-2, log=True),
-            "dim": trial.suggest_categorical("dim", [32, 64, 128, 256]),
-            "n_layers": trial.suggest_int("n_layers", 1, 4),
+            **cls.backbone_space(trial),
             "eps": trial.suggest_float("eps", 0.01, 1.0, log=True),
             "cl_weight": trial.suggest_float("cl_weight", 0.01, 5.0, log=True),
             "cl_temp": trial.suggest_float("cl_temp", 0.05, 1.0, log=True),

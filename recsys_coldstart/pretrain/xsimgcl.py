@@ -70,7 +70,8 @@ class XSimGCL(GraphRecommender):
     def search_space(cls, trial) -> dict:
         """Optuna search space: config keyword arguments drawn from ``trial``.
 
-        LightGCN's ranges (lr, L2 weight 1e-6..1e-2, dim up to 256, 1-4 layers) plus XSimGCL's
+        The shared graph ranges (optimiser and lr, L2 weight 1e-6..1e-2, dim up to 256, 1-4 layers,
+        sampler where the model has two; :meth:`GraphRecommender.backbone_space`) plus XSimGCL's
         own (Yu et al., TKDE 2023, Sec. 5 and the SELFRec ``XSimGCL.conf``): λ 0.2, ε 0.2, τ 0.15,
         contrasted layer l* = 1 of 2 layers on yelp2018 / amazon-book; the paper's sensitivity
         study spans λ in {0.01, ..., 1}, ε in {0.01, ..., 1}, τ in {0.1, ..., 1} and every l*.
@@ -78,10 +79,7 @@ class XSimGCL(GraphRecommender):
         """
         n_layers = trial.suggest_int("n_layers", 1, 4)
         return {
-            "lr": trial.suggest_float("lr", 1e-4, 1e-2, log=True),
-            "reg": trial.suggest_float("reg", 1e-6, 1e-2, log=True),
-            "dim": trial.suggest_categorical("dim", [32, 64, 128, 256]),
-            "n_layers": n_layers,
+            **cls.backbone_space(trial, n_layers),
             "eps": trial.suggest_float("eps", 0.01, 1.0, log=True),
             "cl_weight": trial.suggest_float("cl_weight", 0.01, 5.0, log=True),
             "cl_temp": trial.suggest_float("cl_temp", 0.05, 1.0, log=True),
