@@ -514,8 +514,14 @@ def run_hold(cell: str, seed: int, data_dir: str, epochs: int, n_support: int, m
         train, val=val, init_factors=als, **sup))
     fit("teacher", lambda: TwoTowerTeacher(**common, dim=base_dim, hidden=(128,) if heavy else (256, 256)).fit(
         train, val=val, init_factors=als, **sup))
-    fit("student-score", lambda: Student(item_ids=hybrid, **{**common, **student_split_defaults(kind, hybrid)}).fit(
+    # item-cold: the feature-only student starts at the teacher distilled in closed form (split
+    # defaults); with wide sparse features (CiteULike's tags) its wide first layer is stored once
+    student = {**common, **student_split_defaults(kind, hybrid), "tie_item_inputs": heavy and not hybrid}
+    fit("student-score", lambda: Student(item_ids=hybrid, **student).fit(
         train, val=val, teacher=models["teacher"], **sup))
+    if kind == "item-cold":  # the same student as wide as the teacher: what width keeping it costs
+        fit("student-wide", lambda: Student(item_ids=False, **{**student, "dim": base_dim}).fit(
+            train, val=val, teacher=models["teacher"]))
     fit("dropoutnet", lambda: DropoutNet(**common, pref_dim=None).fit(train, val=val, init_factors=als, **sup))
     fit("heater", lambda: Heater(**common, pref_dim=None, n_experts=2 if heavy else 5).fit(
         train, val=val, init_factors=als, **sup))
@@ -534,10 +540,9 @@ def run_hold(cell: str, seed: int, data_dir: str, epochs: int, n_support: int, m
                "kept_start": bool(getattr(m, "kept_start_", False)) if hasattr(m, "kept_start_") else None,
                "best_epoch": int(getattr(m, "best_epoch_", -1)),
                "map_option": str(getattr(m, f"{'item' if kind == 'item-cold' else 'user'}_cmap_val_", "")),
-               "fit_seconds": secs[name], "epochs": epochs, "base_dim": base_dim, "command": current_command()}
-        if name == "student-score":  # student vs its floor's val, from the history
-            h = getattr(m, "history_", {})
-            row["val_recall@20_best"] = float(np.nanmax(h["val_recall@20"])) if "val_recall@20" in h else np.nan
+               "fit_seconds": secs[name], "epochs": epochs, "base_dim": base_dim, "command": current_command(),
+               "n_parameters": int(m.n_parameters) if hasattr(m, "_nets") else None,
+               "dim": int(m.item_factors_.shape[1]) if hasattr(m, "item_factors_") else None}
         out.append(row)
         print(f"  {cell} seed {seed} {name}: NDCG@20 {row['ndcg@20']:.4f} val start {row['val_recall@20_start']:.4f} "
               f"best {row['val_recall@20_best']:.4f} kept_start {row['kept_start']}", flush=True)
@@ -560,6 +565,10 @@ def hold_report(df: pd.DataFrame) -> str:
              "its start on val on any seed is labelled `= content map (training did not improve val)`. On "
              "user-cold the tower models validate the cold val users on the K items they revealed (the test's "
              "path) and the student is the hybrid one with the user-cold defaults (no ID dropout, lambda 1). "
+             "On item-cold the student is feature-only and starts at the teacher distilled in closed form "
+             "(`content_init=\"map\"`: ridge item map onto the teacher's top principal directions, ALS fold-in "
+             "users; the item-cold split default); `student-score` is 32 wide, `student-wide` as wide as the "
+             "teacher. `parameters` counts what serving needs (towers and maps; the teacher's ID tables too). "
              "No row is tuned: every model runs with its library defaults, and every learned one trains for "
              "at most the same number of epochs (`epochs` in the JSON, patience 2; no time cap).", ""]
     checks = []
@@ -567,8 +576,9 @@ def hold_report(df: pd.DataFrame) -> str:
         seeds = sorted(int(x) for x in g.seed.unique())
         base = sorted(int(x) for x in g["base_dim"].dropna().unique()) if "base_dim" in g else []
         lines += [f"## {cell} (seeds {seeds}{', base ALS(' + '/'.join(map(str, base)) + ')' if base else ''})", "",
-                  "| model | NDCG@20 | Recall@20 | val R@20 start -> best | kept start (seeds) | map options on val R@20 (first seed) |",
-                  "| --- | --- | --- | --- | --- | --- |"]
+                  "| model | NDCG@20 | Recall@20 | val R@20 start -> best | kept start (seeds) | parameters (width) | "
+                  "map options on val R@20 (first seed) |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
         nd = {}
         for model, gm in g.groupby("model", sort=False):
             nd[model] = float(gm["ndcg@20"].mean())
@@ -585,9 +595,12 @@ def hold_report(df: pd.DataFrame) -> str:
 
                 d = ast.literal_eval(gm["map_option"].iloc[0])
                 opt = ", ".join(f"{k} {v:.3f}" for k, v in d.items()) + f" -> **{max(d, key=d.get)}**"
-            lines.append(f"| {label} | {_mean_std(gm['ndcg@20'])} | {_mean_std(gm['recall@20'])} | {vtxt} | {kept} | {opt} |")
+            params = gm["n_parameters"].dropna() if "n_parameters" in gm else pd.Series(dtype=float)
+            ptxt = f"{int(params.mean()):,} ({int(gm['dim'].dropna().iloc[0])}-d)" if len(params) else "-"
+            lines.append(f"| {label} | {_mean_std(gm['ndcg@20'])} | {_mean_std(gm['recall@20'])} | {vtxt} | {kept} | "
+                         f"{ptxt} | {opt} |")
         floor = "content-knn" if "content-knn" in nd else "feature-popularity"
-        learned = [m for m in ("dropoutnet", "heater", "aldi", "teacher", "student-score") if m in nd]
+        learned = [m for m in ("dropoutnet", "heater", "aldi", "teacher", "student-score", "student-wide") if m in nd]
         fl = nd.get(floor, np.nan)
         checks.append(f"- **{cell}**: floor `{floor}` {fl:.4f}; " + ", ".join(
             f"{m} {nd[m]:.4f} {'PASS' if nd[m] >= fl - 1e-9 else 'FAIL'}" for m in learned))
@@ -595,10 +608,16 @@ def hold_report(df: pd.DataFrame) -> str:
             checks.append(f"  - teacher {nd['teacher']:.4f} vs its init model (content-map) {nd['content-map']:.4f}: "
                           f"{'PASS' if nd['teacher'] >= nd['content-map'] - 1e-9 else 'FAIL'} (test); on val the kept state is "
                           "never below the start by construction")
-        if "student-score" in nd and "teacher" in nd:
-            r = nd["student-score"] / nd["teacher"] if nd["teacher"] > 0 else np.nan
-            checks.append(f"  - student-score keeps {r:.1%} of the teacher: {'PASS' if r >= 0.95 else 'FAIL'} (>= 95%)")
-        moved = g[g.model.isin(["dropoutnet", "heater", "aldi", "teacher"])]
+        for st in ("student-score", "student-wide"):
+            if st in nd and "teacher" in nd:
+                r = nd[st] / nd["teacher"] if nd["teacher"] > 0 else np.nan
+                size = ""
+                if "n_parameters" in g:
+                    pt, ps = (g[g.model == m]["n_parameters"].mean() for m in ("teacher", st))
+                    size = f" with {ps / pt:.1%} of its parameters" if np.isfinite(pt) and np.isfinite(ps) else ""
+                checks.append(f"  - {st} keeps {r:.1%} of the teacher{size}: {'PASS' if r >= 0.95 else 'FAIL'} (>= 95%)")
+        moved = g[g.model.isin(["dropoutnet", "heater", "aldi", "teacher", "student-score", "student-wide"])
+                  & g["kept_start"].notna()]
         if len(moved):
             raised = moved.groupby("model").apply(lambda x: float((x.kept_start == False).mean()))  # noqa: E712
             checks.append("  - training raised val over the start (share of seeds): " +

@@ -150,7 +150,9 @@ def distill_demo(split: ColdStartSplit, base_model: Any = None, *, random_state:
     seg = cold_segment(split.kind)
     teacher = TwoTowerTeacher(tc).fit(split.train, val=split.val, init_factors=base_model, support=split.support)
     student = Student(sc).fit(split.train, val=split.val, teacher=teacher, support=split.support)
-    plain = Student(sc).fit(split.train, val=split.val, support=split.support)
+    # the no-distillation baseline has no teacher to start from: random towers
+    plain = Student(dataclasses.replace(sc, content_init="random")).fit(split.train, val=split.val,
+                                                                         support=split.support)
     users = _latency_users(split)
     obs = _latency_observed(split, users)
     feats = None if split.train.user_features is None else split.train.user_features.take(users)
