@@ -108,7 +108,12 @@ def stage_pretrain(splits, seed: int, device: str) -> dict[str, float]:
 @_stage("4. distillation: two-tower teacher (from the graph embeddings) -> lightweight student, cold items")
 def stage_distill(splits, seed: int, device: str) -> dict[str, float]:
     """Graph-initialised teacher distilled into a small student on the item-cold split."""
-    from recsys_coldstart.distill import StudentConfig, TwoTowerTeacherConfig, distill_demo
+    from recsys_coldstart.distill import (
+        StudentConfig,
+        TwoTowerTeacherConfig,
+        distill_demo,
+        student_split_defaults,
+    )
     from recsys_coldstart.foldin import fold_in_for
 
     icold = splits["item-cold"]
@@ -117,7 +122,8 @@ def stage_distill(splits, seed: int, device: str) -> dict[str, float]:
     # as in `coldstart distill --split item-cold`: users are warm, the towers embed them
     teacher = TwoTowerTeacherConfig(dim=128, hidden=(128, 128), n_epochs=10, device=device, random_state=seed,
                                     fold_in=fold_in_for(icold.kind))
-    student = StudentConfig(n_epochs=10, device=device, random_state=seed, fold_in=fold_in_for(icold.kind))
+    student = StudentConfig(n_epochs=10, device=device, random_state=seed, fold_in=fold_in_for(icold.kind),
+                            **student_split_defaults(icold.kind, False))  # starts at the closed-form map
     res = distill_demo(icold, base, random_state=seed, teacher_config=teacher, student_config=student)
     typer.echo(f"   teacher: {res['teacher_params']:>9,} parameters, {res['teacher_ms_per_1k']:7.1f} ms per 1,000 users, "
                f"cold-item NDCG@20 {res['teacher_ndcg@20']:.4f}")

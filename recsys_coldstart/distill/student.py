@@ -6,6 +6,11 @@ References
 - Tang & Wang, "Ranking Distillation: Learning Compact Ranking Models With High Performance for
   Recommender System", KDD 2018 (the teacher's top-K as weighted positives).
 - Romero et al., "FitNets: Hints for Thin Deep Nets", ICLR 2015 (embedding / hint alignment).
+- Gantner et al., "Learning Attribute-to-Feature Mappings for Cold-Start Recommendations", ICDM
+  2010 (the closed-form item map a feature-only student starts from).
+
+Length: Student is one class (two towers, the closed-form map start, the serving projection, the
+fit over strategy objects); StudentConfig and student_split_defaults are the split candidates.
 """
 
 from __future__ import annotations
@@ -46,8 +51,7 @@ from recsys_coldstart.towers.blocks import (
     Tower,
     drop_entries,
     few_shot_keep_prob,
-    principal_basis,
-    ridge_map,
+    linear_student_maps,
     row_normalize,
     to_torch,
 )
@@ -225,6 +229,10 @@ class Student(TowerRecommender):
     distillation (Tang & Wang KDD 2018) or embedding alignment (FitNets, Romero et al. 2015) against
     any fitted embedding model (``teacher.user_factors_`` / ``item_factors_``). Without a teacher
     it is the same student trained on the task loss alone (the no-distillation baseline).
+    With ``content_init="map"`` (the item-cold default, :func:`student_split_defaults`) a
+    feature-only student starts at the teacher distilled in closed form
+    (:func:`~recsys_coldstart.towers.blocks.linear_student_maps`: a linear item map and a linear
+    user fold-in added to the towers) and its MLPs learn corrections from zero.
 
     Fitted attributes: ``user_factors_`` (n_users, dim), ``item_factors_`` (n_items, dim),
     ``history_`` (per-epoch logs).
@@ -276,28 +284,11 @@ class Student(TowerRecommender):
         self._nets = nn.ModuleDict(nets)
 
     def _map_start(self, factors: tuple[np.ndarray, np.ndarray], itf, warm_items: np.ndarray) -> None:
-        """``content_init="map"``: set the linear paths to the teacher distilled in closed form.
-
-        - The teacher's item vectors ``V`` (warm rows) are brought to the student's width: their
-          top-``dim`` principal directions ``P`` when the student is narrower (the best rank-``dim``
-          approximation of their layout), zero columns when it is wider.
-        - Items: ``W = argmin ||X_warm W - V_warm P||^2 + content_ridge ||W||^2``
-          (:func:`~recsys_coldstart.towers.blocks.ridge_map`; Gantner et al., ICDM 2010), so a
-          cold item's start vector is its features mapped into the teacher's item space.
-        - Users: the ALS-style fold-in over the start vectors ``E = X W`` of the warm items,
-          ``e_u = (E^T E + r I)^{-1} mean_{j in H_u} e_j`` with ``r = fold_in_prior * tr(E^T E) / dim``
-          (Hu, Koren & Volinsky, ICDM 2008, the user step), linear in the history bag, so it needs no
-          per-user parameter and serves new users as it serves warm ones.
-        """
+        """``content_init="map"``: set the linear paths to the teacher distilled in closed form
+        (:func:`~recsys_coldstart.towers.blocks.linear_student_maps` on the warm items' scaled
+        features and the teacher's item vectors)."""
         c = self.config
-        _, vt = factors
-        v = np.asarray(vt[warm_items], np.float64)
-        target = v @ principal_basis(v, c.dim)  # (n_warm, dim)
-        w = ridge_map(itf[warm_items], target, c.content_ridge)  # (d_if, dim)
-        e = np.asarray(itf[warm_items] @ w, np.float64)
-        gram = e.T @ e
-        gram[np.diag_indices_from(gram)] += c.fold_in_prior * max(float(np.trace(gram)) / c.dim, 1e-12)
-        a = np.linalg.inv(gram)
+        w, a = linear_student_maps(itf[warm_items], factors[1][warm_items], c.dim, c.content_ridge, c.fold_in_prior)
         with torch.no_grad():
             self._nets["item_map"].weight.copy_(torch.from_numpy(np.ascontiguousarray(w.T, np.float32)))
             self._nets["user_map"].weight.copy_(torch.from_numpy(a.astype(np.float32)))

@@ -303,6 +303,44 @@ def ridge_map(features: np.ndarray | sp.spmatrix, targets: np.ndarray, ridge: fl
     return np.asarray(w, np.float32)
 
 
+def linear_student_maps(features: np.ndarray | sp.spmatrix, item_vectors: np.ndarray, dim: int,
+                        ridge: float = 5.0, prior: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """A teacher distilled in closed form into two linear maps: items ``x W``, users ``A mean_{j in H_u} x_j W``.
+
+    - The teacher's item vectors ``V`` are brought to width ``dim``: their top-``dim`` principal
+      directions ``P`` when narrower (the best rank-``dim`` layout, :func:`principal_basis`),
+      zero columns when wider.
+    - Items: ``W = argmin ||X W - V P||^2 + ridge ||W||^2`` (:func:`ridge_map`; the attribute-to-
+      feature mapping of Gantner et al., ICDM 2010), so a new item is its features mapped into
+      the teacher's item space.
+    - Users: the ALS user step over the items' mapped vectors ``E = X W`` (Hu, Koren & Volinsky,
+      ICDM 2008), ``e_u = (E^T E + r I)^{-1} mean_{j in H_u} e_j`` with ``r = prior * tr(E^T E) / dim``:
+      linear in the history bag, so it needs no per-user parameter and embeds a new user as a warm one.
+
+    Parameters
+    ----------
+    features : np.ndarray or scipy sparse, shape (n, d)
+        The items' features (warm items, as the model sees them).
+    item_vectors : np.ndarray, shape (n, p)
+        The teacher's vectors of the same items.
+    dim : int
+        The student's width.
+    ridge, prior : float
+        The two ridge strengths (> 0).
+
+    Returns
+    -------
+    W : np.ndarray of float32, shape (d, dim)
+    A : np.ndarray of float64, shape (dim, dim), symmetric
+    """
+    v = np.asarray(item_vectors, np.float64)
+    w = ridge_map(features, v @ principal_basis(v, dim), ridge)
+    e = np.asarray(features @ w, np.float64)
+    gram = e.T @ e
+    gram[np.diag_indices_from(gram)] += prior * max(float(np.trace(gram)) / dim, 1e-12)
+    return w, np.linalg.inv(gram)
+
+
 class ContentMap:
     """Closed-form map from side features to pretrained vectors, fitted on the warm rows.
 
