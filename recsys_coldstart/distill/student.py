@@ -114,7 +114,7 @@ class StudentConfig(TowerConfig):
         the loss, this is the optimiser's decay of all weights.
     content_init : {"random", "map"}
         ``"map"`` (feature-only students with a teacher): start at the teacher distilled in closed
-        form (see :meth:`Student._map_start`): each tower gains a linear path, items
+        form (:func:`~recsys_coldstart.towers.blocks.linear_student_maps`): each tower gains a linear path, items
         ``x_i W`` with ``W`` the ridge map from item features to the teacher's item vectors
         (projected on their top-``dim`` principal directions when the student is narrower),
         users the ridge fold-in ``A mean_{j in H_u} x_j W`` of their history over those item
@@ -187,8 +187,8 @@ def student_split_defaults(split_kind: str, item_ids: bool) -> dict[str, Any]:
     ==========================  ======  ======  ======
 
     On an ``item-cold`` split a feature-only student starts at the teacher distilled in closed
-    form (``content_init="map"``, :meth:`Student._map_start`), so early stopping never returns it
-    below that start on val. Measured (``benchmarks/results/distill_coldstart_hold.md``,
+    form (``content_init="map"``, :func:`~recsys_coldstart.towers.blocks.linear_student_maps`), so
+    early stopping never returns it below that start on val. Measured (``benchmarks/results/distill_coldstart_hold.md``,
     CiteULike-a tags, seed 0, cold-item test NDCG@20, teacher 0.3304 at 400 dims): a 32-d
     student from a random start 0.2157, from the map 0.2402; at the teacher's width the map
     start keeps 98.5% of the teacher (0.3256).
