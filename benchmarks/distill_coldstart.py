@@ -568,7 +568,9 @@ def hold_report(df: pd.DataFrame) -> str:
              "On item-cold the student is feature-only and starts at the teacher distilled in closed form "
              "(`content_init=\"map\"`: ridge item map onto the teacher's top principal directions, ALS fold-in "
              "users; the item-cold split default); `student-score` is 32 wide, `student-wide` as wide as the "
-             "teacher. `parameters` counts what serving needs (towers and maps; the teacher's ID tables too). "
+             "teacher. `parameters` is `n_parameters`, the networks' weights (towers, ID tables, the student's maps); "
+             "it does not count the arrays a content map keeps for its k-NN part (the warm rows' features and "
+             "vectors), which the map-started models and the teacher also serve from. "
              "No row is tuned: every model runs with its library defaults, and every learned one trains for "
              "at most the same number of epochs (`epochs` in the JSON, patience 2; no time cap).", ""]
     checks = []
