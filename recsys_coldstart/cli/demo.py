@@ -155,7 +155,7 @@ def odd_results(out: dict[str, float], curves: dict[str, list[float]] | None = N
         notes.append(f"the student ({student:.4f}) is below the content-KNN floor ({floor:.4f}) on cold items: "
                      "the student maps a cold item's features through learned weights, while content-KNN (and the "
                      "teacher's content map) also read its nearest warm items; on this demo data neither 30 epochs "
-                     "nor a 128-d student closed the gap (0.4432 / 0.4412 at seed 0; the same limit on CiteULike-a: "
+                     "nor a 128-d student closed the gap at seed 0 (the same limit on CiteULike-a: "
                      "benchmarks/results/distill_coldstart_hold_notes.md)")
     for pol, vals in (curves or {}).items():
         vals = [v for v in vals if v == v]
