@@ -8,6 +8,8 @@ References
 - Romero et al., "FitNets: Hints for Thin Deep Nets", ICLR 2015 (embedding / hint alignment).
 - Gantner et al., "Learning Attribute-to-Feature Mappings for Cold-Start Recommendations", ICDM
   2010 (the closed-form item map a feature-only student starts from).
+- Eckart & Young, "The approximation of one matrix by another of lower rank", Psychometrika 1936
+  (the rank-``dim`` score basis a narrower student starts on).
 
 Length: Student is one class (two towers, the closed-form map start, the serving projection, the
 fit over strategy objects); StudentConfig and student_split_defaults are the split candidates.
@@ -51,8 +53,9 @@ from recsys_coldstart.towers.blocks import (
     Tower,
     drop_entries,
     few_shot_keep_prob,
-    linear_student_maps,
+    fold_in_inverse,
     row_normalize,
+    score_basis,
     to_torch,
 )
 from recsys_coldstart.towers.losses import sampled_softmax_loss
@@ -114,18 +117,27 @@ class StudentConfig(TowerConfig):
         the loss, this is the optimiser's decay of all weights.
     content_init : {"random", "map"}
         ``"map"`` (feature-only students with a teacher): start at the teacher distilled in closed
-        form (:func:`~recsys_coldstart.towers.blocks.linear_student_maps`): each tower gains a linear path, items
-        ``x_i W`` with ``W`` the ridge map from item features to the teacher's item vectors
-        (projected on their top-``dim`` principal directions when the student is narrower),
-        users the ridge fold-in ``A mean_{j in H_u} x_j W`` of their history over those item
-        vectors; the MLPs' output layers start at zero, so training starts there and early
-        stopping (the start is a candidate) never returns the student worse on val than that
-        start. ``"random"``: randomly initialised towers.
+        form (:meth:`Student._map_start`): the teacher's item vectors brought to width ``dim`` by
+        :func:`~recsys_coldstart.towers.blocks.score_basis` (the best rank-``dim`` approximation of
+        its scores) are kept for the warm items (``item_memory_``, (n_items, dim)); any other item
+        gets a content map's estimate from its features (ridge, k-NN over features or the
+        content-KNN-style history, chosen on val as the cold-start models choose theirs); users
+        are the fold-in ``A mean_{j in H_u} m_j`` of their history's memory rows. The trained
+        parts (a linear item correction ``x W``, ``user_map`` starting at ``A``, the towers'
+        MLPs with zero output layers) start at that point, and early stopping (the start is a
+        candidate) never returns the student worse on val than that start. ``"random"``:
+        randomly initialised towers.
     content_ridge : float
-        Ridge strength of the item map ``W`` on the scaled features (> 0).
+        Ridge strength of the content map's linear part on the scaled features (> 0).
+    content_neighbors : int
+        Neighbours of the content map's k-NN part (0 = ridge only).
+    content_blend : float or None
+        The k-NN part's weight; None = chosen on val with the history option (0.5 without val).
+    content_history : bool
+        Offer the content-KNN-style history estimate as a candidate (with ``content_blend=None``).
     fold_in_prior : float
-        Ridge strength of the user fold-in ``A = (V^T V + fold_in_prior * tr(V^T V) / dim I)^-1``
-        over the warm items' start vectors ``V`` (> 0).
+        Ridge strength of the user fold-in ``A = (M^T M + fold_in_prior * tr(M^T M) / dim I)^-1``
+        over the warm items' memory rows ``M`` (> 0).
     """
 
     dim: int = field(default=32, metadata=at_least(1, integer=True))
@@ -146,6 +158,9 @@ class StudentConfig(TowerConfig):
     weight_decay: float = field(default=0.0, metadata=at_least(0))
     content_init: str = field(default="random", metadata=one_of(*CONTENT_INIT_MODES))
     content_ridge: float = field(default=5.0, metadata=greater_than(0))
+    content_neighbors: int = field(default=20, metadata=at_least(0, integer=True))
+    content_blend: float | None = field(default=None, metadata=between(0.0, 1.0, none=True))
+    content_history: bool = True
     fold_in_prior: float = field(default=0.1, metadata=greater_than(0))
 
     def __post_init__(self) -> None:
@@ -231,12 +246,15 @@ class Student(TowerRecommender):
     any fitted embedding model (``teacher.user_factors_`` / ``item_factors_``). Without a teacher
     it is the same student trained on the task loss alone (the no-distillation baseline).
     With ``content_init="map"`` (the item-cold default, :func:`student_split_defaults`) a
-    feature-only student starts at the teacher distilled in closed form
-    (:func:`~recsys_coldstart.towers.blocks.linear_student_maps`: a linear item map and a linear
-    user fold-in added to the towers) and its MLPs learn corrections from zero.
+    feature-only student starts at the teacher distilled in closed form (:meth:`_map_start`: an
+    item memory of the teacher's warm item vectors on its best rank-``dim`` score basis, a
+    content map from features to it for new items, the ALS fold-in over it for users) and its
+    trained parts learn corrections from zero; ``item_memory_`` and the content map's arrays
+    (``item_cmap_*_``) are kept with the model and are not counted in ``n_parameters``.
 
     Fitted attributes: ``user_factors_`` (n_users, dim), ``item_factors_`` (n_items, dim),
-    ``history_`` (per-epoch logs).
+    ``history_`` (per-epoch logs); with ``content_init="map"`` also ``item_memory_``
+    (n_items, dim) and ``item_cmap_val_`` (val score of each content-map option).
     """
 
     config_class = StudentConfig
@@ -277,29 +295,68 @@ class Student(TowerRecommender):
             nn.init.zeros_(nets["item_bias"].weight)
         if c.tie_item_inputs and d_if:
             nets["user_tower"].inputs[0] = nets["item_tower"].inputs[1]  # one (d_item, h1) matrix
-        if c.content_init == "map":  # linear paths set by _map_start; the MLPs learn corrections
+        if c.content_init == "map":  # the start is fixed arrays (_map_start); these learn corrections
             nets["item_map"] = nn.Linear(d_if, c.dim, bias=False)
+            nn.init.zeros_(nets["item_map"].weight)
             nets["user_map"] = nn.Linear(c.dim, c.dim, bias=False)
             nets["item_tower"].zero_output_layer()
             nets["user_tower"].zero_output_layer()
         self._nets = nn.ModuleDict(nets)
 
-    def _map_start(self, factors: tuple[np.ndarray, np.ndarray], itf, warm_items: np.ndarray) -> None:
-        """``content_init="map"``: set the linear paths to the teacher distilled in closed form
-        (:func:`~recsys_coldstart.towers.blocks.linear_student_maps` on the warm items' scaled
-        features and the teacher's item vectors)."""
+    def _map_start(self, train: Interactions, val: Interactions | None, factors: tuple[np.ndarray, np.ndarray],
+                   itf, warm_items: np.ndarray) -> None:
+        """``content_init="map"``: start at the teacher distilled in closed form.
+
+        1. The teacher's item vectors ``V`` go to the student's width by :func:`score_basis` (the
+           best rank-``dim`` approximation of the teacher's scores on its warm users), ``T = V P``.
+        2. ``item_memory_`` (n_items, dim): ``T`` for the warm items; a content map from their
+           scaled features to ``T`` (ridge / k-NN over features / content-KNN-style history,
+           chosen on ``val`` as the cold-start models choose theirs, :meth:`_fit_content_maps`)
+           gives every other item its estimate, so a new item is embedded from features alone.
+        3. Users: the fold-in ``A mean_{j in H_u} m_j`` over the warm items' memory rows
+           (:func:`fold_in_inverse`), so a user needs no per-user parameter.
+
+        The trained parts (``item_map``, ``user_map``, the towers' MLPs) are corrections on top;
+        ``item_map`` and the MLPs' output layers start at zero, ``user_map`` at ``A``.
+        """
         c = self.config
-        w, a = linear_student_maps(itf[warm_items], factors[1][warm_items], c.dim, c.content_ridge, c.fold_in_prior)
+        U, V = factors
+        R = train.user_items.tocsr()
+        warm_users = np.flatnonzero(np.diff(R.indptr) > 0)
+        t = (np.asarray(V, np.float64) @ score_basis(U[warm_users], V[warm_items], c.dim)).astype(np.float32)
+        warm = np.zeros(train.n_items, bool)
+        warm[warm_items] = True
+        a = fold_in_inverse(t[warm_items], c.fold_in_prior)
+        users = (np.asarray(row_normalize(R) @ np.where(warm[:, None], t, 0.0)) @ a).astype(np.float32)
+        self._fit_content_maps(train, {"item": (t, warm), "user": (users, np.zeros(train.n_users, bool))}, val)
+        est = self._train_est.get("item")
+        self.item_memory_ = np.where(warm[:, None], t, 0.0 if est is None else est).astype(np.float32)
         with torch.no_grad():
-            self._nets["item_map"].weight.copy_(torch.from_numpy(np.ascontiguousarray(w.T, np.float32)))
             self._nets["user_map"].weight.copy_(torch.from_numpy(a.astype(np.float32)))
 
     def _map_items(self, feats: torch.Tensor | None) -> torch.Tensor | None:
-        """The item map's part ``x W`` (b, dim) of scaled item features (dense or sparse), or None."""
+        """The trained item correction ``x W`` (b, dim) of scaled item features (dense or sparse), or None."""
         if self.config.content_init != "map" or feats is None:
             return None
         w = self._nets["item_map"].weight  # (dim, d_if)
         return torch.sparse.mm(feats, w.T) if feats.is_sparse else feats @ w.T
+
+    def _item_start(self, idx: np.ndarray | None, feats, device) -> torch.Tensor | None:
+        """The fixed start of items (b, dim) with ``content_init="map"``, else None.
+
+        Training (gradients on) on train items ``idx``: the content map's leave-one-out estimate,
+        so a warm item is seen as a cold one will be. Otherwise train items use their memory row
+        (the teacher's vector for warm items, the content map's estimate for the rest) and new
+        items (``idx`` None) the content map on their scaled features ``feats``.
+        """
+        if self.config.content_init != "map":
+            return None
+        cache = getattr(self, "_train_est", {}).get("item")
+        if idx is not None and torch.is_grad_enabled() and cache is not None:
+            return torch.from_numpy(cache[idx]).to(device)
+        if idx is not None:
+            return torch.from_numpy(self.item_memory_[idx]).to(device)
+        return self._content_estimate("item", feats, None, device)
 
     # ------------------------------------------------------------------ forward helpers
     def _dev(self):
@@ -317,7 +374,10 @@ class Student(TowerRecommender):
         f = to_torch(feats, device)
         out = self._nets["item_tower"]([x_id, f])
         mapped = self._map_items(f)
-        return out if mapped is None else out + mapped
+        if mapped is None:
+            return out
+        start = self._item_start(idx, feats, device)
+        return out + mapped + (0.0 if start is None else start)
 
     def _bag_projection(self) -> np.ndarray:
         """Per item, its contribution to the user tower's first layer, float32 (n_items, h1), and
@@ -341,8 +401,7 @@ class Student(TowerRecommender):
                 w = self._nets["item_emb"].weight.detach().cpu().numpy() * self.warm_items_mask_[:, None]
                 proj += w @ tower.inputs[1].detach().cpu().numpy()
             if self.config.content_init == "map":
-                mapped = self.item_features_ @ self._nets["item_map"].weight.detach().cpu().numpy().T
-                proj = np.hstack([proj, np.asarray(mapped, np.float32)])
+                proj = np.hstack([proj, self.item_memory_])
         self._bag_proj_cache = (key, proj)
         return proj
 
@@ -372,8 +431,10 @@ class Student(TowerRecommender):
             else:  # serving on CPU: a scipy sparse x dense product avoids building a torch COO tensor
                 bag_id = torch.from_numpy(np.asarray(bn @ w.numpy(), np.float32))
         out = self._nets["user_tower"]([bag_f, bag_id, to_torch(feats, device)])
-        mapped = self._map_items(bag_f)  # mean_j x_j W = the mean mapped history
-        return out if mapped is None else out + self._nets["user_map"](mapped)
+        if self.config.content_init != "map":
+            return out
+        mapped = torch.from_numpy(np.asarray(bn @ self.item_memory_, np.float32)).to(device)  # mean_j m_j
+        return out + self._nets["user_map"](mapped)
 
     def _bias(self, idx: np.ndarray, keep: np.ndarray | None, device) -> torch.Tensor:
         """(b,) item biases, zero where ``keep`` is False."""
@@ -443,7 +504,7 @@ class Student(TowerRecommender):
             if factors is None:
                 raise ValueError("Student(content_init='map') needs fit(..., teacher=...): its start is the "
                                  "teacher's item vectors mapped from features")
-            self._map_start(factors, itf, np.flatnonzero(self.warm_items_mask_))
+            self._map_start(train, val, factors, itf, np.flatnonzero(self.warm_items_mask_))
         if c.item_bias:  # log-popularity prior: b_i = tau * (log n_i - mean log n), 0 for cold items
             with torch.no_grad():
                 self._nets["item_bias"].weight.copy_(torch.from_numpy(

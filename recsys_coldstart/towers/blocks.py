@@ -303,42 +303,54 @@ def ridge_map(features: np.ndarray | sp.spmatrix, targets: np.ndarray, ridge: fl
     return np.asarray(w, np.float32)
 
 
-def linear_student_maps(features: np.ndarray | sp.spmatrix, item_vectors: np.ndarray, dim: int,
-                        ridge: float = 5.0, prior: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
-    """A teacher distilled in closed form into two linear maps: items ``x W``, users ``A mean_{j in H_u} x_j W``.
+def score_basis(user_vectors: np.ndarray, item_vectors: np.ndarray, dim: int) -> np.ndarray:
+    """A (d0, dim) map ``P`` of item vectors (n, d0) to width ``dim`` that keeps the best rank-``dim``
+    approximation of the scores ``U V^T`` (Eckart & Young 1936), float64.
 
-    - The teacher's item vectors ``V`` are brought to width ``dim``: their top-``dim`` principal
-      directions ``P`` when narrower (the best rank-``dim`` layout, :func:`principal_basis`),
-      zero columns when wider.
-    - Items: ``W = argmin ||X W - V P||^2 + ridge ||W||^2`` (:func:`ridge_map`; the attribute-to-
-      feature mapping of Gantner et al., ICDM 2010), so a new item is its features mapped into
-      the teacher's item space.
-    - Users: the ALS user step over the items' mapped vectors ``E = X W`` (Hu, Koren & Volinsky,
-      ICDM 2008), ``e_u = (E^T E + r I)^{-1} mean_{j in H_u} e_j`` with ``r = prior * tr(E^T E) / dim``:
-      linear in the history bag, so it needs no per-user parameter and embeds a new user as a warm one.
+    With ``C = U^T U / m`` the users' second moment, ``U V^T = (U C^{-1/2}) (V C^{1/2})^T`` and the
+    users' factor has orthogonal columns, so the best rank-``dim`` approximation keeps the top-``dim``
+    right singular vectors ``Q`` of ``V C^{1/2}``: items ``V P`` with ``P = C^{1/2} Q``, users
+    ``U C^{-1/2} Q`` (which a least-squares fold-in over ``V P`` recovers). Unlike the items' own
+    principal directions (:func:`principal_basis`) it weighs each direction by how much the users
+    use it. When ``dim >= d0``: the identity padded with zero columns (every score kept).
 
     Parameters
     ----------
-    features : np.ndarray or scipy sparse, shape (n, d)
-        The items' features (warm items, as the model sees them).
-    item_vectors : np.ndarray, shape (n, p)
-        The teacher's vectors of the same items.
+    user_vectors : np.ndarray, shape (m, d0)
+        The users whose scores matter (e.g. the warm users).
+    item_vectors : np.ndarray, shape (n, d0)
+        The items that span the layout (e.g. the warm items).
     dim : int
-        The student's width.
-    ridge, prior : float
-        The two ridge strengths (> 0).
 
     Returns
     -------
-    W : np.ndarray of float32, shape (d, dim)
-    A : np.ndarray of float64, shape (dim, dim), symmetric
+    np.ndarray of float64, shape (d0, dim)
     """
     v = np.asarray(item_vectors, np.float64)
-    w = ridge_map(features, v @ principal_basis(v, dim), ridge)
-    e = np.asarray(features @ w, np.float64)
+    u = np.asarray(user_vectors, np.float64)
+    d0 = v.shape[1]
+    if u.shape[1] != d0:
+        raise ValueError(f"user vectors are {u.shape[1]} wide, item vectors {d0}")
+    if dim >= d0:
+        return np.eye(d0, dim)
+    w, q = np.linalg.eigh(u.T @ u / max(len(u), 1))
+    w = np.clip(w, max(float(w.max()), 1.0) * 1e-12, None)
+    half = (q * np.sqrt(w)) @ q.T
+    _, _, vt = np.linalg.svd(v @ half, full_matrices=False)
+    return half @ vt[:dim].T
+
+
+def fold_in_inverse(item_vectors: np.ndarray, prior: float = 0.1) -> np.ndarray:
+    """The ALS user step's inverse ``A = (E^T E + r I)^{-1}``, ``r = prior * tr(E^T E) / p``, over
+    item vectors ``E`` (n, p) (Hu, Koren & Volinsky, ICDM 2008): a user with history ``H`` is
+    ``A mean_{j in H} e_j``, linear in the history bag, so it needs no per-user parameter and
+    embeds a new user as a warm one. float64 (p, p), symmetric; ``prior`` > 0."""
+    if prior <= 0:
+        raise ValueError(f"prior must be > 0, got {prior}")
+    e = np.asarray(item_vectors, np.float64)
     gram = e.T @ e
-    gram[np.diag_indices_from(gram)] += prior * max(float(np.trace(gram)) / dim, 1e-12)
-    return w, np.linalg.inv(gram)
+    gram[np.diag_indices_from(gram)] += prior * max(float(np.trace(gram)) / max(e.shape[1], 1), 1e-12)
+    return np.linalg.inv(gram)
 
 
 class ContentMap:
