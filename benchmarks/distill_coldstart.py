@@ -96,24 +96,19 @@ def latency_buffer_ms(model, obs, feats, n_repeats: int = 5) -> float | None:
 
 def filter_item_features(split, min_df: int):
     """The split with item feature columns used by fewer than ``min_df`` items (counted over the
-    whole catalogue's content, no interactions involved) dropped from every part.
+    whole catalogue's content, no interactions involved) dropped from every part
+    (:func:`recsys_coldstart.data.features.drop_rare_columns`).
 
     Returns ``(split, n_kept, n_total)``.
     """
-    import dataclasses
-
-    from recsys_coldstart.data.features import SideFeatures
+    from recsys_coldstart.data.features import drop_rare_columns
+    from recsys_coldstart.data.splits import with_side_features
 
     f = split.source.item_features
     if f is None or min_df <= 1:
         return split, (0 if f is None else f.n_features), (0 if f is None else f.n_features)
-    x = f.values.tocsc() if hasattr(f.values, "tocsc") else f.values
-    df = np.asarray((x != 0).sum(axis=0)).ravel()
-    keep = np.flatnonzero(df >= min_df)
-    new = SideFeatures(x[:, keep].tocsr() if hasattr(x, "tocsr") else x[:, keep], tuple(f.names[j] for j in keep))
-    parts = {k: dataclasses.replace(getattr(split, k), item_features=new)
-             for k in ("train", "val", "test", "support", "source")}
-    return dataclasses.replace(split, **parts), len(keep), f.n_features
+    new = drop_rare_columns(f, min_df)
+    return with_side_features(split, item_features=new), new.n_features, f.n_features
 
 
 def run_scenario(dataset: str, kind: str, seed: int, data_dir: str, epochs: int, n_support: int,
@@ -420,69 +415,23 @@ HOLD_CELLS = ("citeulike-a:item-cold", "citeulike-a/svd64:item-cold", "ml-100k:i
               "ml-100k:user-cold", "ml-100k/dense-user:user-cold")
 
 
-def svd_features(values, n_components: int, seed: int):
-    """``n_components`` dense SVD dimensions of a (sparse) feature table, seeded (a ``TruncatedSVD``
-    via ``scipy.sparse.linalg.svds``; rows ``U * s``), float32 (n, n_components)."""
-    import scipy.sparse as sp
-    from scipy.sparse.linalg import svds
-
-    x = sp.csr_matrix(values, dtype=np.float64)
-    k = min(n_components, min(x.shape) - 1)
-    v0 = np.random.default_rng(seed).random(min(x.shape))
-    u, sv, _ = svds(x, k=k, v0=v0)
-    order = np.argsort(-sv)
-    return (u[:, order] * sv[order]).astype(np.float32)
-
-
 def feature_variant(split, variant: str, seed: int):
-    """The split with its side features replaced: ``svd64`` = item tags -> tf-idf -> 64 dense SVD
-    dimensions; ``dense-user`` = user one-hot demographics -> dense SVD (all but one dimension)
-    plus 8 N(0, 1) noise columns. Same vocabulary, every part of the split."""
-    import dataclasses
-
-    import scipy.sparse as sp
-
-    from recsys_coldstart.data.features import SideFeatures
+    """The split with its side features replaced (:func:`recsys_coldstart.data.features.compress_features`):
+    ``svd64`` = item tags -> tf-idf -> 64 dense SVD dimensions; ``dense-user`` = user one-hot
+    demographics -> standardised -> dense SVD (all but one dimension) plus 8 N(0, 1) noise columns.
+    The suite ``benchmarks/suites/coldstart_hold.toml`` asks for the same variants by dataset options."""
+    from recsys_coldstart.data.features import compress_features
+    from recsys_coldstart.data.splits import with_side_features
 
     if not variant:
         return split
     if variant == "svd64":
-        f = split.source.item_features
-        x = sp.csr_matrix(f.values, dtype=np.float64)
-        df = np.asarray((x != 0).sum(axis=0)).ravel()
-        tfidf = x @ sp.diags(np.log((1.0 + x.shape[0]) / (1.0 + df)) + 1.0)
-        new = SideFeatures(svd_features(tfidf, 64, seed), tuple(f"svd{j}" for j in range(64)))
-        key = "item_features"
-    elif variant == "dense-user":
-        f = split.source.user_features
-        x = f.values.toarray() if sp.issparse(f.values) else np.asarray(f.values)
-        x = (x - x.mean(0)) / np.maximum(x.std(0), 1e-6)
-        d = svd_features(sp.csr_matrix(x), x.shape[1] - 1, seed)
-        noise = np.random.default_rng(seed).normal(0, 1, (x.shape[0], 8)).astype(np.float32)
-        new = SideFeatures(np.hstack([d, noise]), tuple(f"svd{j}" for j in range(d.shape[1])) +
-                           tuple(f"noise{j}" for j in range(8)))
-        key = "user_features"
-    else:
-        raise ValueError(f"unknown feature variant {variant!r}; choose 'svd64' or 'dense-user'")
-    parts = {k: dataclasses.replace(getattr(split, k), **{key: new}) for k in ("train", "val", "test", "support", "source")}
-    return dataclasses.replace(split, **parts)
-
-
-def stored_numbers(model) -> int:
-    """Numbers a fitted tower model keeps to serve new users and items: its networks' weights
-    (``n_parameters``) plus the arrays of its content maps (``*_cmap_*_``: the ridge weights, the
-    warm rows' features (stored entries) and vectors the k-NN part reads) and the student's
-    ``item_memory_``."""
-    import scipy.sparse as sp
-
-    total = int(model.n_parameters)
-    for name, value in vars(model).items():
-        if ("_cmap_" in name or name == "item_memory_") and name.endswith("_"):
-            if sp.issparse(value):
-                total += int(value.nnz)
-            elif isinstance(value, np.ndarray):
-                total += int(value.size)
-    return total
+        return with_side_features(split, item_features=compress_features(split.source.item_features, 64,
+                                                                          weighting="tfidf", random_state=seed))
+    if variant == "dense-user":
+        return with_side_features(split, user_features=compress_features(
+            split.source.user_features, -1, weighting="standardize", noise_columns=8, random_state=seed))
+    raise ValueError(f"unknown feature variant {variant!r}; choose 'svd64' or 'dense-user'")
 
 
 def run_hold(cell: str, seed: int, data_dir: str, epochs: int, n_support: int, min_df: int = 1,
@@ -559,7 +508,7 @@ def run_hold(cell: str, seed: int, data_dir: str, epochs: int, n_support: int, m
                "map_option": str(getattr(m, f"{'item' if kind == 'item-cold' else 'user'}_cmap_val_", "")),
                "fit_seconds": secs[name], "epochs": epochs, "base_dim": base_dim, "command": current_command(),
                "n_parameters": int(m.n_parameters) if hasattr(m, "_nets") else None,
-               "n_stored": stored_numbers(m) if hasattr(m, "_nets") else None,
+               "n_stored": int(m.n_stored) if hasattr(m, "_nets") else None,
                "dim": int(m.item_factors_.shape[1]) if hasattr(m, "item_factors_") else None}
         out.append(row)
         print(f"  {cell} seed {seed} {name}: NDCG@20 {row['ndcg@20']:.4f} val start {row['val_recall@20_start']:.4f} "

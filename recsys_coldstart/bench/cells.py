@@ -15,6 +15,9 @@ Extra fields a model cell records:
   the same flag under its older name;
 - ``n_params`` (fitted float parameters) and ``latency_ms_per_1k_users`` (scoring 1,000 users
   against the whole catalogue) when they could be measured;
+- for the tower models (a closed-form start, then training): ``val_start`` / ``val_best``,
+  ``kept_start``, ``best_epoch``, ``n_stored`` and ``dim`` (and ``width_val`` for a student that
+  chose its width), see :func:`start_fields`;
 - a failed cell is one record with ``status="error"``, ``error`` and ``traceback`` and
   ``metric = value = None``.
 """
@@ -85,6 +88,27 @@ def _fit(model: Any, split, callback, teacher: Any) -> None:
     model.fit(split.train, val=split.val, callback=callback, **{key: teacher}, **extra)
 
 
+def start_fields(model: Any) -> dict[str, Any]:
+    """What a model that trains from a closed-form start says about it (the tower models,
+    :meth:`~recsys_coldstart.towers.base.TowerRecommender._train_loop`): ``val_start`` /
+    ``val_best`` (val logs of the start and of the kept state), ``kept_start`` (training never
+    beat the start), ``best_epoch``, ``n_stored`` (numbers kept to serve, content maps included)
+    and, for a student, its width ``dim`` and ``width_val`` (val score per width tried). Empty
+    for models without them."""
+    out: dict[str, Any] = {}
+    if hasattr(model, "kept_start_"):
+        out["kept_start"] = bool(model.kept_start_)
+        out["best_epoch"] = int(getattr(model, "best_epoch_", -1))
+        for key in ("val_start", "val_best"):
+            out[key] = {k: float(v) for k, v in (getattr(model, f"{key}_", None) or {}).items()}
+    if hasattr(model, "n_stored") and hasattr(model, "item_factors_"):
+        out["n_stored"] = int(model.n_stored)
+        out["dim"] = int(model.item_factors_.shape[1])
+    if getattr(model, "width_val_", None):
+        out["width_val"] = {str(k): float(v) for k, v in model.width_val_.items()}
+    return out
+
+
 def run_model_cell(cell: Cell, split, *, cls: type, ks: Sequence[int], device: str | None,
                    max_train_seconds: float | None, command: str, extra: Mapping[str, Any],
                    teacher: Any = None, fitted: dict | None = None,
@@ -144,6 +168,7 @@ def run_model_cell(cell: Cell, split, *, cls: type, ks: Sequence[int], device: s
             "n_epochs_run": len(rec.epochs) or None, "capped": rec.stopped_for_time,
             "max_train_seconds": max_train_seconds, "stopped_for_time": rec.stopped_for_time,
             "peak_rss_mb": peak_rss_mb()}
+    meta.update(start_fields(model))
     role = m.role or getattr(model, "role_", None) or getattr(model, "role", None)
     if isinstance(role, str):
         meta["role"] = role  # teacher / student, for the report's trade-off section

@@ -56,6 +56,44 @@ def data_rule(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
             "rating_col": options.get("rating_col"), "interactions": options.get("interactions")}
 
 
+FEATURE_OPTIONS = ("item_features_min_df", "user_features_min_df", "item_features_svd", "user_features_svd")
+
+
+def split_feature_options(options: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A suite dataset's options as (loader options, side-feature options ``*_features_svd``)."""
+    opts = dict(options)
+    return {k: v for k, v in opts.items() if k not in FEATURE_OPTIONS}, \
+        {k: v for k, v in opts.items() if k in FEATURE_OPTIONS}
+
+
+def apply_feature_options(split, options: Mapping[str, Any], seed: int):
+    """The split with its side features changed as the suite dataset asks, per side:
+    ``<side>_features_min_df = k`` drops columns fewer than ``k`` rows use
+    (:func:`~recsys_coldstart.data.features.drop_rare_columns`), then
+    ``<side>_features_svd = {n = 64, weighting = "tfidf", noise = 0}`` compresses the table
+    (:func:`~recsys_coldstart.data.features.compress_features`, seeded with the cell's seed)."""
+    from recsys_coldstart.data.features import compress_features, drop_rare_columns
+    from recsys_coldstart.data.splits import with_side_features
+
+    new = {}
+    for key in sorted(options, key=lambda k: (k.split("_")[0], k.endswith("_svd"))):  # min_df before svd
+        value = options[key]
+        side = key.split("_")[0]
+        table = new.get(f"{side}_features") or (split.train.item_features if side == "item" else split.train.user_features)
+        if table is None:
+            raise DataError(f"dataset option {key}: the data has no {side} features")
+        if key.endswith("_min_df"):
+            new[f"{side}_features"] = drop_rare_columns(table, int(value))
+            continue
+        spec = dict(value) if isinstance(value, Mapping) else {"n": int(value)}
+        bad = set(spec) - {"n", "weighting", "noise"}
+        if bad or "n" not in spec:
+            raise DataError(f"dataset option {key} takes {{n, weighting, noise}} (n required), got {sorted(spec)}")
+        new[f"{side}_features"] = compress_features(table, int(spec["n"]), weighting=str(spec.get("weighting", "tfidf")),
+                                                    noise_columns=int(spec.get("noise", 0)), random_state=seed)
+    return with_side_features(split, **new)
+
+
 def load_split(dataset: str, spec: SplitSpec | str, seed: int, *, data_dir: str | Path | None = None,
                data=None, options: Mapping[str, Any] | None = None):
     """Cut (or load) the split ``spec`` of ``dataset`` with ``seed``.
@@ -105,18 +143,21 @@ class SplitCache:
 
     def get(self, cell) -> Any:
         """The :class:`ColdStartSplit` of ``cell`` (its dataset, split spec and seed)."""
-        key = (cell.dataset.name, cell.split, cell.seed, tuple(sorted(cell.dataset.options.items())))
+        key = (cell.dataset.name, cell.split, cell.seed, repr(sorted(cell.dataset.options.items())))
         if key in self._splits:
             return self._splits[key]
         self._splits.clear()
         data = None
+        options, features = split_feature_options(cell.dataset.options)
+        name = cell.dataset.loader
         if not cell.split.predefined:
-            name = cell.dataset.name
-            if name not in self._data:
+            dkey = (name, repr(sorted(options.items())))
+            if dkey not in self._data:
                 self._data.clear()
-                self._data[name] = load_data(name, self.data_dir, **dict(cell.dataset.options))
-            data = self._data[name]
-        split = load_split(cell.dataset.name, cell.split, cell.seed, data_dir=self.data_dir, data=data,
-                           options=cell.dataset.options)
+                self._data[dkey] = load_data(name, self.data_dir, **options)
+            data = self._data[dkey]
+        split = load_split(name, cell.split, cell.seed, data_dir=self.data_dir, data=data, options=options)
+        if features:
+            split = apply_feature_options(split, features, cell.seed)
         self._splits[key] = split
         return split

@@ -37,9 +37,10 @@ def count_params(model: Any) -> int | None:
     """Fitted float parameters of ``model``: ``n_params_`` / ``n_parameters()`` when defined, else
     the size of every fitted float array (CSR values included)."""
     n = getattr(model, "n_params_", None)
-    if n is None and callable(getattr(model, "n_parameters", None)):
+    if n is None:
         try:
-            n = model.n_parameters()
+            attr = getattr(model, "n_parameters", None)  # a method, or a property (the tower models)
+            n = attr() if callable(attr) else attr
         except Exception:  # noqa: BLE001
             n = None
     if n is not None:

@@ -171,7 +171,7 @@ class _Runner:
         t0 = time.perf_counter()
         extra = {"status": "ok", "cell": cell.id, "suite": self.suite.name, **self.run_meta,
                  "spec_hash": cell_spec_hash(cell, self.suite),
-                 **data_rule(cell.dataset.name, cell.dataset.options)}  # the positive rule, as every command keeps it
+                 **data_rule(cell.dataset.loader, cell.dataset.options)}  # the positive rule, as every command keeps it
         try:
             split = self.splits.get(cell)
             if cell.kind == "model":

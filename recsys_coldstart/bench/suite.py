@@ -12,6 +12,14 @@ A suite file looks like::
     splits = ["warm", "user-cold-k3", "item-cold"]
     # options = { n_users = 400 }    # keyword arguments of make_synthetic (synthetic only)
 
+    [[datasets]]                     # a variant of a dataset under its own name in results
+    name = "ml-100k/dense-user"
+    source = "ml-100k"               # the loader's name (default: name)
+    splits = ["user-cold-k3"]
+    options = { user_features_svd = { n = -1, weighting = "standardize", noise = 8 } }
+                                     # or item_features_svd = { n = 64 }: the side features replaced
+                                     # by a dense SVD of them (data.features.compress_features)
+
     [splits.user-cold-k3]            # a named split; a bare kind ("warm") needs no table
     kind = "user-cold"
     n_support = 3
@@ -139,11 +147,18 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """One dataset of a suite: loader ``name``, the split names run on it, loader options."""
+    """One dataset of a suite: its ``name`` in results, the split names run on it, loader options,
+    and ``source``, the loader's name when it differs from ``name`` (a variant of a dataset)."""
 
     name: str
     splits: tuple[str, ...]
     options: Mapping[str, Any] = field(default_factory=dict)
+    source: str | None = None
+
+    @property
+    def loader(self) -> str:
+        """The name the data is loaded by: ``source``, else ``name``."""
+        return self.source or self.name
 
 
 @dataclass(frozen=True)
@@ -238,10 +253,11 @@ def _datasets(doc: Mapping[str, Any], source: str, used_splits: set[str]) -> lis
             raise DataError(f"{source}: every [[datasets]] entry needs a name")
         names = _tuple(d.get("splits", ["warm"]), "datasets.splits")
         used_splits.update(names)
-        extra = set(d) - {"name", "splits", "options"}
+        extra = set(d) - {"name", "splits", "options", "source"}
         if extra:
             raise DataError(f"{source}: dataset {d['name']!r} has unknown keys {sorted(extra)}")
-        out.append(DatasetSpec(name=str(d["name"]), splits=names, options=dict(d.get("options", {}))))
+        out.append(DatasetSpec(name=str(d["name"]), splits=names, options=dict(d.get("options", {})),
+                               source=None if d.get("source") is None else str(d["source"])))
     return out
 
 

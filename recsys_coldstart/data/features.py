@@ -72,3 +72,83 @@ class SideFeatures:
     def __repr__(self) -> str:
         kind = "csr" if self.is_sparse else "dense"
         return f"SideFeatures({self.n_rows}x{self.n_features}, {kind})"
+
+
+FEATURE_WEIGHTINGS = ("tfidf", "standardize", "none")
+
+
+def compress_features(features: SideFeatures, n_components: int, *, weighting: str = "tfidf",
+                      noise_columns: int = 0, random_state: int | None = 0) -> SideFeatures:
+    """A dense low-dimensional version of a side-feature table: a truncated SVD of its rows.
+
+    How a user's own dense table looks (e.g. 64 SVD components of a text bag-of-words instead of
+    thousands of sparse tags), for checking that a model does not depend on the sparse layout.
+
+    Parameters
+    ----------
+    features : SideFeatures
+        The table (n_rows, d), sparse or dense.
+    n_components : int
+        Components kept; ``<= 0`` means ``d + n_components`` (``-1``: all but one), capped at
+        ``min(n_rows, d) - 1``.
+    weighting : {"tfidf", "standardize", "none"}
+        Applied before the SVD: ``tfidf`` multiplies column ``j`` by ``log((1 + n) / (1 + df_j)) + 1``
+        (bags of tags or words); ``standardize`` centres and scales every column to unit variance
+        (dense or one-hot attributes).
+    noise_columns : int
+        Extra N(0, 1) columns appended (features that carry nothing).
+    random_state : int, optional
+        Seeds the SVD's start vector and the noise.
+
+    Returns
+    -------
+    SideFeatures
+        Dense float32 (n_rows, k + noise_columns), columns ``svd0..`` then ``noise0..``; rows are
+        ``U * s`` of the SVD, strongest component first.
+    """
+    from scipy.sparse.linalg import svds
+
+    if weighting not in FEATURE_WEIGHTINGS:
+        raise DataError(f"unknown feature weighting {weighting!r}; choose from {FEATURE_WEIGHTINGS}")
+    if noise_columns < 0:
+        raise DataError(f"noise_columns must be >= 0, got {noise_columns}")
+    x = features.values
+    n, d = x.shape
+    k = n_components if n_components > 0 else d + n_components
+    k = min(k, min(n, d) - 1)
+    if k < 1:
+        raise DataError(f"cannot compress a {n} x {d} feature table to {n_components} components")
+    if weighting == "tfidf":
+        m = sp.csr_matrix(x, dtype=np.float64)
+        df = np.asarray((m != 0).sum(axis=0)).ravel()
+        m = m @ sp.diags(np.log((1.0 + n) / (1.0 + df)) + 1.0)
+    elif weighting == "standardize":
+        dense = x.toarray() if sp.issparse(x) else np.asarray(x, np.float64)
+        m = sp.csr_matrix((dense - dense.mean(0)) / np.maximum(dense.std(0), 1e-6))
+    else:
+        m = sp.csr_matrix(x, dtype=np.float64)
+    rng = np.random.default_rng(random_state)
+    u, s, _ = svds(m, k=k, v0=rng.random(min(m.shape)))
+    order = np.argsort(-s)
+    cols = [(u[:, order] * s[order]).astype(np.float32)]
+    names = [f"svd{j}" for j in range(k)]
+    if noise_columns:
+        noise = np.random.default_rng(random_state).normal(0, 1, (n, noise_columns))  # its own stream
+        cols.append(noise.astype(np.float32))
+        names += [f"noise{j}" for j in range(noise_columns)]
+    return SideFeatures(np.hstack(cols), tuple(names))
+
+
+def drop_rare_columns(features: SideFeatures, min_df: int) -> SideFeatures:
+    """The table without the columns that fewer than ``min_df`` rows use (nonzero), e.g. tags
+    given to a single item; counted over the whole table (content only, no interactions).
+    ``min_df <= 1`` returns ``features`` unchanged."""
+    if min_df <= 1:
+        return features
+    x = features.values
+    df = np.asarray((x != 0).sum(axis=0)).ravel()
+    keep = np.flatnonzero(df >= min_df)
+    if len(keep) == 0:
+        raise DataError(f"no feature column is used by >= {min_df} rows")
+    vals = sp.csr_matrix(sp.csc_matrix(x)[:, keep]) if sp.issparse(x) else np.asarray(x)[:, keep]
+    return SideFeatures(vals, tuple(features.names[j] for j in keep))

@@ -368,3 +368,31 @@ def check_no_leakage(split: ColdStartSplit) -> None:
     src = split.source.user_items.copy()
     src.data[:] = 1
     assert (total != src).nnz == 0, "the parts do not add up to the source positives"
+
+
+def with_side_features(split: ColdStartSplit, *, item_features=None, user_features=None) -> ColdStartSplit:
+    """The same split with its item and / or user side features replaced in every part.
+
+    Parameters
+    ----------
+    split : ColdStartSplit
+    item_features, user_features : SideFeatures, optional
+        New tables over the split's item / user vocabulary (None keeps the current one).
+
+    Returns
+    -------
+    ColdStartSplit
+    """
+    import dataclasses
+
+    new = {}
+    for key, f, n in (("item_features", item_features, split.train.n_items),
+                      ("user_features", user_features, split.train.n_users)):
+        if f is not None:
+            if f.n_rows != n:
+                raise DataError(f"{key} have {f.n_rows} rows; the split's vocabulary has {n}")
+            new[key] = f
+    if not new:
+        return split
+    parts = {k: dataclasses.replace(getattr(split, k), **new) for k in ("train", "val", "test", "support", "source")}
+    return dataclasses.replace(split, **parts)

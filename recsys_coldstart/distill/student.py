@@ -47,8 +47,10 @@ from recsys_coldstart.towers.base import (
     duplicate_mask,
     log_popularity_prior,
     sample_warm,
+    tower_validation_plan,
     warm_mask,
 )
+from recsys_coldstart.train import log_key, score_factors
 from recsys_coldstart.towers.blocks import (
     Tower,
     drop_entries,
@@ -123,8 +125,8 @@ class StudentConfig(TowerConfig):
         gets a content map's estimate from its features (ridge, k-NN over features or the
         content-KNN-style history, chosen on val as the cold-start models choose theirs); users
         are the fold-in ``A mean_{j in H_u} m_j`` of their history's memory rows. The trained
-        parts (a linear item correction ``x W``, ``user_map`` starting at ``A``, the towers'
-        MLPs with zero output layers) start at that point, and early stopping (the start is a
+        parts (``user_map`` starting at ``A``, the towers' MLPs with zero output layers) start
+        at that point, and early stopping (the start is a
         candidate) never returns the student worse on val than that start. ``"random"``:
         randomly initialised towers.
     content_ridge : float
@@ -135,6 +137,12 @@ class StudentConfig(TowerConfig):
         The k-NN part's weight; None = chosen on val with the history option (0.5 without val).
     content_history : bool
         Offer the content-KNN-style history estimate as a candidate (with ``content_blend=None``).
+    keep_teacher : float or None
+        With a teacher and val data: widen the student from ``dim`` (doubling, up to the
+        teacher's width) until the teacher brought to that width keeps this share of its own
+        val score (:meth:`Student._choose_width`); the width used is ``dim_``. None = ``dim``.
+        A teacher whose quality needs many dimensions (CiteULike-a's 400-d ALS) cannot be held
+        by a 32-d student; this picks the smallest width that can, on val alone.
     fold_in_prior : float
         Ridge strength of the user fold-in ``A = (M^T M + fold_in_prior * tr(M^T M) / dim I)^-1``
         over the warm items' memory rows ``M`` (> 0).
@@ -161,6 +169,7 @@ class StudentConfig(TowerConfig):
     content_neighbors: int = field(default=20, metadata=at_least(0, integer=True))
     content_blend: float | None = field(default=None, metadata=between(0.0, 1.0, none=True))
     content_history: bool = True
+    keep_teacher: float | None = field(default=None, metadata=between(0.0, 1.0, low_open=True, none=True))
     fold_in_prior: float = field(default=0.1, metadata=greater_than(0))
 
     def __post_init__(self) -> None:
@@ -202,12 +211,13 @@ def student_split_defaults(split_kind: str, item_ids: bool) -> dict[str, Any]:
     ==========================  ======  ======  ======
 
     On an ``item-cold`` split a feature-only student starts at the teacher distilled in closed
-    form (``content_init="map"``, :func:`~recsys_coldstart.towers.blocks.linear_student_maps`), so
-    early stopping never returns it below that start on val. Measured
-    (``benchmarks/results/distill_coldstart_hold.md``, 3 seeds, cold-item test NDCG@20): on
-    ml-100k item-cold the 32-d student keeps 96.0% of the teacher (83.4% from random towers); on
-    CiteULike-a tags 72.1% (65.7% from random towers), and only a student as wide as the 400-d
-    teacher keeps it (98.3%, with 72% of its parameters).
+    form (``content_init="map"``, :meth:`Student._map_start`), so early stopping never returns it
+    below that start on val, and it widens from 32 until the teacher brought to its width keeps
+    95% of the teacher's val score (``keep_teacher=0.95``, :meth:`Student._choose_width`): on
+    ml-100k item-cold 32 dims suffice, on CiteULike-a (a 400-d ALS teacher over thousands of
+    tags) only the teacher's own width does. Measured in the issue-15 suite
+    (``benchmarks/suites/coldstart_hold.toml``, report in
+    ``benchmarks/results/report_coldstart_hold/``).
 
     Warm splits: nothing changes.
 
@@ -225,7 +235,7 @@ def student_split_defaults(split_kind: str, item_ids: bool) -> dict[str, Any]:
     if split_kind == "user-cold" and item_ids:
         return {"id_dropout": 0.0, "lam": 1.0}
     if split_kind == "item-cold" and not item_ids:
-        return {"content_init": "map"}
+        return {"content_init": "map", "keep_teacher": 0.95}
     return {}
 
 
@@ -280,28 +290,73 @@ class Student(TowerRecommender):
     def _build(self) -> None:
         c = self.config
         d_if = self.d_item_features_
-        id_w = c.dim if c.item_ids else 0
+        dim = self._width
+        id_w = dim if c.item_ids else 0
         if d_if == 0 and not c.item_ids:
             raise ValueError("a feature-only student needs item features; set item_ids=True")
         nets = {
-            "item_tower": Tower([id_w, d_if], c.hidden, c.dim),
-            "user_tower": Tower([d_if, id_w, self.d_user_features_], c.hidden, c.dim),
+            "item_tower": Tower([id_w, d_if], c.hidden, dim),
+            "user_tower": Tower([d_if, id_w, self.d_user_features_], c.hidden, dim),
         }
         if c.item_ids:
-            nets["item_emb"] = nn.Embedding(self.n_items_in_, c.dim)
+            nets["item_emb"] = nn.Embedding(self.n_items_in_, dim)
             nn.init.normal_(nets["item_emb"].weight, 0, 0.1)
         if c.item_bias:
             nets["item_bias"] = nn.Embedding(self.n_items_in_, 1)
             nn.init.zeros_(nets["item_bias"].weight)
         if c.tie_item_inputs and d_if:
             nets["user_tower"].inputs[0] = nets["item_tower"].inputs[1]  # one (d_item, h1) matrix
-        if c.content_init == "map":  # the start is fixed arrays (_map_start); these learn corrections
-            nets["item_map"] = nn.Linear(d_if, c.dim, bias=False)
-            nn.init.zeros_(nets["item_map"].weight)
-            nets["user_map"] = nn.Linear(c.dim, c.dim, bias=False)
+        if c.content_init == "map":  # the start is fixed arrays (_map_start); the MLPs learn corrections
+            nets["user_map"] = nn.Linear(dim, dim, bias=False)
             nets["item_tower"].zero_output_layer()
             nets["user_tower"].zero_output_layer()
         self._nets = nn.ModuleDict(nets)
+
+    @property
+    def _width(self) -> int:
+        """The student's width: ``dim_`` once fitted (``keep_teacher`` may widen it), else ``config.dim``."""
+        return int(getattr(self, "dim_", self.config.dim))
+
+    def _choose_width(self, train: Interactions, val: Interactions | None,
+                      factors: tuple[np.ndarray, np.ndarray]) -> int:
+        """``keep_teacher``: the narrowest width in ``dim, 2 dim, 4 dim, ...`` (capped at the
+        teacher's width ``p``) at which the teacher, brought to that width, keeps ``keep_teacher``
+        of the better of its own val score and its full-width score on the student's path.
+
+        At width ``r`` the teacher's item vectors (its new-item estimates included) go through
+        :func:`score_basis` and its users are the fold-in over the warm ones, as
+        :meth:`_map_start` starts the student: a student cannot start above that, so a width
+        whose projected teacher falls short is too narrow for this data. Scores are the
+        early-stopping metric on ``val``; without val positives ``dim`` is kept. Sets
+        ``width_val_`` ({width: val score}) and ``teacher_val_`` (the teacher's own).
+        """
+        c = self.config
+        U, V = (np.asarray(f, np.float64) for f in factors)
+        plan = tower_validation_plan(train, val, c.eval_k)
+        self.width_val_: dict[str, float] = {}
+        if plan is None:
+            return c.dim
+        key = log_key(c.val_metric, c.eval_k)
+        R = train.user_items.tocsr()
+        warm_items = np.flatnonzero(warm_mask(R, 0))
+        warm_users = np.flatnonzero(np.diff(R.indptr) > 0)
+        bag = row_normalize(R)
+        self.teacher_val_ = float(score_factors(plan, U.astype(np.float32), V.astype(np.float32))[key])
+        def at(width: int) -> float:
+            t = V @ score_basis(U[warm_users], V[warm_items], width)
+            users = np.asarray(bag @ np.where(self.warm_items_mask_[:, None], t, 0.0)) @ fold_in_inverse(
+                t[warm_items], c.fold_in_prior)
+            self.width_val_[str(width)] = float(score_factors(plan, users.astype(np.float32), t.astype(np.float32))[key])
+            return self.width_val_[str(width)]
+
+        full = max(V.shape[1], c.dim)
+        target = c.keep_teacher * max(self.teacher_val_, at(full))
+        w = c.dim
+        while w < full:
+            if at(w) >= target:
+                return w
+            w *= 2
+        return full
 
     def _map_start(self, train: Interactions, val: Interactions | None, factors: tuple[np.ndarray, np.ndarray],
                    itf, warm_items: np.ndarray) -> None:
@@ -316,14 +371,14 @@ class Student(TowerRecommender):
         3. Users: the fold-in ``A mean_{j in H_u} m_j`` over the warm items' memory rows
            (:func:`fold_in_inverse`), so a user needs no per-user parameter.
 
-        The trained parts (``item_map``, ``user_map``, the towers' MLPs) are corrections on top;
-        ``item_map`` and the MLPs' output layers start at zero, ``user_map`` at ``A``.
+        The trained parts (``user_map``, starting at ``A``, and the towers' MLPs, whose output
+        layers start at zero) are corrections on top.
         """
         c = self.config
         U, V = factors
         R = train.user_items.tocsr()
         warm_users = np.flatnonzero(np.diff(R.indptr) > 0)
-        t = (np.asarray(V, np.float64) @ score_basis(U[warm_users], V[warm_items], c.dim)).astype(np.float32)
+        t = (np.asarray(V, np.float64) @ score_basis(U[warm_users], V[warm_items], self._width)).astype(np.float32)
         warm = np.zeros(train.n_items, bool)
         warm[warm_items] = True
         a = fold_in_inverse(t[warm_items], c.fold_in_prior)
@@ -333,13 +388,6 @@ class Student(TowerRecommender):
         self.item_memory_ = np.where(warm[:, None], t, 0.0 if est is None else est).astype(np.float32)
         with torch.no_grad():
             self._nets["user_map"].weight.copy_(torch.from_numpy(a.astype(np.float32)))
-
-    def _map_items(self, feats: torch.Tensor | None) -> torch.Tensor | None:
-        """The trained item correction ``x W`` (b, dim) of scaled item features (dense or sparse), or None."""
-        if self.config.content_init != "map" or feats is None:
-            return None
-        w = self._nets["item_map"].weight  # (dim, d_if)
-        return torch.sparse.mm(feats, w.T) if feats.is_sparse else feats @ w.T
 
     def _item_start(self, idx: np.ndarray | None, feats, device) -> torch.Tensor | None:
         """The fixed start of items (b, dim) with ``content_init="map"``, else None.
@@ -366,18 +414,15 @@ class Student(TowerRecommender):
         x_id = None
         if self.config.item_ids:
             if idx is None:
-                x_id = torch.zeros(b, self.config.dim, device=device)
+                x_id = torch.zeros(b, self._width, device=device)
             else:
                 x_id = self._nets["item_emb"](torch.from_numpy(idx).to(device))
                 if keep_id is not None:
                     x_id = x_id * torch.from_numpy(keep_id).to(device)[:, None].float()
         f = to_torch(feats, device)
         out = self._nets["item_tower"]([x_id, f])
-        mapped = self._map_items(f)
-        if mapped is None:
-            return out
         start = self._item_start(idx, feats, device)
-        return out + mapped + (0.0 if start is None else start)
+        return out if start is None else out + start
 
     def _bag_projection(self) -> np.ndarray:
         """Per item, its contribution to the user tower's first layer, float32 (n_items, h1), and
@@ -493,17 +538,20 @@ class Student(TowerRecommender):
         uf = self._features(self._side_matrix(train, "user"), "user")
         # the user tower averages (scaled) item features over a history: kept with the model
         self.item_features_ = itf
+        factors = None if teacher is None else self._teacher_factors(teacher, train)
+        if c.content_init == "map" and factors is None:
+            raise ValueError("Student(content_init='map') needs fit(..., teacher=...): its start is the "
+                             "teacher's item vectors mapped from features")
+        self.dim_ = c.dim
+        if c.keep_teacher is not None and factors is not None:
+            self.dim_ = self._choose_width(train, val, factors)
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
             torch.random.manual_seed(int(rng.integers(2**31)))
             self._build()
-            factors = heads = None
-            if teacher is not None:
-                factors = self._teacher_factors(teacher, train)
-                heads = c.distill.heads(c.dim + int(c.item_bias), factors[0].shape[1], factors[1].shape[1])
+            heads = None
+            if factors is not None:
+                heads = c.distill.heads(self.dim_ + int(c.item_bias), factors[0].shape[1], factors[1].shape[1])
         if c.content_init == "map":
-            if factors is None:
-                raise ValueError("Student(content_init='map') needs fit(..., teacher=...): its start is the "
-                                 "teacher's item vectors mapped from features")
             self._map_start(train, val, factors, itf, np.flatnonzero(self.warm_items_mask_))
         if c.item_bias:  # log-popularity prior: b_i = tau * (log n_i - mean log n), 0 for cold items
             with torch.no_grad():

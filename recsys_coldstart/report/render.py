@@ -361,6 +361,112 @@ def _tradeoff_section(df: pd.DataFrame, figs: list) -> Section | None:
     return sec if len(sec.blocks) > 1 else None
 
 
+FLOOR_MODELS: tuple[str, ...] = ("content-knn", "feature-popularity")  # the no-training floors, first present wins
+STUDENT_KEEPS = 0.95  # the share of the teacher a student must keep
+
+
+def _config_epochs(cfg: Any) -> float:
+    return float(cfg.get("n_epochs", np.nan)) if isinstance(cfg, dict) else np.nan
+
+
+def _val_recall(v: Any) -> float:
+    return float(v.get("val_recall@20", np.nan)) if isinstance(v, dict) else np.nan
+
+
+def _start_section(df: pd.DataFrame) -> Section | None:
+    """Models that start at a closed-form point and train from it (the tower models): how far
+    training moved val from the start, and the cold-start checks of each (dataset, split): every
+    model >= the floor, the teacher >= the model it starts from (the row with ``n_epochs = 0`` and
+    the same init), the student >= 95% of the teacher, DropoutNet vs Heater."""
+    ok = df[(df.record_type == "metric") & (df.status == "ok")]
+    if "kept_start" not in ok or not ok["kept_start"].notna().any():
+        return None
+    sec = Section("Cold start: training from the start, floors, distillation")
+    sec.blocks.append(
+        "For every model that starts at a closed-form point (the content map on the init model's vectors, the "
+        "teacher distilled in closed form) and trains from it: test NDCG@20 on the cold segment, val Recall@20 "
+        "of the start and of the kept state (early stopping counts the start, so the kept state is never below "
+        "it on val), on how many seeds the start was kept (training did not improve val), and `parameters / "
+        "stored`: network weights / every number kept to serve (content maps' arrays and a student's item "
+        "memory included), with the width. A row with `n_epochs = 0` is the closed-form start itself. "
+        f"Checks: every model >= the floor ({' / '.join(FLOOR_MODELS)}); the teacher >= the `n_epochs = 0` row "
+        f"with the same init; the student >= {STUDENT_KEEPS:.0%} of the teacher; DropoutNet and Heater apart.")
+    for (dataset, split), g in ok.groupby(["dataset", "split"], sort=False):
+        prim = None
+        for seg in ("cold-item", "cold-user", "warm", "all"):
+            s = g[(g.segment == seg) & (g.metric == "ndcg") & (g.k == 20)]
+            if not s.empty:
+                prim = (seg, s)
+                break
+        if prim is None:
+            continue
+        seg, acc = prim
+        nd = acc.groupby("model").value.mean()
+        cells = g.drop_duplicates("cell")
+        rows, info = [], {}
+        for mdl, gm in cells.groupby("model", sort=False):
+            tower = gm["kept_start"].notna().any()
+            epochs = _config_epochs(gm["config"].iloc[0])
+            info[mdl] = {"tower": tower, "epochs": epochs, "role": gm["role"].dropna().iloc[0]
+                         if "role" in gm and gm["role"].notna().any() else None,
+                         "init": gm["teacher"].dropna().iloc[0] if "teacher" in gm and gm["teacher"].notna().any() else None,
+                         "name": gm["model_name"].iloc[0] if "model_name" in gm else mdl,
+                         "kept": gm["kept_start"].dropna().astype(bool)}
+            if not tower:
+                vtxt = kept = ptxt = "—"
+            else:
+                vs = float(np.nanmean([_val_recall(v) for v in gm["val_start"]]))
+                vb = float(np.nanmean([_val_recall(v) for v in gm["val_best"]]))
+                vtxt = f"{vs:.4f} → {vb:.4f}"
+                kept = f"{int(info[mdl]['kept'].sum())}/{len(info[mdl]['kept'])}"
+                par = pd.to_numeric(gm.get("n_params"), errors="coerce")
+                sto = pd.to_numeric(gm.get("n_stored"), errors="coerce")
+                dims = sorted({int(d) for d in pd.to_numeric(gm.get("dim"), errors="coerce").dropna()})
+                ptxt = (f"{int(par.mean()):,}" if par is not None and par.notna().any() else "—") + \
+                    (f" / {int(sto.mean()):,}" if sto is not None and sto.notna().any() else "") + \
+                    (f" ({'/'.join(map(str, dims))}-d)" if dims else "")
+            label = str(mdl) + (" (n_epochs = 0: the start)" if epochs == 0 else "")
+            a = acc[acc.model == mdl].value
+            rows.append([label, info[mdl]["role"] or "—", _fmt(*_mean_std(a)) if len(a) else "—", vtxt, kept, ptxt])
+        if not any(v["tower"] for v in info.values()):
+            continue
+        sec.blocks.append(Table(["model", "role", f"{seg} NDCG@20", "val R@20 start → kept", "kept start (seeds)",
+                                 "parameters / stored"], rows, caption=f"{dataset} — {split}"))
+        checks = []
+        floor = next((m for m in nd.index if info.get(m, {}).get("name") in FLOOR_MODELS), None)
+        towers = [m for m, v in info.items() if v["tower"] and m in nd.index]
+        if floor is not None:
+            checks.append(f"floor `{floor}` {nd[floor]:.4f}: " + ", ".join(
+                f"{m} {nd[m]:.4f} {'PASS' if nd[m] >= nd[floor] - 1e-9 else 'FAIL'}" for m in towers))
+        for t in [m for m in towers if info[m]["role"] == "teacher"]:
+            init = next((m for m in towers if info[m]["epochs"] == 0 and info[m]["init"] == info[t]["init"]), None)
+            if init is not None:
+                checks.append(f"teacher `{t}` {nd[t]:.4f} vs the start it trains from (`{init}`) {nd[init]:.4f}: "
+                              f"{'PASS' if nd[t] >= nd[init] - 1e-9 else 'FAIL'}")
+            for st in [m for m in towers if info[m]["role"] == "student" and info[m]["init"] == t]:
+                r = nd[st] / nd[t] if nd[t] > 0 else np.nan
+                size = ""
+                for col, what in (("n_params", "parameters"), ("n_stored", "stored numbers")):
+                    if col in cells:
+                        pt, ps = (pd.to_numeric(cells[cells.model == m][col], errors="coerce").mean() for m in (t, st))
+                        if np.isfinite(pt) and np.isfinite(ps) and pt > 0:
+                            size += f"{' and' if size else ' with'} {ps / pt:.1%} of its {what}"
+                checks.append(f"student `{st}` keeps {r:.1%} of the teacher{size}: "
+                              f"{'PASS' if r >= STUDENT_KEEPS else 'FAIL'} (>= {STUDENT_KEEPS:.0%})")
+        moved = {m: float((~info[m]["kept"]).mean()) for m in towers if info[m]["epochs"] != 0 and len(info[m]["kept"])}
+        if moved:
+            checks.append("training raised val over the start (share of seeds): " +
+                          ", ".join(f"{m} {v:.0%}" for m, v in moved.items()) +
+                          "; 0% means the model is its start on this data (its objective did not improve val)")
+        by_name = {info[m]["name"]: m for m in towers if info[m]["epochs"] != 0}
+        if "dropoutnet" in by_name and "heater" in by_name:
+            d, h = by_name["dropoutnet"], by_name["heater"]
+            checks.append(f"DropoutNet vs Heater: {'identical' if abs(nd[d] - nd[h]) < 1e-6 else 'differ'} "
+                          f"({nd[d]:.4f} / {nd[h]:.4f})")
+        sec.blocks.extend(f"- {c}" for c in checks)
+    return sec if len(sec.blocks) > 1 else None
+
+
 def _training_section(df: pd.DataFrame, figs: list) -> Section | None:
     cur = df[(df.record_type == "curve") & (df.status == "ok")]
     if cur.empty or "curve" not in cur:
@@ -549,7 +655,7 @@ def build_report(df: pd.DataFrame, *, title: str = "Benchmark report", notes: st
                       "*default*, or *no parameters*; only rows of one budget share a table.")
     acc.blocks.extend(accuracy_tables(df))
     sections.append(acc)
-    for build in (_failures_section,):
+    for build in (_failures_section, _start_section):
         s = build(df)
         if s is not None:
             sections.append(s)

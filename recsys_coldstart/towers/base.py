@@ -387,6 +387,21 @@ class TowerRecommender(EmbeddingRecommender):
         self._check_fitted("item_factors_")
         return int(sum(p.numel() for p in self._nets.parameters()))
 
+    @property
+    def n_stored(self) -> int:
+        """Numbers kept to serve new users and items: :attr:`n_parameters` plus the fitted arrays
+        of the content maps (``*_cmap_*_``: ridge weights, the warm rows' features (stored entries
+        of sparse ones) and vectors the k-NN and history parts read) and a student's
+        ``item_memory_``."""
+        total = self.n_parameters
+        for name, value in vars(self).items():
+            if name.endswith("_") and ("_cmap_" in name or name == "item_memory_"):
+                if sp.issparse(value):
+                    total += int(value.nnz)
+                elif isinstance(value, np.ndarray):
+                    total += int(value.size)
+        return int(total)
+
     def _save_extra(self, folder: Path) -> None:
         torch.save(self._nets.state_dict(), Path(folder) / WEIGHTS_FILE)
 

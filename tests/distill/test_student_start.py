@@ -155,3 +155,25 @@ def test_map_start_chooses_its_content_map_on_val(item_cold):
         assert float(st.item_cmap_hist_weight_) == float(best.split("_")[1])
     # before training the student scores val exactly as the chosen option did
     assert st.val_start_["val_recall@20"] == pytest.approx(scores[best], abs=1e-9)
+
+
+def test_keep_teacher_widens_the_student_only_as_far_as_the_teacher_needs(item_cold):
+    # Known answers: a teacher whose scores have rank 4 is kept exactly at width 4, so even
+    # keep_teacher=0.999 stays at dim=4; a full-rank 12-d teacher needs more than 4 dims for
+    # 0.999 of its val score (the ladder is 4, 8, then the teacher's 12), and a tiny share keeps 4.
+    rng = np.random.default_rng(1)
+    u, v, _ = _linear_teacher(item_cold, width=12)
+    low = (v @ rng.normal(size=(12, 4)) @ rng.normal(size=(4, 12))).astype(np.float32)
+    st = Student(**MAP, dim=4, keep_teacher=0.999, fold_in_prior=1e-9).fit(
+        item_cold.train, val=item_cold.val, teacher=(u, low))
+    assert st.dim_ == 4 and st.item_factors_.shape[1] == 4
+    assert st.width_val_["4"] == pytest.approx(st.width_val_["12"], abs=1e-9)  # nothing lost at width 4
+    wide = Student(**MAP, dim=4, keep_teacher=0.999).fit(item_cold.train, val=item_cold.val, teacher=(u, v))
+    ref = max(wide.teacher_val_, wide.width_val_["12"])
+    assert wide.width_val_["4"] < 0.999 * ref
+    assert wide.dim_ in (8, 12) and wide.item_factors_.shape[1] == wide.dim_
+    assert wide.dim_ == 12 or wide.width_val_["8"] >= 0.999 * ref
+    assert Student(**MAP, dim=4, keep_teacher=1e-6).fit(item_cold.train, val=item_cold.val,
+                                                        teacher=(u, v)).dim_ == 4
+    with pytest.raises(ValueError, match="keep_teacher"):
+        Student(keep_teacher=0.0)
