@@ -426,6 +426,8 @@ def _start_section(df: pd.DataFrame) -> Section | None:
                     (f" / {int(sto.mean()):,}" if sto is not None and sto.notna().any() else "") + \
                     (f" ({'/'.join(map(str, dims))}-d)" if dims else "")
             label = str(mdl) + (" (n_epochs = 0: the start)" if epochs == 0 else "")
+            if tower and epochs != 0 and len(info[mdl]["kept"]) and info[mdl]["kept"].all():
+                label += " = its start (training did not improve val on any seed)"
             a = acc[acc.model == mdl].value
             rows.append([label, info[mdl]["role"] or "—", _fmt(*_mean_std(a)) if len(a) else "—", vtxt, kept, ptxt])
         if not any(v["tower"] for v in info.values()):
