@@ -482,7 +482,8 @@ def run_hold(cell: str, seed: int, data_dir: str, epochs: int, n_support: int, m
         train, val=val, init_factors=als, **sup))
     # item-cold: the feature-only student starts at the teacher distilled in closed form (split
     # defaults); with wide sparse features (CiteULike's tags) its wide first layer is stored once
-    student = {**common, **student_split_defaults(kind, hybrid), "tie_item_inputs": heavy and not hybrid}
+    student = {**common, **student_split_defaults(kind, hybrid), "tie_item_inputs": heavy and not hybrid,
+               "keep_teacher": None}  # fixed widths here: 32 and the teacher's (the suite lets it choose)
     fit("student-score", lambda: Student(item_ids=hybrid, **student).fit(
         train, val=val, teacher=models["teacher"], **sup))
     if kind == "item-cold":  # the same student as wide as the teacher: what width keeping it costs

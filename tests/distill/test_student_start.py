@@ -177,3 +177,15 @@ def test_keep_teacher_widens_the_student_only_as_far_as_the_teacher_needs(item_c
                                                         teacher=(u, v)).dim_ == 4
     with pytest.raises(ValueError, match="keep_teacher"):
         Student(keep_teacher=0.0)
+
+
+def test_a_widened_student_round_trips(item_cold, tmp_path):
+    u, v, _ = _linear_teacher(item_cold, width=12)
+    st = Student(**MAP, dim=4, keep_teacher=0.999).fit(item_cold.train, val=item_cold.val, teacher=(u, v))
+    assert st.dim_ > st.config.dim  # widened past the config's dim
+    loaded = load_model(save_model(st, tmp_path / "wide-student"))
+    assert loaded.dim_ == st.dim_
+    users = np.arange(20)
+    np.testing.assert_allclose(loaded.score(users), st.score(users), rtol=1e-5, atol=1e-6)
+    feats = item_cold.train.item_features.values[:5]
+    np.testing.assert_allclose(loaded.embed_items(feats), st.embed_items(feats), rtol=1e-5, atol=1e-6)
