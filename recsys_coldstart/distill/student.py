@@ -50,7 +50,6 @@ from recsys_coldstart.towers.base import (
     tower_validation_plan,
     warm_mask,
 )
-from recsys_coldstart.train import log_key, score_factors
 from recsys_coldstart.towers.blocks import (
     Tower,
     drop_entries,
@@ -58,9 +57,11 @@ from recsys_coldstart.towers.blocks import (
     fold_in_inverse,
     row_normalize,
     score_basis,
+    score_directions,
     to_torch,
 )
 from recsys_coldstart.towers.losses import sampled_softmax_loss
+from recsys_coldstart.train import log_key, score_factors
 
 logger = logging.getLogger(__name__)
 
@@ -69,8 +70,9 @@ class StudentConfig(TowerConfig):
     """Configuration of :class:`Student`.
 
     The training settings (``n_epochs``, ``lr``, ``batch_size``, ``patience``, ``n_negatives``),
-    the new-user fold-in (``fold_in``, ``fold_in_k``, ``fold_in_ridge``), ``random_state``,
-    ``device`` and ``show_progress`` are the fields of
+    the new-user fold-in (``fold_in``, ``fold_in_k``, ``fold_in_ridge``), the content map's
+    settings (``content_ridge``, ``content_neighbors``, ``content_blend``, ``content_history``),
+    ``random_state``, ``device`` and ``show_progress`` are the fields of
     :class:`~recsys_coldstart.towers.base.TowerConfig` (``lr`` defaults to 3e-3 here), validated at construction.
 
     Attributes
@@ -129,14 +131,6 @@ class StudentConfig(TowerConfig):
         at that point, and early stopping (the start is a
         candidate) never returns the student worse on val than that start. ``"random"``:
         randomly initialised towers.
-    content_ridge : float
-        Ridge strength of the content map's linear part on the scaled features (> 0).
-    content_neighbors : int
-        Neighbours of the content map's k-NN part (0 = ridge only).
-    content_blend : float or None
-        The k-NN part's weight; None = chosen on val with the history option (0.5 without val).
-    content_history : bool
-        Offer the content-KNN-style history estimate as a candidate (with ``content_blend=None``).
     keep_teacher : float or None
         With a teacher and val data: widen the student from ``dim`` (doubling, up to the
         teacher's width) until the teacher brought to that width keeps this share of its own
@@ -165,10 +159,6 @@ class StudentConfig(TowerConfig):
     lr: float = field(default=3e-3, metadata=greater_than(0))
     weight_decay: float = field(default=0.0, metadata=at_least(0))
     content_init: str = field(default="random", metadata=one_of(*CONTENT_INIT_MODES))
-    content_ridge: float = field(default=5.0, metadata=greater_than(0))
-    content_neighbors: int = field(default=20, metadata=at_least(0, integer=True))
-    content_blend: float | None = field(default=None, metadata=between(0.0, 1.0, none=True))
-    content_history: bool = True
     keep_teacher: float | None = field(default=None, metadata=between(0.0, 1.0, low_open=True, none=True))
     fold_in_prior: float = field(default=0.1, metadata=greater_than(0))
 
@@ -319,39 +309,47 @@ class Student(TowerRecommender):
         """The student's width: ``dim_`` once fitted (``keep_teacher`` may widen it), else ``config.dim``."""
         return int(getattr(self, "dim_", self.config.dim))
 
+    def _teacher_at(self, R: sp.csr_matrix, factors: tuple[np.ndarray, np.ndarray], directions: np.ndarray,
+                    width: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The teacher brought to ``width`` on the student's path: item vectors ``T = V P`` (float32,
+        (n_items, width); ``P`` from :func:`score_basis` over ``directions``, the teacher's
+        :func:`score_directions`), the fold-in inverse ``A`` over the warm rows of ``T``
+        (:func:`fold_in_inverse`, float64 (width, width)) and the users ``A mean_{j in H_u} t_j``
+        of the train bags ``R`` (float32, (n_users, width))."""
+        U, V = factors
+        warm = self.warm_items_mask_
+        t = (np.asarray(V, np.float64) @ score_basis(U, V, width, directions)).astype(np.float32)
+        a = fold_in_inverse(t[warm], self.config.fold_in_prior)
+        users = (np.asarray(row_normalize(R) @ np.where(warm[:, None], t, 0.0)) @ a).astype(np.float32)
+        return t, a, users
+
     def _choose_width(self, train: Interactions, val: Interactions | None,
-                      factors: tuple[np.ndarray, np.ndarray]) -> int:
+                      factors: tuple[np.ndarray, np.ndarray], directions: np.ndarray) -> int:
         """``keep_teacher``: the narrowest width in ``dim, 2 dim, 4 dim, ...`` (capped at the
         teacher's width ``p``) at which the teacher, brought to that width, keeps ``keep_teacher``
         of the better of its own val score and its full-width score on the student's path.
 
-        At width ``r`` the teacher's item vectors (its new-item estimates included) go through
-        :func:`score_basis` and its users are the fold-in over the warm ones, as
+        At width ``r`` the teacher is :meth:`_teacher_at` (its new-item estimates included), as
         :meth:`_map_start` starts the student: a student cannot start above that, so a width
         whose projected teacher falls short is too narrow for this data. Scores are the
         early-stopping metric on ``val``; without val positives ``dim`` is kept. Sets
         ``width_val_`` ({width: val score}) and ``teacher_val_`` (the teacher's own).
         """
         c = self.config
-        U, V = (np.asarray(f, np.float64) for f in factors)
         plan = tower_validation_plan(train, val, c.eval_k)
         self.width_val_: dict[str, float] = {}
         if plan is None:
             return c.dim
         key = log_key(c.val_metric, c.eval_k)
         R = train.user_items.tocsr()
-        warm_items = np.flatnonzero(warm_mask(R, 0))
-        warm_users = np.flatnonzero(np.diff(R.indptr) > 0)
-        bag = row_normalize(R)
-        self.teacher_val_ = float(score_factors(plan, U.astype(np.float32), V.astype(np.float32))[key])
+        self.teacher_val_ = float(score_factors(plan, *factors)[key])
+
         def at(width: int) -> float:
-            t = V @ score_basis(U[warm_users], V[warm_items], width)
-            users = np.asarray(bag @ np.where(self.warm_items_mask_[:, None], t, 0.0)) @ fold_in_inverse(
-                t[warm_items], c.fold_in_prior)
-            self.width_val_[str(width)] = float(score_factors(plan, users.astype(np.float32), t.astype(np.float32))[key])
+            t, _, users = self._teacher_at(R, factors, directions, width)
+            self.width_val_[str(width)] = float(score_factors(plan, users, t)[key])
             return self.width_val_[str(width)]
 
-        full = max(V.shape[1], c.dim)
+        full = max(factors[1].shape[1], c.dim)
         target = c.keep_teacher * max(self.teacher_val_, at(full))
         w = c.dim
         while w < full:
@@ -361,11 +359,12 @@ class Student(TowerRecommender):
         return full
 
     def _map_start(self, train: Interactions, val: Interactions | None, factors: tuple[np.ndarray, np.ndarray],
-                   itf, warm_items: np.ndarray) -> None:
+                   directions: np.ndarray) -> None:
         """``content_init="map"``: start at the teacher distilled in closed form.
 
-        1. The teacher's item vectors ``V`` go to the student's width by :func:`score_basis` (the
-           best rank-``dim`` approximation of the teacher's scores on its warm users), ``T = V P``.
+        1. The teacher brought to the student's width (:meth:`_teacher_at`: its item vectors on
+           the first ``dim`` of its :func:`score_directions`, the best rank-``dim``
+           approximation of its scores on its warm users), ``T = V P``.
         2. ``item_memory_`` (n_items, dim): ``T`` for the warm items; a content map from their
            scaled features to ``T`` (ridge / k-NN over features / content-KNN-style history,
            chosen on ``val`` as the cold-start models choose theirs, :meth:`_fit_content_maps`)
@@ -376,15 +375,8 @@ class Student(TowerRecommender):
         The trained parts (``user_map``, starting at ``A``, and the towers' MLPs, whose output
         layers start at zero) are corrections on top.
         """
-        c = self.config
-        U, V = factors
-        R = train.user_items.tocsr()
-        warm_users = np.flatnonzero(np.diff(R.indptr) > 0)
-        t = (np.asarray(V, np.float64) @ score_basis(U[warm_users], V[warm_items], self._width)).astype(np.float32)
-        warm = np.zeros(train.n_items, bool)
-        warm[warm_items] = True
-        a = fold_in_inverse(t[warm_items], c.fold_in_prior)
-        users = (np.asarray(row_normalize(R) @ np.where(warm[:, None], t, 0.0)) @ a).astype(np.float32)
+        warm = self.warm_items_mask_
+        t, a, users = self._teacher_at(train.user_items.tocsr(), factors, directions, self._width)
         self._fit_content_maps(train, {"item": (t, warm), "user": (users, np.zeros(train.n_users, bool))}, val)
         est = self._train_est.get("item")
         self.item_memory_ = np.where(warm[:, None], t, 0.0 if est is None else est).astype(np.float32)
@@ -544,9 +536,13 @@ class Student(TowerRecommender):
         if c.content_init == "map" and factors is None:
             raise ValueError("Student(content_init='map') needs fit(..., teacher=...): its start is the "
                              "teacher's item vectors mapped from features")
+        directions = None
+        if factors is not None and (c.content_init == "map" or c.keep_teacher is not None):
+            # one SVD for every width tried and the start: the teacher's score directions
+            directions = score_directions(factors[0][np.diff(R.indptr) > 0], factors[1][self.warm_items_mask_])
         self.dim_ = c.dim
         if c.keep_teacher is not None and factors is not None:
-            self.dim_ = self._choose_width(train, val, factors)
+            self.dim_ = self._choose_width(train, val, factors, directions)
         with torch.random.fork_rng(devices=[]):  # seeded init without touching the global RNG
             torch.random.manual_seed(int(rng.integers(2**31)))
             self._build()
@@ -554,7 +550,7 @@ class Student(TowerRecommender):
             if factors is not None:
                 heads = c.distill.heads(self.dim_ + int(c.item_bias), factors[0].shape[1], factors[1].shape[1])
         if c.content_init == "map":
-            self._map_start(train, val, factors, itf, np.flatnonzero(self.warm_items_mask_))
+            self._map_start(train, val, factors, directions)
         if c.item_bias:  # log-popularity prior: b_i = tau * (log n_i - mean log n), 0 for cold items
             with torch.no_grad():
                 self._nets["item_bias"].weight.copy_(torch.from_numpy(

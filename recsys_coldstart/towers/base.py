@@ -210,34 +210,6 @@ class TowerConfig(Config):
     device : str
         ``"auto"``, ``"cpu"`` or ``"cuda"``.
     show_progress : bool
-    """
-
-    n_epochs: int = field(default=30, metadata=at_least(0, integer=True))
-    lr: float = field(default=1e-3, metadata=greater_than(0))
-    batch_size: int = field(default=1024, metadata=at_least(1, integer=True))
-    patience: int | None = field(default=5, metadata=at_least(1, integer=True, none=True))
-    val_metric: str = field(default="recall", metadata=one_of(*VAL_METRICS))
-    eval_k: int = field(default=20, metadata=at_least(1, integer=True))
-    n_negatives: int = field(default=256, metadata=at_least(0, integer=True))
-    fold_in: str = field(default="ridge", metadata=one_of(*TOWER_FOLD_IN_MODES))
-    fold_in_k: int = field(default=3, metadata=at_least(1, integer=True))
-    fold_in_ridge: float = field(default=10.0, metadata=at_least(0))
-    random_state: int | None = 0
-    device: str = "auto"
-    show_progress: bool = False
-
-
-@dataclass(frozen=True)
-class ColdStartTowerConfig(TowerConfig):
-    """:class:`TowerConfig` plus the fields of the models built on pretrained vectors and a content map.
-
-    Shared by :class:`~recsys_coldstart.coldstart.DropoutNet`,
-    :class:`~recsys_coldstart.coldstart.Heater` and :class:`~recsys_coldstart.coldstart.ALDI`.
-
-    Attributes
-    ----------
-    base_dim : int
-        Rank of the SVD vectors used when ``fit`` gets no ``init_factors`` (>= 1).
     content_init : {"map", "random"}
         ``"map"``: start from the closed-form content map
         (:class:`~recsys_coldstart.towers.blocks.ContentMap`) fitted on the warm rows (each model
@@ -257,12 +229,40 @@ class ColdStartTowerConfig(TowerConfig):
         content-KNN's signal on the same features (dense or sparse).
     """
 
-    base_dim: int = field(default=64, metadata=at_least(1, integer=True))
+    n_epochs: int = field(default=30, metadata=at_least(0, integer=True))
+    lr: float = field(default=1e-3, metadata=greater_than(0))
+    batch_size: int = field(default=1024, metadata=at_least(1, integer=True))
+    patience: int | None = field(default=5, metadata=at_least(1, integer=True, none=True))
+    val_metric: str = field(default="recall", metadata=one_of(*VAL_METRICS))
+    eval_k: int = field(default=20, metadata=at_least(1, integer=True))
+    n_negatives: int = field(default=256, metadata=at_least(0, integer=True))
+    fold_in: str = field(default="ridge", metadata=one_of(*TOWER_FOLD_IN_MODES))
+    fold_in_k: int = field(default=3, metadata=at_least(1, integer=True))
+    fold_in_ridge: float = field(default=10.0, metadata=at_least(0))
+    random_state: int | None = 0
+    device: str = "auto"
+    show_progress: bool = False
     content_init: str = field(default="map", metadata=one_of(*CONTENT_INIT_MODES))
     content_ridge: float = field(default=5.0, metadata=greater_than(0))
     content_neighbors: int = field(default=20, metadata=at_least(0, integer=True))
     content_blend: float | None = field(default=None, metadata=between(0.0, 1.0, none=True))
     content_history: bool = True
+
+
+@dataclass(frozen=True)
+class ColdStartTowerConfig(TowerConfig):
+    """:class:`TowerConfig` plus the SVD fallback of the models built on pretrained vectors.
+
+    Shared by :class:`~recsys_coldstart.coldstart.DropoutNet`,
+    :class:`~recsys_coldstart.coldstart.Heater` and :class:`~recsys_coldstart.coldstart.ALDI`.
+
+    Attributes
+    ----------
+    base_dim : int
+        Rank of the SVD vectors used when ``fit`` gets no ``init_factors`` (>= 1).
+    """
+
+    base_dim: int = field(default=64, metadata=at_least(1, integer=True))
 
 
 class TowerRecommender(EmbeddingRecommender):

@@ -303,16 +303,17 @@ def ridge_map(features: np.ndarray | sp.spmatrix, targets: np.ndarray, ridge: fl
     return np.asarray(w, np.float32)
 
 
-def score_basis(user_vectors: np.ndarray, item_vectors: np.ndarray, dim: int) -> np.ndarray:
-    """A (d0, dim) map ``P`` of item vectors (n, d0) to width ``dim`` that keeps the best rank-``dim``
-    approximation of the scores ``U V^T`` (Eckart & Young 1936), float64.
+def score_directions(user_vectors: np.ndarray, item_vectors: np.ndarray) -> np.ndarray:
+    """Directions of the item space ordered by how much of the scores ``U V^T`` they carry, float64
+    (d0, d0): the first ``dim`` columns ``P`` keep the best rank-``dim`` approximation of the scores
+    (Eckart & Young 1936) as items ``V P``.
 
     With ``C = U^T U / m`` the users' second moment, ``U V^T = (U C^{-1/2}) (V C^{1/2})^T`` and the
     users' factor has orthogonal columns, so the best rank-``dim`` approximation keeps the top-``dim``
     right singular vectors ``Q`` of ``V C^{1/2}``: items ``V P`` with ``P = C^{1/2} Q``, users
     ``U C^{-1/2} Q`` (which a least-squares fold-in over ``V P`` recovers). Unlike the items' own
     principal directions (:func:`principal_basis`) it weighs each direction by how much the users
-    use it. When ``dim >= d0``: the identity padded with zero columns (every score kept).
+    use it.
 
     Parameters
     ----------
@@ -320,24 +321,44 @@ def score_basis(user_vectors: np.ndarray, item_vectors: np.ndarray, dim: int) ->
         The users whose scores matter (e.g. the warm users).
     item_vectors : np.ndarray, shape (n, d0)
         The items that span the layout (e.g. the warm items).
+
+    Returns
+    -------
+    np.ndarray of float64, shape (d0, d0)
+    """
+    v = np.asarray(item_vectors, np.float64)
+    u = np.asarray(user_vectors, np.float64)
+    if u.shape[1] != v.shape[1]:
+        raise ValueError(f"user vectors are {u.shape[1]} wide, item vectors {v.shape[1]}")
+    w, q = np.linalg.eigh(u.T @ u / max(len(u), 1))
+    w = np.clip(w, max(float(w.max()), 1.0) * 1e-12, None)
+    half = (q * np.sqrt(w)) @ q.T
+    _, _, vt = np.linalg.svd(v @ half, full_matrices=False)
+    return half @ vt.T
+
+
+def score_basis(user_vectors: np.ndarray, item_vectors: np.ndarray, dim: int,
+                directions: np.ndarray | None = None) -> np.ndarray:
+    """A (d0, dim) map ``P`` of item vectors (n, d0) to width ``dim`` that keeps the best rank-``dim``
+    approximation of the scores ``U V^T``: the first ``dim`` of :func:`score_directions`; when
+    ``dim >= d0`` the identity padded with zero columns (every score kept). float64.
+
+    Parameters
+    ----------
+    user_vectors : np.ndarray, shape (m, d0)
+    item_vectors : np.ndarray, shape (n, d0)
     dim : int
+    directions : np.ndarray, shape (d0, d0), optional
+        :func:`score_directions` of the same vectors, when already computed (several widths).
 
     Returns
     -------
     np.ndarray of float64, shape (d0, dim)
     """
-    v = np.asarray(item_vectors, np.float64)
-    u = np.asarray(user_vectors, np.float64)
-    d0 = v.shape[1]
-    if u.shape[1] != d0:
-        raise ValueError(f"user vectors are {u.shape[1]} wide, item vectors {d0}")
+    d0 = np.shape(item_vectors)[1]
     if dim >= d0:
         return np.eye(d0, dim)
-    w, q = np.linalg.eigh(u.T @ u / max(len(u), 1))
-    w = np.clip(w, max(float(w.max()), 1.0) * 1e-12, None)
-    half = (q * np.sqrt(w)) @ q.T
-    _, _, vt = np.linalg.svd(v @ half, full_matrices=False)
-    return half @ vt[:dim].T
+    return (score_directions(user_vectors, item_vectors) if directions is None else directions)[:, :dim]
 
 
 def fold_in_inverse(item_vectors: np.ndarray, prior: float = 0.1) -> np.ndarray:
