@@ -12,6 +12,7 @@ import scipy.sparse as sp
 from recsys_coldstart.base import BaseRecommender
 from recsys_coldstart.baselines.knn import topk_item_similarity
 from recsys_coldstart.config import Config, at_least
+from recsys_coldstart.data.features import clipped_idf
 from recsys_coldstart.data.interactions import Interactions
 from recsys_coldstart.exceptions import DataError
 from recsys_coldstart.sparse import as_observed, binary_csr, l2_normalize_rows
@@ -92,12 +93,7 @@ class ContentKNN(BaseRecommender):
             raise DataError(f"ContentKNN needs item features; dataset {train.name!r} has none")
         f = feats.values
         if cfg.idf:
-            df = (np.asarray((f != 0).sum(axis=0)).ravel() if sp.issparse(f)
-                  else (f != 0).sum(axis=0)).astype(np.float64)
-            w = np.log(f.shape[0] / (1.0 + df)).clip(min=0.0).astype(np.float32)
-            # features on every item get idf 0; if that kills everything, fall back to no idf
-            if not (w > 0).any():
-                w = np.ones_like(w)
+            w = clipped_idf(f)  # features on every item get idf 0 (all ones if that kills everything)
             f = sp.csr_matrix(f) @ sp.diags(w) if sp.issparse(f) else f * w[None, :]
         self.item_features_ = l2_normalize_rows(f)
         self.user_items_ = binary_csr(train.user_items)

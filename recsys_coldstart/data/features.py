@@ -74,6 +74,32 @@ class SideFeatures:
         return f"SideFeatures({self.n_rows}x{self.n_features}, {kind})"
 
 
+def column_counts(x: np.ndarray | sp.spmatrix) -> np.ndarray:
+    """Rows with a nonzero entry in each column (a feature table's document frequency), int64 (d,).
+
+    Parameters
+    ----------
+    x : np.ndarray or scipy sparse, shape (n, d)
+    """
+    if sp.issparse(x):
+        m = sp.csr_matrix(x)
+        return np.bincount(m.indices[m.data != 0], minlength=m.shape[1]).astype(np.int64)
+    return np.count_nonzero(np.asarray(x), axis=0).astype(np.int64)
+
+
+def smooth_idf(x: np.ndarray | sp.spmatrix) -> np.ndarray:
+    """Smoothed inverse document frequency ``log((1 + n) / (1 + df_j)) + 1`` of each column of a
+    feature table (n, d) (scikit-learn's ``smooth_idf``), float64 (d,); never zero."""
+    return np.log((1.0 + x.shape[0]) / (1.0 + column_counts(x))) + 1.0
+
+
+def clipped_idf(x: np.ndarray | sp.spmatrix) -> np.ndarray:
+    """Content-KNN's idf ``log(n / (1 + df_j))`` clipped at 0 (a feature on nearly every row weighs
+    nothing), all ones when that would zero every column; float32 (d,) for a table (n, d)."""
+    w = np.log(x.shape[0] / (1.0 + column_counts(x))).clip(min=0.0).astype(np.float32)
+    return w if (w > 0).any() else np.ones_like(w)
+
+
 FEATURE_WEIGHTINGS = ("tfidf", "standardize", "none")
 
 
@@ -119,9 +145,7 @@ def compress_features(features: SideFeatures, n_components: int, *, weighting: s
     if k < 1:
         raise DataError(f"cannot compress a {n} x {d} feature table to {n_components} components")
     if weighting == "tfidf":
-        m = sp.csr_matrix(x, dtype=np.float64)
-        df = np.asarray((m != 0).sum(axis=0)).ravel()
-        m = m @ sp.diags(np.log((1.0 + n) / (1.0 + df)) + 1.0)
+        m = sp.csr_matrix(x, dtype=np.float64) @ sp.diags(smooth_idf(x))
     elif weighting == "standardize":
         dense = x.toarray() if sp.issparse(x) else np.asarray(x, np.float64)
         m = sp.csr_matrix((dense - dense.mean(0)) / np.maximum(dense.std(0), 1e-6))
@@ -146,8 +170,7 @@ def drop_rare_columns(features: SideFeatures, min_df: int) -> SideFeatures:
     if min_df <= 1:
         return features
     x = features.values
-    df = np.asarray((x != 0).sum(axis=0)).ravel()
-    keep = np.flatnonzero(df >= min_df)
+    keep = np.flatnonzero(column_counts(x) >= min_df)
     if len(keep) == 0:
         raise DataError(f"no feature column is used by >= {min_df} rows")
     vals = sp.csr_matrix(sp.csc_matrix(x)[:, keep]) if sp.issparse(x) else np.asarray(x)[:, keep]

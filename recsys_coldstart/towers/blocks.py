@@ -25,7 +25,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from recsys_coldstart.data.features import SideFeatures
+from recsys_coldstart.data.features import SideFeatures, clipped_idf, smooth_idf
 from recsys_coldstart.sparse import binary_csr, l2_normalize_rows
 
 
@@ -434,8 +434,7 @@ class ContentMap:
         ``binary=None``: binarise for the k-NN similarity iff ``features`` is sparse."""
         binary = sp.issparse(features) if binary is None else binary
         x = sp.csr_matrix(features, dtype=np.float32)
-        df = np.bincount(x.indices[x.data != 0], minlength=x.shape[1])
-        idf = np.log((1.0 + x.shape[0]) / (1.0 + df)).astype(np.float32) + 1.0
+        idf = smooth_idf(x).astype(np.float32)
         return cls(ridge_map(x, targets, ridge), idf, cls._normalised(x, idf, binary), targets, n_neighbors,
                    blend, binary)
 
@@ -503,10 +502,7 @@ class ContentMap:
         ``idf = log(n / (1 + df))`` clipped at 0 (all ones when that kills every column), then L2
         row normalisation. Returns the normalised rows (CSR float32, (n, d)) and the idf (d,)."""
         x = sp.csr_matrix(features, dtype=np.float32)
-        df = np.bincount(x.indices[x.data != 0], minlength=x.shape[1]).astype(np.float64)
-        w = np.log(x.shape[0] / (1.0 + df)).clip(min=0.0).astype(np.float32)
-        if not (w > 0).any():
-            w = np.ones_like(w)
+        w = clipped_idf(x)
         return l2_normalize_rows(x @ sp.diags(w)), w
 
     def fit_history(self, features: np.ndarray | sp.spmatrix, interactions: sp.spmatrix, other_targets: np.ndarray,

@@ -11,7 +11,14 @@ from recsys_coldstart.bench import parse_suite, read_results, run_suite
 from recsys_coldstart.bench.loading import SplitCache
 from recsys_coldstart.cli.registry import model_classes, policy_classes
 from recsys_coldstart.data import make_split, make_synthetic
-from recsys_coldstart.data.features import SideFeatures, compress_features, drop_rare_columns
+from recsys_coldstart.data.features import (
+    SideFeatures,
+    clipped_idf,
+    column_counts,
+    compress_features,
+    drop_rare_columns,
+    smooth_idf,
+)
 from recsys_coldstart.data.splits import with_side_features
 from recsys_coldstart.exceptions import DataError
 from recsys_coldstart.report.render import build_report, load_records, to_markdown
@@ -36,6 +43,14 @@ def test_compress_features_and_drop_rare_columns():
     assert compress_features(dense, -1, weighting="standardize").values.shape == (40, 5)
     with pytest.raises(DataError, match="weighting"):
         compress_features(f, 4, weighting="bm25")
+    # document frequencies and the two idf weightings, sparse and dense alike
+    dense_x = x.toarray()
+    np.testing.assert_array_equal(column_counts(x), (dense_x != 0).sum(axis=0))
+    np.testing.assert_array_equal(column_counts(dense_x), column_counts(x))
+    np.testing.assert_allclose(smooth_idf(x), np.log(51.0 / (1.0 + (dense_x != 0).sum(axis=0))) + 1.0)
+    np.testing.assert_allclose(clipped_idf(x), np.log(50.0 / (1.0 + (dense_x != 0).sum(axis=0))).clip(min=0.0),
+                               rtol=1e-6)
+    np.testing.assert_array_equal(clipped_idf(np.ones((4, 3))), np.ones(3))  # everywhere: no weighting
     kept = drop_rare_columns(f, 12)
     df = np.asarray((x != 0).sum(axis=0)).ravel()
     assert kept.n_features == int((df >= 12).sum())
