@@ -509,7 +509,6 @@ def run_hold(cell: str, seed: int, data_dir: str, epochs: int, n_support: int, m
                "map_option": str(getattr(m, f"{'item' if kind == 'item-cold' else 'user'}_cmap_val_", "")),
                "fit_seconds": secs[name], "epochs": epochs, "base_dim": base_dim, "command": current_command(),
                "n_parameters": int(m.n_parameters) if hasattr(m, "_nets") else None,
-               "n_stored": int(m.n_stored) if hasattr(m, "_nets") else None,
                "dim": int(m.item_factors_.shape[1]) if hasattr(m, "item_factors_") else None}
         out.append(row)
         print(f"  {cell} seed {seed} {name}: NDCG@20 {row['ndcg@20']:.4f} val start {row['val_recall@20_start']:.4f} "
@@ -518,30 +517,9 @@ def run_hold(cell: str, seed: int, data_dir: str, epochs: int, n_support: int, m
     return out
 
 
-STUDENT_WIDTHS = ("student-score", "student-wide")  # narrow first
-
-
-def with_chosen_student(df: pd.DataFrame, keep: float = 0.95) -> pd.DataFrame:
-    """``df`` plus one ``student`` row per (cell, seed): the narrowest student width run
-    (:data:`STUDENT_WIDTHS`) whose kept val Recall@20 is at least ``keep`` times the teacher's,
-    else the one with the best val: the width a user would deploy, chosen on val alone (test
-    numbers never enter the choice). ``chosen`` names the width picked."""
-    rows = []
-    for (_, _), g in df.groupby(["cell", "seed"], sort=False):
-        by = {m: g[g.model == m].iloc[0] for m in STUDENT_WIDTHS if (g.model == m).any()}
-        if not by or not (g.model == "teacher").any():
-            continue
-        tv = float(g[g.model == "teacher"]["val_recall@20_best"].iloc[0])
-        ok = [m for m in STUDENT_WIDTHS if m in by and by[m]["val_recall@20_best"] >= keep * tv]
-        pick = ok[0] if ok else max(by, key=lambda m: by[m]["val_recall@20_best"])
-        rows.append({**by[pick].to_dict(), "model": "student", "chosen": pick})
-    return pd.concat([df, pd.DataFrame(rows)], ignore_index=True) if rows else df
-
-
 def hold_report(df: pd.DataFrame) -> str:
     """Markdown of the issue-15 cells: per cell and model, mean test NDCG@20, val start -> best, kept start,
     and the checks (learned >= floor, teacher >= init model, student >= 95% teacher, training moves val)."""
-    df = with_chosen_student(df[df.model != "student"])
     lines = ["# Cold-start models and distillation on data we did not tune on (issue 15)", "",
              "Commands: " + ", ".join(f"`{c}`" for c in df["command"].unique()), "",
              "Test NDCG@20 / Recall@20 on the cold segment (`cold-item`: ranked among the cold items; "
@@ -555,15 +533,11 @@ def hold_report(df: pd.DataFrame) -> str:
              "user-cold the tower models validate the cold val users on the K items they revealed (the test's "
              "path) and the student is the hybrid one with the user-cold defaults (no ID dropout, lambda 1). "
              "On item-cold the student is feature-only and starts at the teacher distilled in closed form "
-             "(`content_init=\"map\"`, the item-cold split default: the teacher's warm item vectors on its best "
-             "rank-`dim` score basis as the student's item memory, a content map from features to that memory "
-             "for every other item, chosen on val, and the ALS fold-in over the memory for users); "
-             "`student-score` is 32 wide, `student-wide` as wide as the teacher, and `student` is, per seed, the "
-             "narrowest of the two whose val Recall@20 is >= 95% of the teacher's (else the better on val): the "
-             "width chosen on val alone, which the checks use. `parameters / stored` is `n_parameters` (the "
-             "networks' weights: towers, ID tables, the student's corrections) / all numbers kept to serve "
-             "(plus the content maps' ridge weights, the warm rows' features and vectors their k-NN part reads, "
-             "and the student's item memory). "
+             "(`content_init=\"map\"`: ridge item map onto the teacher's top principal directions, ALS fold-in "
+             "users; the item-cold split default); `student-score` is 32 wide, `student-wide` as wide as the "
+             "teacher. `parameters` is `n_parameters`, the networks' weights (towers, ID tables, the student's maps); "
+             "it does not count the arrays a content map keeps for its k-NN part (the warm rows' features and "
+             "vectors), which the map-started models and the teacher also serve from. "
              "No row is tuned: every model runs with its library defaults, and every learned one trains for "
              "at most the same number of epochs (`epochs` in the JSON, patience 2; no time cap).", ""]
     checks = []
@@ -571,8 +545,7 @@ def hold_report(df: pd.DataFrame) -> str:
         seeds = sorted(int(x) for x in g.seed.unique())
         base = sorted(int(x) for x in g["base_dim"].dropna().unique()) if "base_dim" in g else []
         lines += [f"## {cell} (seeds {seeds}{', base ALS(' + '/'.join(map(str, base)) + ')' if base else ''})", "",
-                  "| model | NDCG@20 | Recall@20 | val R@20 start -> best | kept start (seeds) | "
-                  "parameters / stored (width) | "
+                  "| model | NDCG@20 | Recall@20 | val R@20 start -> best | kept start (seeds) | parameters (width) | "
                   "map options on val R@20 (first seed) |",
                   "| --- | --- | --- | --- | --- | --- | --- |"]
         nd = {}
@@ -592,18 +565,11 @@ def hold_report(df: pd.DataFrame) -> str:
                 d = ast.literal_eval(gm["map_option"].iloc[0])
                 opt = ", ".join(f"{k} {v:.3f}" for k, v in d.items()) + f" -> **{max(d, key=d.get)}**"
             params = gm["n_parameters"].dropna() if "n_parameters" in gm else pd.Series(dtype=float)
-            stored = gm["n_stored"].dropna() if "n_stored" in gm else pd.Series(dtype=float)
-            stxt = f" / {int(stored.mean()):,}" if len(stored) else ""
-            dims = sorted({int(x) for x in gm["dim"].dropna()})
-            ptxt = f"{int(params.mean()):,}{stxt} ({'/'.join(map(str, dims))}-d)" if len(params) else "-"
-            if model == "student" and "chosen" in gm:
-                label = "student (width chosen on val: " + ", ".join(
-                    f"{k} {v}" for k, v in gm["chosen"].value_counts().sort_index().items()) + ")"
+            ptxt = f"{int(params.mean()):,} ({int(gm['dim'].dropna().iloc[0])}-d)" if len(params) else "-"
             lines.append(f"| {label} | {_mean_std(gm['ndcg@20'])} | {_mean_std(gm['recall@20'])} | {vtxt} | {kept} | "
                          f"{ptxt} | {opt} |")
         floor = "content-knn" if "content-knn" in nd else "feature-popularity"
-        learned = [m for m in ("dropoutnet", "heater", "aldi", "teacher", "student", "student-score", "student-wide")
-                   if m in nd]
+        learned = [m for m in ("dropoutnet", "heater", "aldi", "teacher", "student-score", "student-wide") if m in nd]
         fl = nd.get(floor, np.nan)
         checks.append(f"- **{cell}**: floor `{floor}` {fl:.4f}; " + ", ".join(
             f"{m} {nd[m]:.4f} {'PASS' if nd[m] >= fl - 1e-9 else 'FAIL'}" for m in learned))
@@ -611,17 +577,14 @@ def hold_report(df: pd.DataFrame) -> str:
             checks.append(f"  - teacher {nd['teacher']:.4f} vs its init model (content-map) {nd['content-map']:.4f}: "
                           f"{'PASS' if nd['teacher'] >= nd['content-map'] - 1e-9 else 'FAIL'} (test); on val the kept state is "
                           "never below the start by construction")
-        for st in ("student", "student-score", "student-wide"):
+        for st in ("student-score", "student-wide"):
             if st in nd and "teacher" in nd:
                 r = nd[st] / nd["teacher"] if nd["teacher"] > 0 else np.nan
                 size = ""
-                for col, what in (("n_parameters", "parameters"), ("n_stored", "stored numbers")):
-                    if col in g:
-                        pt, ps = (g[g.model == m][col].mean() for m in ("teacher", st))
-                        if np.isfinite(pt) and np.isfinite(ps):
-                            size += f"{' and' if size else ' with'} {ps / pt:.1%} of its {what}"
-                verdict = f"{'PASS' if r >= 0.95 else 'FAIL'} (>= 95%)" if st == "student" else "(width shown for reference)"
-                checks.append(f"  - {st} keeps {r:.1%} of the teacher{size}: {verdict}")
+                if "n_parameters" in g:
+                    pt, ps = (g[g.model == m]["n_parameters"].mean() for m in ("teacher", st))
+                    size = f" with {ps / pt:.1%} of its parameters" if np.isfinite(pt) and np.isfinite(ps) else ""
+                checks.append(f"  - {st} keeps {r:.1%} of the teacher{size}: {'PASS' if r >= 0.95 else 'FAIL'} (>= 95%)")
         moved = g[g.model.isin(["dropoutnet", "heater", "aldi", "teacher", "student-score", "student-wide"])
                   & g["kept_start"].notna()]
         if len(moved):

@@ -4,10 +4,11 @@ models in records, and the report's cold-start checks."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from recsys_coldstart.bench import parse_suite, read_results, run_suite
+from recsys_coldstart.bench import parse_suite, read_results, run_suite, suite_cells
 from recsys_coldstart.bench.loading import SplitCache
 from recsys_coldstart.cli.registry import model_classes, policy_classes
 from recsys_coldstart.data import make_split, make_synthetic
@@ -78,7 +79,7 @@ def _suite(models):
 
 def test_a_dataset_variant_loads_its_source_with_compressed_features():
     suite = parse_suite(_suite([{"name": "content-knn"}]), models=model_classes())
-    cells = {c.dataset.name: c for c in __import__("recsys_coldstart.bench", fromlist=["suite_cells"]).suite_cells(suite)}
+    cells = {c.dataset.name: c for c in suite_cells(suite)}
     cache = SplitCache()
     plain = cache.get(cells["synthetic"])
     svd = cache.get(cells["synthetic/svd4"])
@@ -112,7 +113,7 @@ def test_start_fields_in_records_and_the_reports_cold_start_checks(tmp_path):
     assert st.n_stored > st.n_params > 0  # the item memory and the content map are stored on top
     cm = met[met.model == "content-map"].iloc[0]
     assert bool(cm.kept_start)  # n_epochs = 0: the start is all there is
-    assert pd_isna(met[met.model == "content-knn"].iloc[0].get("kept_start"))
+    assert pd.isna(met[met.model == "content-knn"].iloc[0].get("kept_start"))
     text = to_markdown(build_report(load_records(tmp_path)))
     sec = text.split("## Cold start: training from the start")[1].split("\n## ")[0]
     assert "content-map (n_epochs = 0: the start)" in sec
@@ -124,9 +125,3 @@ def test_start_fields_in_records_and_the_reports_cold_start_checks(tmp_path):
     nd = met.groupby("model").value.mean()
     verdict = "PASS" if nd["teacher"] >= nd["content-map"] - 1e-9 else "FAIL"
     assert f"{nd['teacher']:.4f} vs the start it trains from (`content-map`) {nd['content-map']:.4f}: {verdict}" in sec
-
-
-def pd_isna(v) -> bool:
-    import pandas as pd
-
-    return v is None or bool(pd.isna(v))
