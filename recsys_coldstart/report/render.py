@@ -174,6 +174,20 @@ def _fmt(mean: float, std: float, n: int) -> str:
     return f"{mean:.4f} ± {std:.4f}" if n > 1 else f"{mean:.4f}"
 
 
+def budget_groups(g: pd.DataFrame) -> list[tuple[str, list[str], list[str]]]:
+    """The comparable groups of one (dataset, split)'s records: ``(budget, models, left out)`` per
+    :func:`comparison_group` (tuned with one budget, default, capped), parameter-free models in
+    every group, capped last; ``left out`` names the other groups' models with their budget."""
+    groups = {str(mdl): comparison_group(gm) for mdl, gm in g.groupby("model")}
+    budgets = sorted({v for v in groups.values() if v != "no parameters"}, key=lambda b: (b == "capped",
+                                                                                     b == "default", b))
+    out = []
+    for budget in budgets or ["no parameters"]:
+        keep = [m for m, b in groups.items() if b == budget or b == "no parameters"]
+        out.append((budget, keep, sorted(f"{m} ({b})" for m, b in groups.items() if m not in keep)))
+    return out
+
+
 def accuracy_tables(df: pd.DataFrame, *, metrics: Sequence[str] = TABLE_METRICS,
                     ks: Sequence[int] | None = None) -> list[Any]:
     """Tables per (dataset, split): mean ± std over seeds, best mean per column in bold.
@@ -190,15 +204,10 @@ def accuracy_tables(df: pd.DataFrame, *, metrics: Sequence[str] = TABLE_METRICS,
         sel = sel[sel.k.isin(list(ks))]
     out: list[Any] = []
     for (dataset, split), g in sel.groupby(["dataset", "split"], sort=True):
-        groups = {str(mdl): comparison_group(gm) for mdl, gm in g.groupby("model")}
-        budgets = sorted({v for v in groups.values() if v != "no parameters"}, key=lambda b: (b == "capped",
-                                                                                         b == "default", b))
-        budgets = budgets or ["no parameters"]
-        for budget in budgets:
-            keep = [m for m, b in groups.items() if b == budget or b == "no parameters"]
-            left = sorted(f"{m} ({b})" for m, b in groups.items() if m not in keep)
+        groups = budget_groups(g)
+        for budget, keep, left in groups:
             caption = f"{dataset} — split {split}: mean ± std over seeds (test set); best in bold"
-            if len(budgets) > 1:
+            if len(groups) > 1:
                 caption += f" — {budget}"
             sub = g[g.model.astype(str).isin(keep)]
             segments = sorted(sub.segment.unique(), key=lambda x: (_SEGMENT_ORDER.get(x, 9), x))
@@ -365,107 +374,114 @@ FLOOR_MODELS: tuple[str, ...] = ("content-knn", "feature-popularity")  # the no-
 STUDENT_KEEPS = 0.95  # the share of the teacher a student must keep
 
 
-def _config_epochs(cfg: Any) -> float:
-    return float(cfg.get("n_epochs", np.nan)) if isinstance(cfg, dict) else np.nan
+def _start_info(gm: pd.DataFrame) -> dict[str, Any]:
+    """What the start section reads off one model's cell records (one per seed)."""
+    def first(col: str) -> Any:
+        return gm[col].dropna().iloc[0] if col in gm and gm[col].notna().any() else None
+
+    cfg = gm["config"].iloc[0]
+    return {"tower": gm["kept_start"].notna().any(), "role": first("role"), "init": first("teacher"),
+            "name": first("model_name"), "kept": gm["kept_start"].dropna().astype(bool),
+            "epochs": float(cfg.get("n_epochs", np.nan)) if isinstance(cfg, dict) else np.nan}
 
 
-def _val_recall(v: Any) -> float:
-    return float(v.get("val_recall@20", np.nan)) if isinstance(v, dict) else np.nan
+def _start_row(mdl: str, gm: pd.DataFrame, info: dict[str, Any], acc: pd.Series) -> list[str]:
+    """One table row: label, role, test accuracy, val start -> kept, kept-start seeds, parameters / stored."""
+    def val_recall(col: str) -> float:
+        return float(np.nanmean([v.get("val_recall@20", np.nan) if isinstance(v, dict) else np.nan for v in gm[col]]))
+
+    label = str(mdl) + (" (n_epochs = 0: the start)" if info["epochs"] == 0 else "")
+    vtxt = kept = ptxt = "—"
+    if info["tower"]:
+        if info["epochs"] != 0 and len(info["kept"]) and info["kept"].all():
+            label += " = its start (training did not improve val on any seed)"
+        vtxt = f"{val_recall('val_start'):.4f} → {val_recall('val_best'):.4f}"
+        kept = f"{int(info['kept'].sum())}/{len(info['kept'])}"
+        par, sto, dim = (pd.to_numeric(gm.get(c), errors="coerce") for c in ("n_params", "n_stored", "dim"))
+        dims = sorted({int(d) for d in dim.dropna()}) if dim is not None else []
+        ptxt = (f"{int(par.mean()):,}" if par is not None and par.notna().any() else "—") + \
+            (f" / {int(sto.mean()):,}" if sto is not None and sto.notna().any() else "") + \
+            (f" ({'/'.join(map(str, dims))}-d)" if dims else "")
+    return [label, info["role"] or "—", _fmt(*_mean_std(acc)) if len(acc) else "—", vtxt, kept, ptxt]
+
+
+def _start_checks(info: dict[str, dict[str, Any]], nd: pd.Series, cells: pd.DataFrame) -> list[str]:
+    """The cold-start checks of one comparable group, from its mean test accuracies ``nd``."""
+    def verdict(ok: bool) -> str:
+        return "PASS" if ok else "FAIL"
+
+    checks = []
+    towers = [m for m, v in info.items() if v["tower"] and m in nd.index]
+    floor = next((m for m in nd.index if info.get(m, {}).get("name") in FLOOR_MODELS), None)
+    if floor is not None:
+        checks.append(f"floor `{floor}` {nd[floor]:.4f}: " + ", ".join(
+            f"{m} {nd[m]:.4f} {verdict(nd[m] >= nd[floor] - 1e-9)}" for m in towers))
+    for t in [m for m in towers if info[m]["role"] == "teacher"]:
+        init = next((m for m in towers if info[m]["epochs"] == 0 and info[m]["init"] == info[t]["init"]), None)
+        if init is not None:
+            checks.append(f"teacher `{t}` {nd[t]:.4f} vs the start it trains from (`{init}`) {nd[init]:.4f}: "
+                          f"{verdict(nd[t] >= nd[init] - 1e-9)}")
+        for st in [m for m in towers if info[m]["role"] == "student" and info[m]["init"] == t]:
+            size = ""
+            for col, what in (("n_params", "parameters"), ("n_stored", "stored numbers")):
+                if col in cells:
+                    pt, ps = (pd.to_numeric(cells[cells.model == m][col], errors="coerce").mean() for m in (t, st))
+                    if np.isfinite(pt) and np.isfinite(ps) and pt > 0:
+                        size += f"{' and' if size else ' with'} {ps / pt:.1%} of its {what}"
+            r = nd[st] / nd[t] if nd[t] > 0 else np.nan
+            checks.append(f"student `{st}` keeps {r:.1%} of the teacher{size}: "
+                          f"{verdict(r >= STUDENT_KEEPS)} (>= {STUDENT_KEEPS:.0%})")
+    moved = {m: float((~info[m]["kept"]).mean()) for m in towers if info[m]["epochs"] != 0 and len(info[m]["kept"])}
+    if moved:
+        checks.append("training raised val over the start (share of seeds): " +
+                      ", ".join(f"{m} {v:.0%}" for m, v in moved.items()) +
+                      "; 0% means the model is its start on this data (its objective did not improve val)")
+    by_name = {info[m]["name"]: m for m in towers if info[m]["epochs"] != 0}
+    if "dropoutnet" in by_name and "heater" in by_name:
+        d, h = by_name["dropoutnet"], by_name["heater"]
+        checks.append(f"DropoutNet vs Heater: {'identical' if abs(nd[d] - nd[h]) < 1e-6 else 'differ'} "
+                      f"({nd[d]:.4f} / {nd[h]:.4f})")
+    return checks
 
 
 def _start_section(df: pd.DataFrame) -> Section | None:
     """Models that start at a closed-form point and train from it (the tower models): how far
-    training moved val from the start, and the cold-start checks of each (dataset, split): every
-    model >= the floor, the teacher >= the model it starts from (the row with ``n_epochs = 0`` and
-    the same init), the student >= 95% of the teacher, DropoutNet vs Heater."""
+    training moved val from the start, and the cold-start checks of each (dataset, split) and
+    comparable group (:func:`budget_groups`: a tuned row is never checked against an untuned or
+    time-capped one): every model >= the floor, the teacher >= the model it starts from (the row
+    with ``n_epochs = 0`` and the same init), the student >= 95% of the teacher, DropoutNet vs Heater."""
     ok = df[(df.record_type == "metric") & (df.status == "ok")]
     if "kept_start" not in ok or not ok["kept_start"].notna().any():
         return None
     sec = Section("Cold start: training from the start, floors, distillation")
     sec.blocks.append(
         "For every model that starts at a closed-form point (the content map on the init model's vectors, the "
-        "teacher distilled in closed form) and trains from it: test NDCG@20 on the cold segment, val Recall@20 "
-        "of the start and of the kept state (early stopping counts the start, so the kept state is never below "
-        "it on val), on how many seeds the start was kept (training did not improve val), and `parameters / "
-        "stored`: network weights / every number kept to serve (content maps' arrays and a student's item "
-        "memory included), with the width. A row with `n_epochs = 0` is the closed-form start itself. "
-        f"Checks: every model >= the floor ({' / '.join(FLOOR_MODELS)}); the teacher >= the `n_epochs = 0` row "
-        f"with the same init; the student >= {STUDENT_KEEPS:.0%} of the teacher; DropoutNet and Heater apart.")
+        "teacher distilled in closed form) and trains from it: test accuracy on the split's primary segment, "
+        "val Recall@20 of the start and of the kept state (early stopping counts the start, so the kept state "
+        "is never below it on val), on how many seeds the start was kept (training did not improve val), and "
+        "`parameters / stored`: network weights / every number kept to serve (content maps' arrays and a "
+        "student's item memory included), with the width. A row with `n_epochs = 0` is the closed-form start "
+        f"itself. Checks: every model >= the floor ({' / '.join(FLOOR_MODELS)}); the teacher >= the `n_epochs = 0` "
+        f"row with the same init; the student >= {STUDENT_KEEPS:.0%} of the teacher; DropoutNet and Heater apart. "
+        "Rows of different tuning budgets (or time-capped) get separate tables and are never checked together.")
     for (dataset, split), g in ok.groupby(["dataset", "split"], sort=False):
-        prim = None
-        for seg in ("cold-item", "cold-user", "warm", "all"):
-            s = g[(g.segment == seg) & (g.metric == "ndcg") & (g.k == 20)]
-            if not s.empty:
-                prim = (seg, s)
-                break
+        prim = _primary_accuracy(g)
         if prim is None:
             continue
-        seg, acc = prim
-        nd = acc.groupby("model").value.mean()
-        cells = g.drop_duplicates("cell")
-        rows, info = [], {}
-        for mdl, gm in cells.groupby("model", sort=False):
-            tower = gm["kept_start"].notna().any()
-            epochs = _config_epochs(gm["config"].iloc[0])
-            info[mdl] = {"tower": tower, "epochs": epochs, "role": gm["role"].dropna().iloc[0]
-                         if "role" in gm and gm["role"].notna().any() else None,
-                         "init": gm["teacher"].dropna().iloc[0] if "teacher" in gm and gm["teacher"].notna().any() else None,
-                         "name": gm["model_name"].iloc[0] if "model_name" in gm else mdl,
-                         "kept": gm["kept_start"].dropna().astype(bool)}
-            if not tower:
-                vtxt = kept = ptxt = "—"
-            else:
-                vs = float(np.nanmean([_val_recall(v) for v in gm["val_start"]]))
-                vb = float(np.nanmean([_val_recall(v) for v in gm["val_best"]]))
-                vtxt = f"{vs:.4f} → {vb:.4f}"
-                kept = f"{int(info[mdl]['kept'].sum())}/{len(info[mdl]['kept'])}"
-                par = pd.to_numeric(gm.get("n_params"), errors="coerce")
-                sto = pd.to_numeric(gm.get("n_stored"), errors="coerce")
-                dims = sorted({int(d) for d in pd.to_numeric(gm.get("dim"), errors="coerce").dropna()})
-                ptxt = (f"{int(par.mean()):,}" if par is not None and par.notna().any() else "—") + \
-                    (f" / {int(sto.mean()):,}" if sto is not None and sto.notna().any() else "") + \
-                    (f" ({'/'.join(map(str, dims))}-d)" if dims else "")
-            label = str(mdl) + (" (n_epochs = 0: the start)" if epochs == 0 else "")
-            if tower and epochs != 0 and len(info[mdl]["kept"]) and info[mdl]["kept"].all():
-                label += " = its start (training did not improve val on any seed)"
-            a = acc[acc.model == mdl].value
-            rows.append([label, info[mdl]["role"] or "—", _fmt(*_mean_std(a)) if len(a) else "—", vtxt, kept, ptxt])
-        if not any(v["tower"] for v in info.values()):
-            continue
-        sec.blocks.append(Table(["model", "role", f"{seg} NDCG@20", "val R@20 start → kept", "kept start (seeds)",
-                                 "parameters / stored"], rows, caption=f"{dataset} — {split}"))
-        checks = []
-        floor = next((m for m in nd.index if info.get(m, {}).get("name") in FLOOR_MODELS), None)
-        towers = [m for m, v in info.items() if v["tower"] and m in nd.index]
-        if floor is not None:
-            checks.append(f"floor `{floor}` {nd[floor]:.4f}: " + ", ".join(
-                f"{m} {nd[m]:.4f} {'PASS' if nd[m] >= nd[floor] - 1e-9 else 'FAIL'}" for m in towers))
-        for t in [m for m in towers if info[m]["role"] == "teacher"]:
-            init = next((m for m in towers if info[m]["epochs"] == 0 and info[m]["init"] == info[t]["init"]), None)
-            if init is not None:
-                checks.append(f"teacher `{t}` {nd[t]:.4f} vs the start it trains from (`{init}`) {nd[init]:.4f}: "
-                              f"{'PASS' if nd[t] >= nd[init] - 1e-9 else 'FAIL'}")
-            for st in [m for m in towers if info[m]["role"] == "student" and info[m]["init"] == t]:
-                r = nd[st] / nd[t] if nd[t] > 0 else np.nan
-                size = ""
-                for col, what in (("n_params", "parameters"), ("n_stored", "stored numbers")):
-                    if col in cells:
-                        pt, ps = (pd.to_numeric(cells[cells.model == m][col], errors="coerce").mean() for m in (t, st))
-                        if np.isfinite(pt) and np.isfinite(ps) and pt > 0:
-                            size += f"{' and' if size else ' with'} {ps / pt:.1%} of its {what}"
-                checks.append(f"student `{st}` keeps {r:.1%} of the teacher{size}: "
-                              f"{'PASS' if r >= STUDENT_KEEPS else 'FAIL'} (>= {STUDENT_KEEPS:.0%})")
-        moved = {m: float((~info[m]["kept"]).mean()) for m in towers if info[m]["epochs"] != 0 and len(info[m]["kept"])}
-        if moved:
-            checks.append("training raised val over the start (share of seeds): " +
-                          ", ".join(f"{m} {v:.0%}" for m, v in moved.items()) +
-                          "; 0% means the model is its start on this data (its objective did not improve val)")
-        by_name = {info[m]["name"]: m for m in towers if info[m]["epochs"] != 0}
-        if "dropoutnet" in by_name and "heater" in by_name:
-            d, h = by_name["dropoutnet"], by_name["heater"]
-            checks.append(f"DropoutNet vs Heater: {'identical' if abs(nd[d] - nd[h]) < 1e-6 else 'differ'} "
-                          f"({nd[d]:.4f} / {nd[h]:.4f})")
-        sec.blocks.extend(f"- {c}" for c in checks)
+        label, acc = prim
+        groups = budget_groups(g)
+        for budget, models, _ in groups:
+            cells = g[g.model.astype(str).isin(models)].drop_duplicates("cell")
+            info = {str(m): _start_info(gm) for m, gm in cells.groupby("model", sort=False)}
+            if not any(v["tower"] for v in info.values()):
+                continue
+            sub = acc[acc.model.astype(str).isin(models)]
+            rows = [_start_row(m, cells[cells.model.astype(str) == m], info[m], sub[sub.model.astype(str) == m].value)
+                    for m in info]
+            caption = f"{dataset} — {split}" + (f" — {budget}" if len(groups) > 1 else "")
+            sec.blocks.append(Table(["model", "role", f"{label} (test)", "val R@20 start → kept",
+                                     "kept start (seeds)", "parameters / stored"], rows, caption=caption))
+            sec.blocks.extend(f"- {c}" for c in _start_checks(info, sub.groupby("model").value.mean(), cells))
     return sec if len(sec.blocks) > 1 else None
 
 

@@ -125,3 +125,25 @@ def test_start_fields_in_records_and_the_reports_cold_start_checks(tmp_path):
     nd = met.groupby("model").value.mean()
     verdict = "PASS" if nd["teacher"] >= nd["content-map"] - 1e-9 else "FAIL"
     assert f"{nd['teacher']:.4f} vs the start it trains from (`content-map`) {nd['content-map']:.4f}: {verdict}" in sec
+
+
+def test_start_checks_never_mix_budgets(tmp_path):
+    # a time-capped teacher gets its own table: it is never checked against the default rows
+    models = [
+        {"name": "content-knn"},
+        {"name": "als", "label": "als-16", "config": {"dim": 16}},
+        {"name": "dropoutnet", "label": "content-map", "teacher": "als-16", "config": {"n_epochs": 0, "pref_dim": 16}},
+        {"name": "teacher", "role": "teacher", "teacher": "als-16", "config": {"n_epochs": 1, "dim": 16, "hidden": [16]}},
+    ]
+    suite = parse_suite(_suite(models), models=model_classes())
+    run_suite(suite, tmp_path, models=model_classes(), policies=policy_classes(), only="synthetic__*")
+    df = load_records(tmp_path)
+    df.loc[df.model == "teacher", "capped"] = True
+    df.loc[df.model == "teacher", "max_train_seconds"] = 5.0
+    sec = to_markdown(build_report(df)).split("## Cold start: training from the start")[1].split("\n## ")[0]
+    captions = [line for line in sec.splitlines() if line.startswith("**")]
+    assert captions == ["**synthetic — item-cold — default**", "**synthetic — item-cold — capped**"]
+    default, capped = sec.split("**synthetic — item-cold — default**")[1].split("**synthetic — item-cold — capped**")
+    assert "floor `content-knn`" in default and "content-map" in default
+    assert "teacher" not in default  # the capped teacher is never shown or checked beside default rows
+    assert "teacher `teacher`" not in capped and "floor" not in capped  # nothing to compare it with
