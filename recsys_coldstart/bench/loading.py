@@ -143,6 +143,7 @@ class SplitCache:
 
     def get(self, cell) -> Any:
         """The :class:`ColdStartSplit` of ``cell`` (its dataset, split spec and seed)."""
+        # options may hold tables (feature options): keyed by their repr, not hashed
         key = (cell.dataset.name, cell.split, cell.seed, repr(sorted(cell.dataset.options.items())))
         if key in self._splits:
             return self._splits[key]

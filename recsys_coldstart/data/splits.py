@@ -8,7 +8,7 @@ of the source lands in exactly one of ``train``, ``val``, ``test`` and ``support
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -376,15 +376,14 @@ def with_side_features(split: ColdStartSplit, *, item_features=None, user_featur
     Parameters
     ----------
     split : ColdStartSplit
-    item_features, user_features : SideFeatures, optional
+    item_features : SideFeatures of shape (n_items, d_item), optional
+    user_features : SideFeatures of shape (n_users, d_user), optional
         New tables over the split's item / user vocabulary (None keeps the current one).
 
     Returns
     -------
     ColdStartSplit
     """
-    import dataclasses
-
     new = {}
     for key, f, n in (("item_features", item_features, split.train.n_items),
                       ("user_features", user_features, split.train.n_users)):
@@ -394,5 +393,5 @@ def with_side_features(split: ColdStartSplit, *, item_features=None, user_featur
             new[key] = f
     if not new:
         return split
-    parts = {k: dataclasses.replace(getattr(split, k), **new) for k in ("train", "val", "test", "support", "source")}
-    return dataclasses.replace(split, **parts)
+    parts = {k: replace(getattr(split, k), **new) for k in ("train", "val", "test", "support", "source")}
+    return replace(split, **parts)
