@@ -87,10 +87,13 @@ def column_counts(x: np.ndarray | sp.spmatrix) -> np.ndarray:
     return np.count_nonzero(np.asarray(x), axis=0).astype(np.int64)
 
 
-def smooth_idf(x: np.ndarray | sp.spmatrix) -> np.ndarray:
+def smooth_idf(x: np.ndarray | sp.spmatrix, dtype: type = np.float64) -> np.ndarray:
     """Smoothed inverse document frequency ``log((1 + n) / (1 + df_j)) + 1`` of each column of a
-    feature table (n, d) (scikit-learn's ``smooth_idf``), float64 (d,); never zero."""
-    return np.log((1.0 + x.shape[0]) / (1.0 + column_counts(x))) + 1.0
+    feature table (n, d) (scikit-learn's ``smooth_idf``), (d,) in ``dtype``; never zero. The log is
+    rounded to ``dtype`` before the 1 is added, so a float32 idf is bit-identical to the one the
+    content maps have always used (binary features tie often: a last-bit change reorders
+    neighbours)."""
+    return np.log((1.0 + x.shape[0]) / (1.0 + column_counts(x))).astype(dtype) + 1.0
 
 
 def clipped_idf(x: np.ndarray | sp.spmatrix) -> np.ndarray:

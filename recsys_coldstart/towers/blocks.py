@@ -434,7 +434,7 @@ class ContentMap:
         ``binary=None``: binarise for the k-NN similarity iff ``features`` is sparse."""
         binary = sp.issparse(features) if binary is None else binary
         x = sp.csr_matrix(features, dtype=np.float32)
-        idf = smooth_idf(x).astype(np.float32)
+        idf = smooth_idf(x, np.float32)
         return cls(ridge_map(x, targets, ridge), idf, cls._normalised(x, idf, binary), targets, n_neighbors,
                    blend, binary)
 
